@@ -1,0 +1,138 @@
+"""Crash-safe file primitives.
+
+A rename is atomic but not durable: the data must be fsynced before it and the parent
+directory after it, or a power cut can leave a committed name pointing at nothing.  Every
+writer in ailabber goes through these helpers so that rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+#: Tests that create thousands of tasks may turn durability off; atomicity is kept.
+_FSYNC = os.environ.get("AILABBER_FSYNC", "1") != "0"
+
+
+def fsync_fd(fd: int) -> None:
+    if _FSYNC:
+        os.fsync(fd)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or create inside ``path`` durable."""
+    if not _FSYNC:
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` so that a reader sees either the old or the new content, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            fsync_fd(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append one line durably.  O_APPEND keeps concurrent single-line writes whole."""
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, data)
+        fsync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def append_json_line(path: str | os.PathLike[str], obj: Any) -> None:
+    append_line(path, json.dumps(obj, sort_keys=True, separators=(",", ":")))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
+
+
+def read_json_or_none(path: str | os.PathLike[str]) -> Any:
+    """A missing or torn file is "nothing known yet", not an error: callers rescan later."""
+    try:
+        return read_json(path)
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_json_lines(path: str | os.PathLike[str]) -> list[Any]:
+    """Read a JSONL file, skipping a torn last line left by a crash mid-append."""
+    out: list[Any] = []
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                try:
+                    out.append(json.loads(raw))
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def commit_rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Move a fully written directory into its next stage: the rename is the commit.
+
+    ``dst`` must not exist: renaming onto an existing empty directory would silently
+    succeed, so we refuse it explicitly.
+    """
+    dst = Path(dst)
+    if dst.exists():
+        raise FileExistsError(f"{dst} already exists")
+    os.rename(src, dst)
+    fsync_dir(dst.parent)
+    src_parent = Path(src).parent
+    if src_parent != dst.parent:
+        fsync_dir(src_parent)
+
+
+def fsync_tree(root: str | os.PathLike[str]) -> None:
+    """fsync every file and directory under ``root`` (before a commit rename)."""
+    if not _FSYNC:
+        return
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                continue
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(dirpath)
+
+
+def ensure_dirs(*paths: str | os.PathLike[str], mode: int = 0o755) -> None:
+    for p in paths:
+        os.makedirs(p, mode=mode, exist_ok=True)

@@ -1,0 +1,161 @@
+"""The task's life as a student sees it: states, reasons and the status record.
+
+Pure model: no I/O.  Both daemons and the CLI read and write status records through
+``TaskStatus`` so that every place agrees on what a field means and which moves are legal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+TERMINATED = "terminated"
+
+STATES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED)
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, TERMINATED})
+
+#: Every reason ailabber itself sets, in plain words for the student.  Schedulers may add
+#: their own (e.g. Slurm's pending reasons); ``explain`` falls back to the raw string.
+REASONS: dict[str, str] = {
+    "waiting_for_upload": "waiting for spoold to send it to the cluster",
+    "queued": "accepted by the cluster, waiting for its turn",
+    "waiting_for_gpu": "waiting for a free GPU",
+    "user_limit": "held back: you reached your per-user limit",
+    "launching": "being handed to the scheduler",
+    "setting_up": "preparing the Python environment",
+    "nonzero_exit": "a command exited with a non-zero code",
+    "timeout": "the time limit was reached",
+    "setup_failed": "the Python environment could not be built (see the setup log)",
+    "launch_failed": "the scheduler refused to start the task",
+    "unsatisfiable": "the task asks for more than the machine or cluster has",
+    "rejected": "the cluster refused the task (invalid or incomplete upload)",
+    "lost": "the job disappeared without leaving a result",
+    "canceled_by_user": "you cancelled it",
+    "killed": "the job was killed by a signal",
+}
+
+_ALLOWED: dict[str, frozenset[str]] = {
+    PENDING: frozenset({PENDING, RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED}),
+    RUNNING: frozenset({RUNNING, COMPLETED, FAILED, TERMINATED}),
+}
+
+
+def explain(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return REASONS.get(reason, reason)
+
+
+def now_iso(t: float | None = None) -> str:
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+
+
+def parse_iso(s: str | None) -> float | None:
+    """Inverse of ``now_iso``; tolerant of a missing fraction."""
+    if not s:
+        return None
+    import calendar
+
+    main, _, frac = s.rstrip("Z").partition(".")
+    try:
+        base = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    return base + (float("0." + frac) if frac.isdigit() else 0.0)
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+@dataclass
+class TaskStatus:
+    """The public status record (``status.json``).  Field names are an interface."""
+
+    id: str
+    state: str = PENDING
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    job_id: str | None = None
+    owner: str | None = None
+    seq: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        d["reason_text"] = explain(self.reason)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskStatus:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: d[k] for k in names if k in d}
+        extra = {k: v for k, v in d.items() if k not in names and k != "reason_text"}
+        st = cls(**known)
+        st.extra = extra
+        if st.state not in STATES:
+            raise ValueError(f"unknown state {st.state!r}")
+        return st
+
+
+def transition(
+    status: TaskStatus,
+    state: str,
+    reason: str | None = None,
+    *,
+    now: float | None = None,
+    message: str | None = None,
+    **fields: Any,
+) -> tuple[TaskStatus, dict[str, Any]]:
+    """Return the next status and the event line that records the change.
+
+    Terminal states are final: history can only be appended, never rewritten.
+    """
+    if state not in STATES:
+        raise IllegalTransition(f"unknown state {state!r}")
+    if status.terminal:
+        raise IllegalTransition(f"task {status.id} is already {status.state}")
+    if state not in _ALLOWED[status.state]:
+        raise IllegalTransition(f"task {status.id}: {status.state} -> {state} is not allowed")
+    ts = now_iso(now)
+    new = dataclasses.replace(status, extra=dict(status.extra))
+    new.state = state
+    new.reason = reason
+    new.message = message
+    new.updated_at = ts
+    new.seq = status.seq + 1
+    if state == RUNNING and not new.started_at:
+        new.started_at = ts
+    if state in TERMINAL:
+        new.finished_at = ts
+    for k, v in fields.items():
+        if hasattr(new, k) and k != "extra":
+            setattr(new, k, v)
+        else:
+            new.extra[k] = v
+    event = {"at": ts, "seq": new.seq, "state": state, "reason": reason}
+    if message:
+        event["message"] = message
+    for k in ("exit_code", "job_id"):
+        if k in fields and fields[k] is not None:
+            event[k] = fields[k]
+    return new, event
