@@ -1,0 +1,68 @@
+"""Filesystem events as hints, never as the source of truth.
+
+inotify drops events on overflow and watchdog's single dispatcher thread dies on a handler
+exception, so the handler does nothing but set a flag.  The daemon rescans the directories
+itself, at start-up, on every hint and at least every ``rescan_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger(__name__)
+
+
+class _Hint(FileSystemEventHandler):
+    def __init__(self, wake: threading.Event):
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        self._wake.set()
+
+
+class Waker:
+    """Wakes the daemon loop early when something changes in a watched directory."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._watched: set[Path] = set()
+        self._started = False
+
+    def watch(self, path: Path) -> None:
+        path = Path(path)
+        if path in self._watched or not path.is_dir():
+            return
+        try:
+            self._observer.schedule(_Hint(self.event), str(path), recursive=False)
+            self._watched.add(path)
+        except OSError as exc:  # inotify watch limit: periodic rescans still cover us
+            log.warning("cannot watch %s (%s); relying on periodic rescans", path, exc)
+
+    def start(self) -> None:
+        self._observer.start()
+        self._started = True
+
+    def alive(self) -> bool:
+        return not self._started or self._observer.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        woke = self.event.wait(timeout)
+        self.event.clear()
+        return woke
+
+    def poke(self) -> None:
+        self.event.set()
+
+    def stop(self) -> None:
+        if self._started:
+            self._observer.stop()
+            self._observer.join(timeout=5)
