@@ -8,8 +8,38 @@ Errors are collected (not first-only) so one run shows everything to fix, each a
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+import stat
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ailabber.ignore import IgnoreRules
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_STRING = 4096
+MAX_COMMAND = 10_000
+MAX_COMMANDS = 100
+MAX_LIST = 1000
+MAX_MEMORY_MB = 64 * 1024 * 1024          # 64T
+MAX_TIME_S = 365 * 86400
+
+#: Known keys per table, in the order they are documented.
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "resources": ("gpus", "cpus", "memory", "time_limit"),
+    "environment": ("pyproject_toml", "uv_lock", "extra_wheels"),
+    "files": ("upload", "ignore", "workdir"),
+    "run": ("commands", "logs", "results"),
+}
 
 
 @dataclass(frozen=True)

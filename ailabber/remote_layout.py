@@ -1,0 +1,76 @@
+"""The remote spool's layout, shared by spoold (which writes into it through rsync) and
+remoted (which owns it).
+
+``<root>/users/<user>/`` is everything one student's transport may touch; later an admin
+can pin a student's key to exactly that directory.  Everything remoted must be able to
+trust lives outside it, in ``<root>/state/``.
+
+    users/<user>/incoming/tmp/<id>/      upload in progress (spoold writes)
+    users/<user>/incoming/commit/<id>.json  manifest: the upload is complete (spoold writes)
+    users/<user>/requests/<id>.cancel    a cancel request (spoold writes)
+    users/<user>/tasks/<id>/             the accepted task: task.toml, meta.json, files/, run/
+    users/<user>/outbox/<id>/            what spoold pulls: status.json, events.jsonl, logs/
+    state/active/<user>/<id>.json        remoted's own record of an unfinished task
+    state/done/<user>/<id>.json          ... and of a finished one
+    envs/                                cached Python environments
+    remoted.lock, heartbeat.json
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+INCOMING_TMP = "incoming/tmp"
+INCOMING_COMMIT = "incoming/commit"
+REQUESTS = "requests"
+TASKS = "tasks"
+OUTBOX = "outbox"
+LOGS = "logs"
+RUN = "run"
+
+# Unix user names as useradd accepts them: a directory name can never smuggle a path.
+USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
+
+
+def valid_user(name: str) -> bool:
+    return bool(USER_RE.match(name)) and name not in (".", "..")
+
+
+class UserArea:
+    """One user's directory under ``<root>/users``."""
+
+    def __init__(self, root: Path, user: str):
+        if not valid_user(user):
+            raise ValueError(f"not a valid user name: {user!r}")
+        self.user = user
+        self.path = Path(root) / "users" / user
+
+    @property
+    def incoming_tmp(self) -> Path:
+        return self.path / INCOMING_TMP
+
+    @property
+    def incoming_commit(self) -> Path:
+        return self.path / INCOMING_COMMIT
+
+    @property
+    def requests(self) -> Path:
+        return self.path / REQUESTS
+
+    @property
+    def tasks(self) -> Path:
+        return self.path / TASKS
+
+    @property
+    def outbox(self) -> Path:
+        return self.path / OUTBOX
+
+    def task(self, task_id: str) -> Path:
+        return self.tasks / task_id
+
+    def task_outbox(self, task_id: str) -> Path:
+        return self.outbox / task_id
+
+    def dirs(self) -> list[Path]:
+        return [self.incoming_tmp, self.incoming_commit, self.requests, self.tasks, self.outbox]

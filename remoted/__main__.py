@@ -1,0 +1,3 @@
+from remoted.main import main
+import sys
+sys.exit(main())

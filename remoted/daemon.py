@@ -1,0 +1,228 @@
+"""remoted: accepts uploaded tasks, queues them fairly, runs them through a scheduler and
+publishes their status.  A thin loop around ``Intake``, ``RecordStore`` and a scheduler.
+
+Crash safety: every decision is written to the task's record before it is acted on, and
+the record, not memory, is what a restarted remoted starts from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from ailabber import fsutil
+from ailabber.daemon import DaemonLoop
+from ailabber.faults import crash_point
+from ailabber.remote_layout import UserArea
+from ailabber.settings import RemotedSettings
+from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, TaskStatus, transition
+from remoted.intake import Intake, user_areas
+from remoted.queue import fair_order
+from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
+from remoted.schedulers import load_scheduler
+from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SubmitError
+
+log = logging.getLogger("remoted")
+HEARTBEAT_EVERY = 5.0
+
+
+class Remoted:
+    def __init__(self, settings: RemotedSettings, scheduler: Scheduler | None = None):
+        self.settings = settings
+        self.root = settings.root
+        self.store = RecordStore(self.root)
+        self.scheduler = scheduler or load_scheduler(
+            settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace)
+        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir)
+        self.active: dict[str, TaskRecord] = {}
+        self._order = 0
+        self._last_heartbeat = 0.0
+        self._loaded = False
+
+    # --- setup ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        fsutil.ensure_dirs(self.root, self.root / "users", self.settings.env_cache_dir)
+        self.store.ensure()
+
+    def watch_dirs(self) -> list[Path]:
+        dirs = [self.root / "users"]
+        for area in user_areas(self.root):
+            dirs += [area.incoming_commit, area.requests]
+        return dirs
+
+    def load(self) -> None:
+        for rec in self.store.load_active():
+            self.active[rec.id] = rec
+            self._order = max(self._order, rec.order + 1)
+        self._loaded = True
+        log.info("loaded %d unfinished task(s)", len(self.active))
+
+    # --- the pass ------------------------------------------------------------------------
+    def step(self) -> float:
+        if not self._loaded:
+            self.load()
+        for rec in self.intake.scan(self._order):
+            self._order = max(self._order, rec.order + 1)
+            if not rec.status.terminal:
+                self.active[rec.id] = rec
+        self.handle_cancels()
+        self.recover_launching()
+        self.poll()
+        self.launch_queued()
+        self.heartbeat()
+        busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
+        return self.settings.poll_interval if busy else self.settings.rescan_interval
+
+    def _change(self, rec: TaskRecord, state: str, reason: str | None, **fields: object) -> None:
+        """Record a state change: private record first, then the public copy."""
+        if rec.status.state == state and rec.status.reason == reason and not fields.get("message"):
+            return
+        rec.status, event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
+        if rec.status.terminal:
+            self.store.finish(rec)
+            self.active.pop(rec.id, None)
+        else:
+            self.store.save(rec)
+        publish(self.root, rec, event)
+        log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
+
+    def handle_cancels(self) -> None:
+        for area in user_areas(self.root):
+            try:
+                names = os.listdir(area.requests)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                task_id, _, kind = name.rpartition(".")
+                if name.startswith(".") or kind != "cancel":
+                    continue
+                rec = self.active.get(task_id)
+                if rec is not None and rec.user == area.user:   # only your own tasks
+                    self.cancel(rec)
+                try:
+                    os.unlink(area.requests / name)
+                except FileNotFoundError:
+                    pass
+
+    def cancel(self, rec: TaskRecord) -> None:
+        if rec.cancel_requested and rec.phase != QUEUED:
+            return
+        rec.cancel_requested = True
+        self.store.save(rec)
+        if rec.phase == QUEUED:
+            self._change(rec, CANCELED, "canceled_by_user")
+        elif rec.handle is not None:
+            self.scheduler.cancel(rec.handle)
+            self.store.save(rec)
+
+    def recover_launching(self) -> None:
+        """A crash between "launching" and "launched": adopt the job if it exists."""
+        for rec in list(self.active.values()):
+            if rec.phase != LAUNCHING or rec.spec is None:
+                continue
+            handle = self.scheduler.find(rec.spec)
+            if handle is None:
+                log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)
+                rec.phase = QUEUED
+            else:
+                log.info("%s/%s: adopting job %s started before a restart", rec.user, rec.id, handle.job_id)
+                rec.phase, rec.handle = LAUNCHED, handle
+                if rec.cancel_requested:
+                    self.scheduler.cancel(handle)
+            self.store.save(rec)
+            if rec.phase == QUEUED and rec.cancel_requested:
+                self._change(rec, CANCELED, "canceled_by_user")
+
+    def _active_handles(self) -> list[JobHandle]:
+        return [r.handle for r in self.active.values() if r.phase == LAUNCHED and r.handle]
+
+    def poll(self) -> None:
+        launched = [r for r in self.active.values() if r.phase == LAUNCHED and r.handle]
+        if not launched:
+            return
+        states = self.scheduler.poll([r.handle for r in launched])  # type: ignore[misc]
+        for rec in launched:
+            js = states.get(rec.handle.job_id)  # type: ignore[union-attr]
+            if js is not None:
+                self._apply(rec, js)
+        limits = getattr(self.scheduler, "enforce_limits", None)
+        if limits:
+            limits(self._active_handles(), time.time())
+
+    def _apply(self, rec: TaskRecord, js: JobState) -> None:
+        fields: dict[str, object] = {}
+        if js.exit_code is not None:
+            fields["exit_code"] = js.exit_code
+        if js.message:
+            fields["message"] = js.message
+        if js.started_at and not rec.status.started_at:
+            fields["started_at"] = js.started_at
+        if js.state == PENDING and rec.status.state == RUNNING:
+            return  # a requeue is reported by the scheduler explicitly, never guessed
+        if js.state == rec.status.state and js.reason == rec.status.reason:
+            return
+        self._change(rec, js.state, js.reason, **fields)
+
+    def launch_queued(self) -> None:
+        queued = [r for r in self.active.values() if r.phase == QUEUED]
+        if not queued:
+            return
+        running: dict[str, int] = {}
+        for r in self.active.values():
+            if r.phase == LAUNCHED:
+                running[r.user] = running.get(r.user, 0) + 1
+        for rec in fair_order(queued, running):
+            assert isinstance(rec, TaskRecord)
+            if rec.spec is None:
+                continue
+            try:
+                self.scheduler.check(rec.spec, self._active_handles())
+            except Blocked as b:
+                if b.reason == "unsatisfiable":
+                    self._change(rec, FAILED, "unsatisfiable", message=b.message)
+                else:
+                    self._change(rec, PENDING, b.reason, message=b.message)
+                continue
+            self.launch(rec)
+
+    def launch(self, rec: TaskRecord) -> None:
+        assert rec.spec is not None
+        rec.spec.write()
+        rec.phase = LAUNCHING
+        self.store.save(rec)
+        crash_point("remoted:before_submit")
+        try:
+            handle = self.scheduler.submit(rec.spec, self._active_handles())
+        except Blocked as b:
+            rec.phase = QUEUED
+            self.store.save(rec)
+            self._change(rec, PENDING, b.reason, message=b.message)
+            return
+        except (SubmitError, OSError) as exc:
+            rec.phase = QUEUED
+            self._change(rec, FAILED, "launch_failed", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return
+        crash_point("remoted:after_submit")
+        rec.phase, rec.handle = LAUNCHED, handle
+        self.store.save(rec)
+        self._change(rec, PENDING, "launching", job_id=handle.job_id)
+
+    def heartbeat(self) -> None:
+        now = time.time()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        fsutil.atomic_write_json(self.root / "heartbeat.json", {
+            "pid": os.getpid(), "at": now, "scheduler": self.scheduler.name,
+            "active": len(self.active),
+            "queued": sum(1 for r in self.active.values() if r.phase == QUEUED),
+        })
+
+
+def run(settings: RemotedSettings) -> int:
+    d = Remoted(settings)
+    d.prepare()
+    loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval)
+    return loop.run()

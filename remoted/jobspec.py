@@ -1,0 +1,58 @@
+"""What remoted hands a scheduler, and what the job wrapper reads inside the job.
+
+``job.json`` in the task's run directory is the wrapper's only input, so the same wrapper
+runs under the local scheduler and inside a Slurm allocation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ailabber import fsutil
+
+JOB_FILE = "job.json"
+STARTED_FILE = "started.json"
+RESULT_FILE = "result.json"
+LOCK_FILE = "job.lock"
+
+
+@dataclass
+class JobSpec:
+    task_id: str
+    user: str
+    workdir: str            # absolute
+    run_dir: str            # absolute: job.json, started.json, result.json, job.lock
+    log_dir: str            # absolute: output.log, stdout.log, stderr.log, setup.log
+    commands: list[str]
+    gpus: int = 0
+    cpus: int = 1
+    memory_mb: int = 8192
+    time_limit_s: int = 3600
+    kill_grace: float = 10.0
+    env_cache: str | None = None
+    pyproject: str | None = None        # absolute paths inside the task's files
+    uv_lock: str | None = None
+    wheels: list[str] = field(default_factory=list)
+
+    @property
+    def job_file(self) -> Path:
+        return Path(self.run_dir) / JOB_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def write(self) -> None:
+        fsutil.ensure_dirs(self.run_dir, self.log_dir)
+        fsutil.atomic_write_json(self.job_file, self.to_dict())
+
+    @classmethod
+    def read(cls, path: Path) -> JobSpec:
+        return cls.from_dict(fsutil.read_json(path))

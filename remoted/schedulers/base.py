@@ -1,0 +1,69 @@
+"""The scheduler contract: submit, find, poll, cancel.
+
+remoted owns the queue and the task records; a scheduler only starts jobs, reports on them
+and stops them.  A handle is persisted by remoted, so a scheduler keeps no state of its own
+that a restart could lose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from remoted.jobspec import JobSpec
+
+
+@dataclass
+class JobHandle:
+    job_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobHandle:
+        return cls(job_id=str(d["job_id"]), data=dict(d.get("data") or {}))
+
+
+@dataclass
+class JobState:
+    """What a scheduler knows about one job, in the task vocabulary (see ailabber.task)."""
+
+    state: str                      # pending | running | completed | failed | canceled | terminated
+    reason: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Blocked(Exception):
+    """The job cannot start now; ``reason`` says why (``waiting_for_gpu``, ``unsatisfiable``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class SubmitError(Exception):
+    """The scheduler refused the job for good (bad request): the task fails."""
+
+
+class Scheduler(Protocol):
+    name: str
+
+    def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
+        """Raise ``Blocked`` if the job cannot start now."""
+
+    def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle: ...
+
+    def find(self, spec: JobSpec) -> JobHandle | None:
+        """After a crash between recording the intent and recording the handle: the job
+        if it was started, so that it is adopted rather than started twice."""
+
+    def poll(self, handles: list[JobHandle]) -> dict[str, JobState]: ...
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Start ending the job; ``poll`` reports when it has ended."""
