@@ -1,3 +1,5 @@
-from remoted.main import main
 import sys
+
+from remoted.main import main
+
 sys.exit(main())

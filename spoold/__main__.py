@@ -1,0 +1,5 @@
+import sys
+
+from spoold.main import main
+
+sys.exit(main())

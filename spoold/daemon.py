@@ -1,0 +1,190 @@
+"""spoold: sends committed tasks to the remote spool and brings their state back.
+
+One pass: act on the CLI's requests, push what is in ``new/``, pull status and logs of
+what is in ``synced/``, and retire finished tasks to ``done/`` with their results.
+Filesystem events only make a pass come sooner; the pass itself rescans everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+
+from ailabber import fsutil, statusfile
+from ailabber.daemon import DaemonLoop
+from ailabber.faults import crash_point
+from ailabber.home import os_user
+from ailabber.remote_layout import UserArea
+from ailabber.settings import SpooldSettings
+from ailabber.spool import DONE, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.task import CANCELED, PENDING, TaskStatus, transition
+from spoold.merge import merge_remote
+from spoold.transport import RsyncTransport, TransportError
+
+log = logging.getLogger("spoold")
+TMP_CLEAN_EVERY = 3600.0
+
+
+class Spoold:
+    def __init__(self, settings: SpooldSettings, transport: RsyncTransport | None = None):
+        self.settings = settings
+        self.spool = Spool(settings.spool)
+        user_dir = UserArea(Path(settings.remote), os_user()).path
+        self.transport = transport or RsyncTransport(str(user_dir))
+        self._retry_at: dict[str, float] = {}
+        self._attempts: dict[str, int] = {}
+        self._last_tmp_clean = 0.0
+
+    def prepare(self) -> None:
+        self.spool.ensure()
+        try:
+            self.transport.prepare()
+        except OSError as exc:
+            log.warning("cannot prepare the remote directory yet: %s", exc)
+
+    def watch_dirs(self) -> list[Path]:
+        return [self.spool.stage_dir(NEW), self.spool.requests_dir]
+
+    # --- the pass ------------------------------------------------------------------------
+    def step(self) -> float:
+        self.handle_requests()
+        self.push_new()
+        active = self.sync_active()
+        now = time.time()
+        if now - self._last_tmp_clean > TMP_CLEAN_EVERY:
+            self._last_tmp_clean = now
+            for name in self.spool.clean_stale_tmp():
+                log.info("removed abandoned submission %s from tmp/", name)
+        wait = self.settings.rescan_interval
+        if active:
+            wait = self.settings.poll_interval
+        if self._retry_at:
+            wait = min(wait, max(0.05, min(self._retry_at.values()) - now))
+        return wait
+
+    def _record(self, task_dir: Path, state: str, reason: str | None, **fields: object) -> TaskStatus | None:
+        st = statusfile.read_status(task_dir)
+        if st is None or st.terminal:
+            return st
+        st, event = transition(st, state, reason, **fields)  # type: ignore[arg-type]
+        statusfile.record(task_dir, st, event)
+        return st
+
+    # --- requests from the CLI -----------------------------------------------------------
+    def handle_requests(self) -> None:
+        for task_id, kind in list(self.spool.requests()):
+            loc = self.spool.locate(task_id)
+            try:
+                if loc is None:
+                    log.warning("request %s for unknown task %s dropped", kind, task_id)
+                elif kind == "cancel":
+                    self._cancel(task_id, *loc)
+                elif kind == "fetch":
+                    self._fetch(task_id, *loc)
+            except TransportError as exc:
+                log.warning("%s of %s: %s (will retry)", kind, task_id, exc)
+                continue
+            self.spool.clear_request(task_id, kind)
+
+    def _cancel(self, task_id: str, stage: str, task_dir: Path) -> None:
+        if stage == NEW:
+            # Never sent: cancel here and never send it.
+            st = self._record(task_dir, CANCELED, "canceled_by_user")
+            self.spool.move(task_id, NEW, DONE)
+            log.info("%s: canceled before upload (%s)", task_id, st.state if st else "?")
+        elif stage == SYNCED:
+            self.transport.send_request(task_id, "cancel", self.spool.request_path(task_id, "cancel"))
+            st = statusfile.read_status(task_dir)
+            if st is not None and "cancel_requested_at" not in st.extra:
+                st.extra["cancel_requested_at"] = fsutil_now()
+                statusfile.record(task_dir, st, None)
+            log.info("%s: cancel forwarded", task_id)
+
+    def _fetch(self, task_id: str, stage: str, task_dir: Path) -> None:
+        if stage in (SYNCED, DONE):
+            self.pull_results(task_id, task_dir)
+
+    # --- upload --------------------------------------------------------------------------
+    def push_new(self) -> None:
+        now = time.time()
+        for task_id in self.spool.ids_in(NEW):
+            if self._retry_at.get(task_id, 0) > now:
+                continue
+            task_dir = self.spool.stage_dir(NEW) / task_id
+            try:
+                result = self.transport.push_task(task_id, task_dir, UPLOAD_MEMBERS, task_dir / MANIFEST)
+            except TransportError as exc:
+                n = self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+                delay = min(300.0, 2.0 ** min(n, 8)) * (0.5 + random.random() / 2)
+                self._retry_at[task_id] = now + delay
+                log.warning("%s: upload failed (attempt %d, retry in %.0fs): %s", task_id, n, delay, exc)
+                self._record(task_dir, PENDING, "waiting_for_upload",
+                             message=f"upload failed (attempt {n}): {exc}", upload_attempts=n)
+                continue
+            crash_point("spoold:after_push")
+            self._retry_at.pop(task_id, None)
+            self._attempts.pop(task_id, None)
+            self._record(task_dir, PENDING, "queued", upload_bytes_total=result.bytes_total,
+                         upload_bytes_sent=result.bytes_sent)
+            self.spool.move(task_id, NEW, SYNCED)
+            log.info("%s: sent (%d of %d bytes transferred)", task_id, result.bytes_sent, result.bytes_total)
+
+    # --- status and logs -----------------------------------------------------------------
+    def sync_active(self) -> list[str]:
+        active = self.spool.ids_in(SYNCED)
+        if not active:
+            return []
+        outbox = self.spool.outbox_dir
+        try:
+            self.transport.pull_status(active, outbox)
+            self.transport.pull_logs(active, outbox)
+        except TransportError as exc:
+            log.warning("status pull failed: %s", exc)
+            return active
+        for task_id in active:
+            task_dir = self.spool.stage_dir(SYNCED) / task_id
+            st = self.merge(task_id, task_dir)
+            if st is not None and st.terminal:
+                try:
+                    self.pull_results(task_id, task_dir)
+                except TransportError as exc:
+                    log.warning("%s: result pull failed: %s (will retry)", task_id, exc)
+                    continue
+                self.spool.move(task_id, SYNCED, DONE)
+                log.info("%s: %s; results in %s", task_id, st.state, self.spool.stage_dir(DONE) / task_id)
+        return [t for t in active if (self.spool.stage_dir(SYNCED) / t).exists()]
+
+    def merge(self, task_id: str, task_dir: Path) -> TaskStatus | None:
+        local = statusfile.read_status(task_dir)
+        remote = statusfile.read_status(self.spool.outbox(task_id))
+        if local is None or remote is None:
+            return local
+        merged = merge_remote(local, remote, statusfile.read_events(self.spool.outbox(task_id)))
+        if merged is None:
+            return local
+        new, events = merged
+        for e in events:
+            fsutil.append_json_line(task_dir / statusfile.EVENTS, e)
+        statusfile.record(task_dir, new, None)
+        return new
+
+    def pull_results(self, task_id: str, task_dir: Path) -> None:
+        meta = fsutil.read_json_or_none(task_dir / META) or {}
+        paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
+        self.transport.pull_logs([task_id], self.spool.outbox_dir)
+        self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
+
+
+def fsutil_now() -> str:
+    from ailabber.task import now_iso
+
+    return now_iso()
+
+
+def run(settings: SpooldSettings) -> int:
+    d = Spoold(settings)
+    d.prepare()
+    loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval)
+    return loop.run()
