@@ -19,7 +19,7 @@ from ailabber.home import os_user
 from ailabber.remote_layout import UserArea
 from ailabber.settings import SpooldSettings
 from ailabber.spool import DONE, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
-from ailabber.task import CANCELED, PENDING, TaskStatus, transition
+from ailabber.task import CANCELED, PENDING, TaskStatus, now_iso, transition
 from spoold.merge import merge_remote
 from spoold.transport import RsyncTransport, TransportError
 
@@ -98,7 +98,7 @@ class Spoold:
             self.transport.send_request(task_id, "cancel", self.spool.request_path(task_id, "cancel"))
             st = statusfile.read_status(task_dir)
             if st is not None and "cancel_requested_at" not in st.extra:
-                st.extra["cancel_requested_at"] = fsutil_now()
+                st.extra["cancel_requested_at"] = now_iso()
                 statusfile.record(task_dir, st, None)
             log.info("%s: cancel forwarded", task_id)
 
@@ -175,12 +175,6 @@ class Spoold:
         paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
         self.transport.pull_logs([task_id], self.spool.outbox_dir)
         self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
-
-
-def fsutil_now() -> str:
-    from ailabber.task import now_iso
-
-    return now_iso()
 
 
 def run(settings: SpooldSettings) -> int:

@@ -1,0 +1,5 @@
+import sys
+
+from ailabber.cli.main import main
+
+sys.exit(main())

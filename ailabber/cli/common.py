@@ -1,0 +1,61 @@
+"""What every verb needs: the spool, task lookup, JSON output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ailabber import statusfile
+from ailabber.daemonlock import holder_pid
+from ailabber.home import spool_path
+from ailabber.ids import TaskLookupError
+from ailabber.spool import Spool
+from ailabber.task import TaskStatus
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A one-line error for the user, with the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = EXIT_FAIL):
+        super().__init__(message)
+        self.code = code
+
+
+def get_spool() -> Spool:
+    return Spool(spool_path())
+
+
+def find_task(spool: Spool, query: str) -> tuple[str, str, Path, TaskStatus]:
+    """Resolve an id or unique prefix/suffix to (id, stage, dir, status); exit 2 if none."""
+    try:
+        task_id = spool.resolve(query)
+    except TaskLookupError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    loc = spool.locate(task_id)
+    st = spool.read_status(task_id)
+    if loc is None or st is None:
+        raise CliError(f"task {task_id} has no readable status in {spool.root}", EXIT_FAIL)
+    return task_id, loc[0], loc[1], st
+
+
+def task_json(st: TaskStatus, stage: str) -> dict[str, Any]:
+    d = st.to_dict()
+    d["stage"] = stage
+    return d
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def spoold_pid(spool: Spool) -> int | None:
+    return holder_pid(spool.root / "spoold.lock")
+
+
+def read_status_dir(task_dir: Path) -> TaskStatus | None:
+    return statusfile.read_status(task_dir)

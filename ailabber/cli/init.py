@@ -1,0 +1,25 @@
+"""``ailabber init``: write a commented task_config.toml template."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.config import TEMPLATE
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("init", help="write a commented ./task_config.toml")
+    p.add_argument("path", nargs="?", default="task_config.toml", type=Path)
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if path.exists() and not args.force:
+        raise CliError(f"{path} already exists (use --force to overwrite)", EXIT_USAGE)
+    path.write_text(TEMPLATE, encoding="utf-8")
+    print(f"wrote {path}: set run.commands, then: ailabber submit {path}")
+    return 0

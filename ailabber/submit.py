@@ -1,0 +1,77 @@
+"""``submit``: turn a project directory into a committed task in the local spool.
+
+The task is written completely in ``tmp/<id>`` (snapshot, config as submitted, metadata,
+manifest, first status), fsynced, and renamed into ``new/<id>``.  Until that rename
+nobody sees it; after it, it exists even if the machine loses power.  Any error on the
+way leaves the spool as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ailabber import __version__, fsutil, ids, statusfile
+from ailabber.config import TaskConfig, load_task_config
+from ailabber.home import os_user
+from ailabber.manifest import build_manifest
+from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
+from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, UPLOAD_MEMBERS, Spool
+from ailabber.task import TaskStatus, now_iso, transition
+
+
+@dataclass
+class Submitted:
+    task_id: str
+    config: TaskConfig
+    plan: SnapshotPlan
+    status: TaskStatus
+
+
+def prepare(config_path: Path) -> tuple[TaskConfig, SnapshotPlan, bytes]:
+    """Validate everything before anything is written (raises ConfigError)."""
+    cfg = load_task_config(config_path)
+    plan = plan_snapshot(cfg)
+    return cfg, plan, config_path.read_bytes()
+
+
+def submit(config_path: Path, spool: Spool) -> Submitted:
+    cfg, plan, raw = prepare(config_path)
+    spool.ensure()
+    task_id = ids.new_task_id()
+    tmp = spool.new_tmp_dir(task_id)
+    try:
+        files = tmp / FILES
+        os.mkdir(files, 0o755)
+        copy_snapshot(plan, files)
+        fsutil.atomic_write_bytes(tmp / TASK_TOML, raw)
+        submitted_at = now_iso()
+        meta = {
+            "id": task_id,
+            "owner": os_user(),
+            "uid": os.getuid(),
+            "host": socket.gethostname(),
+            "submitted_at": submitted_at,
+            "client_version": __version__,
+            "config_file": str(config_path.absolute()),
+            "upload_root": str(cfg.upload_root),
+            "workdir": cfg.files.workdir,
+            "logs": list(cfg.run.logs),
+            "results": list(cfg.run.results),
+            "file_count": plan.file_count,
+            "total_bytes": plan.total_bytes,
+        }
+        fsutil.atomic_write_json(tmp / META, meta)
+        fsutil.atomic_write_json(tmp / MANIFEST, build_manifest(tmp, task_id, list(UPLOAD_MEMBERS)))
+        status = TaskStatus(id=task_id, owner=meta["owner"], submitted_at=submitted_at)
+        status, event = transition(status, "pending", "waiting_for_upload",
+                                   upload_bytes_total=plan.total_bytes)
+        event["event"] = "submitted"
+        statusfile.record(tmp, status, event)
+        spool.commit(task_id)
+    except BaseException:
+        spool.discard_tmp(task_id)
+        raise
+    return Submitted(task_id, cfg, plan, status)

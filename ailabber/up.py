@@ -1,0 +1,96 @@
+"""The one-machine installation: spoold and remoted side by side under ``$AILABBER_HOME``.
+
+Both daemons run as real child processes with their own config files (written once, then
+left for the user to edit), exactly as systemd would run them; ``up`` only supervises.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ailabber import fsutil
+from ailabber.home import ailabber_home
+from ailabber.settings import write_yaml
+
+log = logging.getLogger("ailabber.up")
+
+
+def write_default_configs(home: Path, scheduler: str, gpus: int | None) -> tuple[Path, Path]:
+    fsutil.ensure_dirs(home, mode=0o700)
+    spoold_cfg = home / "spoold.yaml"
+    remoted_cfg = home / "remoted.yaml"
+    if not spoold_cfg.exists():
+        write_yaml(spoold_cfg, {"spool": str(home / "spool"), "remote": str(home / "remote"),
+                                "poll_interval": 0.5})
+    data: dict[str, object] = {"root": str(home / "remote"), "scheduler": scheduler, "poll_interval": 0.5}
+    if gpus is not None:
+        data["gpus"] = gpus
+    if not remoted_cfg.exists() or scheduler or gpus is not None:
+        write_yaml(remoted_cfg, data)
+    return spoold_cfg, remoted_cfg
+
+
+def start(home: Path | None = None, scheduler: str = "local", gpus: int | None = None,
+          verbose: bool = False, stderr: int | None = None) -> list[subprocess.Popen[bytes]]:
+    home = home or ailabber_home()
+    spoold_cfg, remoted_cfg = write_default_configs(home, scheduler, gpus)
+    env = dict(os.environ, AILABBER_HOME=str(home))
+    extra = ["--verbose"] if verbose else []
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "remoted", "--config", str(remoted_cfg), *extra],
+                         env=env, stdin=subprocess.DEVNULL, stderr=stderr),
+        subprocess.Popen([sys.executable, "-m", "spoold", "--config", str(spoold_cfg), *extra],
+                         env=env, stdin=subprocess.DEVNULL, stderr=stderr),
+    ]
+    return procs
+
+
+def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_foreground(scheduler: str, gpus: int | None, verbose: bool) -> int:
+    """Supervise both daemons until Ctrl-C / SIGTERM, or until one of them exits."""
+    stopping = False
+
+    def _stop(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    old_int = signal.signal(signal.SIGINT, _stop)
+    old_term = signal.signal(signal.SIGTERM, _stop)
+    procs = start(scheduler=scheduler, gpus=gpus, verbose=verbose)
+    home = ailabber_home()
+    print(f"ailabber up: spoold and remoted running for {home} (scheduler: {scheduler}); Ctrl-C stops",
+          file=sys.stderr)
+    code = 0
+    try:
+        while not stopping:
+            for p in procs:
+                rc = p.poll()
+                if rc is not None:
+                    print(f"ailabber up: a daemon exited with code {rc}; stopping the other", file=sys.stderr)
+                    code = rc or 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop(procs)
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    return code
