@@ -1,0 +1,412 @@
+"""Reproduce a task's Python environment with ``uv sync --frozen``, once per distinct input.
+
+Students pin their environment with ``pyproject.toml`` + ``uv.lock`` (plus, rarely, a few
+wheels of their own).  Building a GPU environment can take minutes and gigabytes, and a
+class submits the same lock file dozens of times, so environments are cached under a key
+derived from everything that determines their content:
+
+* the bytes of ``pyproject.toml`` and ``uv.lock``,
+* the name and bytes of every extra wheel,
+* the interpreter uv picks for the project (implementation, version, platform and path).
+
+Layout under ``cache_root``::
+
+    <key>.lock          flock taken while building; kept forever (deleting it would let a
+                        second builder lock a fresh inode while the first still holds the old)
+    <key>/pyproject.toml, uv.lock[, .python-version]   private copy: the uv project dir
+    <key>/wheels/       copies of the extra wheels, original file names kept
+    <key>/venv/         the environment
+    <key>/ready.json    written last, atomically: its presence is the commit
+
+A key dir without ``ready.json`` is a build that died half-way; the next builder removes it.
+Several jobs (processes, possibly on several hosts sharing the filesystem) may ask for the
+same key at once: the lock makes exactly one of them build while the others wait, and once
+``ready.json`` exists nobody takes the lock any more.
+
+The environment deliberately excludes the student's own project (``--no-install-project``):
+their code runs from the task's working directory, so editing it must not change the key,
+and a project without a build backend must work as well as one with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from filelock import FileLock, Timeout
+
+from ailabber.fsutil import atomic_write_json, fsync_tree, read_json_or_none
+from ailabber.task import now_iso
+
+#: Bumped when the cache layout or the build recipe changes, so old entries are not reused.
+KEY_FORMAT = b"ailabber-env-v1"
+KEY_LENGTH = 32
+
+#: How long a job waits for another job building the same environment.  Large GPU stacks
+#: (torch + CUDA wheels) over a slow cluster link can take tens of minutes.
+LOCK_TIMEOUT_S = 3600.0
+LOCK_POLL_S = 0.5
+
+#: Seconds allowed for ``uv python find`` / ``uv python list``; they normally take ~50 ms.
+PROBE_TIMEOUT_S = 30.0
+
+#: Lines of uv output kept in memory to summarise a failure.
+_TAIL_LINES = 200
+
+
+class EnvBuildError(RuntimeError):
+    """The environment could not be prepared.  ``str()`` is one plain line; uv's own
+    output is in the log passed to ``ensure_env``."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    pyproject: Path          # absolute path to the task's pyproject.toml
+    uv_lock: Path            # absolute path to the task's uv.lock
+    wheels: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvResult:
+    venv: Path        # the ready virtualenv (has bin/python)
+    key: str
+    built: bool       # True if this call built it, False if reused
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Interpreter:
+    """What ``uv python find`` answered; ``path`` is None when it found nothing."""
+
+    identity: str
+    path: str | None
+    problem: str = ""
+
+
+# --- locating uv and the interpreter ------------------------------------------------------
+
+def _which_uv(uv: str) -> str:
+    found = shutil.which(uv)
+    if found is None:
+        raise EnvBuildError(f"uv is not installed on the cluster side (looked for {uv!r} on PATH)")
+    return found
+
+
+def _uv_env(venv: Path | None = None) -> dict[str, str]:
+    """The environment for uv calls.
+
+    An activated virtualenv (e.g. the daemon's own) must not leak into discovery or make
+    uv warn that it differs from the project environment.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    if venv is not None:
+        env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    return env
+
+
+def _python_version_file(spec: EnvSpec) -> Path:
+    return spec.pyproject.parent / ".python-version"
+
+
+def _copy_project(spec: EnvSpec, dest: Path) -> None:
+    """Copy exactly the files uv reads to choose the interpreter and the packages."""
+    shutil.copyfile(spec.pyproject, dest / "pyproject.toml")
+    shutil.copyfile(spec.uv_lock, dest / "uv.lock")
+    pin = _python_version_file(spec)
+    if pin.is_file():
+        shutil.copyfile(pin, dest / ".python-version")
+
+
+def _first_error_line(text: str) -> str:
+    """uv's ``error:`` line if it printed one (warnings may come first), else its first line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith("error:"):
+            return line.removeprefix("error:").strip()
+    return lines[0] if lines else ""
+
+
+def _find_interpreter(spec: EnvSpec, uv: str) -> _Interpreter:
+    """Ask uv which interpreter it would use for this project, honouring ``requires-python``
+    and ``.python-version``.
+
+    Runs on a throw-away copy of the project so that nothing around the upload (a stray
+    ``.venv``, an enclosing workspace) influences the answer, and with ``--system`` so that
+    the caller's own virtualenv is not mistaken for the project's interpreter.
+    """
+    uv_path = _which_uv(uv)
+    with tempfile.TemporaryDirectory(prefix="ailabber-pyfind-") as tmp:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        _copy_project(spec, project)
+        try:
+            found = subprocess.run(
+                [uv_path, "python", "find", "--system", "--project", str(project)],
+                cwd=tmp, env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            found = None
+    path = found.stdout.strip().splitlines()[-1] if found and found.returncode == 0 and found.stdout.strip() else ""
+    if not path:
+        problem = _first_error_line(found.stderr) if found else "uv python find timed out"
+        return _Interpreter(_unresolved_identity(spec), None, problem or "no matching interpreter")
+    return _Interpreter(_describe(uv_path, path), path)
+
+
+def _describe(uv_path: str, path: str) -> str:
+    """``<implementation>-<version>-<os>-<arch>-<libc>-<path>`` for an interpreter path."""
+    try:
+        listed = subprocess.run(
+            [uv_path, "python", "list", path, "--only-installed", "--output-format", "json"],
+            env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
+        )
+        entries = json.loads(listed.stdout) if listed.returncode == 0 else []
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        entries = []
+    candidates = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    candidates.sort(key=lambda e: e.get("path") != path)   # the exact path first
+    for entry in candidates:
+        parts = [entry.get(k) for k in ("implementation", "version", "os", "arch", "libc")]
+        if all(isinstance(p, str) and p for p in parts):
+            return "-".join([*parts, path])  # type: ignore[list-item]
+    # Older uv without JSON listing: the path alone still pins the interpreter.
+    return f"python-unknown-{platform.system().lower()}-{platform.machine()}-{path}"
+
+
+def _unresolved_identity(spec: EnvSpec) -> str:
+    """Identity when no installed interpreter matches: uv sync will pick (or download) one.
+
+    It still has to be deterministic, so it is built from the request itself.
+    """
+    pin = _python_version_file(spec)
+    request = pin.read_text(errors="replace").strip() if pin.is_file() else "requires-python"
+    return f"unresolved-{request}-{platform.system().lower()}-{platform.machine()}"
+
+
+def python_identity(spec: EnvSpec, uv: str = "uv") -> str:
+    """Which interpreter uv would build this project's environment with, as
+    ``<implementation>-<version>-<platform>-<path>`` (e.g.
+    ``cpython-3.11.7-linux-x86_64-gnu-/usr/bin/python3.11``).
+
+    Part of the cache key: the same lock on another Python is another environment, and
+    the path matters because a virtualenv links to its base interpreter.
+    """
+    return _find_interpreter(spec, uv).identity
+
+
+# --- the key ------------------------------------------------------------------------------
+
+def _feed(h: Any, label: bytes, data: bytes) -> None:
+    """Length-prefixed, so no two different inputs can produce the same byte stream."""
+    h.update(label + b"\0" + str(len(data)).encode() + b"\0" + data)
+
+
+def _feed_file(h: Any, label: bytes, path: Path) -> None:
+    h.update(label + b"\0" + str(path.stat().st_size).encode() + b"\0")
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+
+
+def env_key(spec: EnvSpec, python: str) -> str:
+    """Cache key: sha256 over pyproject, uv.lock, each wheel (name + bytes) and the
+    interpreter identity.  Wheels are taken in name order: installing a set does not
+    depend on how the student listed it."""
+    h = hashlib.sha256(KEY_FORMAT)
+    _feed_file(h, b"pyproject", spec.pyproject)
+    _feed_file(h, b"uv.lock", spec.uv_lock)
+    for wheel in sorted(spec.wheels, key=lambda p: p.name):
+        _feed(h, b"wheel-name", wheel.name.encode())
+        _feed_file(h, b"wheel", wheel)
+    _feed(h, b"python", python.encode())
+    return h.hexdigest()[:KEY_LENGTH]
+
+
+# --- building -----------------------------------------------------------------------------
+
+def _say(log: TextIO, message: str) -> None:
+    log.write(f"[ailabber] {message}\n")
+    log.flush()
+
+
+def _summary(lines: deque[str]) -> str:
+    """One line out of uv's report: its ``error:`` line plus the innermost cause."""
+    text = [ln.strip() for ln in lines if ln.strip()]
+    if not text:
+        return "no output"
+    errors = [ln for ln in text if ln.startswith("error:")]
+    if not errors:
+        return text[-1]
+    head = errors[0].removeprefix("error:").strip()
+    causes = [ln.split(":", 1)[1].strip() for ln in text
+              if ln.startswith(("cause:", "Caused by:")) and ":" in ln]
+    return f"{head}: {causes[-1]}" if causes and causes[-1] else head
+
+
+def _run_uv(what: str, argv: list[str], log: TextIO, *, cwd: Path, env: dict[str, str]) -> None:
+    """Run uv, copying its output line by line to ``log`` (which may be any text stream,
+    not only a real file), and raise a one-line ``EnvBuildError`` on failure."""
+    _say(log, "$ " + " ".join(argv))
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+        )
+    except OSError as exc:
+        raise EnvBuildError(f"{what} could not start: {exc.strerror or exc}") from exc
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    assert proc.stdout is not None
+    with proc.stdout:
+        for line in proc.stdout:
+            log.write(line if line.endswith("\n") else line + "\n")
+            log.flush()
+            tail.append(line)
+    code = proc.wait()
+    if code != 0:
+        raise EnvBuildError(f"{what} failed (exit {code}): {_summary(tail)}")
+
+
+def _uv_version(uv_path: str) -> str:
+    try:
+        out = subprocess.run([uv_path, "--version"], stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _discard(path: Path) -> None:
+    """Remove a key dir: rename it aside first so the name is free at once even if deleting
+    takes long or leaves busy files behind (NFS ``.nfsXXXX``)."""
+    if not path.exists():
+        return
+    trash = path.with_name(f"{path.name}.trash-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        os.rename(path, trash)
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_ready(keydir: Path, key: str) -> dict[str, Any] | None:
+    ready = read_json_or_none(keydir / "ready.json")
+    if isinstance(ready, dict) and ready.get("key") == key and (keydir / "venv" / "bin" / "python").exists():
+        return ready
+    return None
+
+
+def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log: TextIO) -> None:
+    venv = keydir / "venv"
+    keydir.mkdir(parents=True)
+    _copy_project(spec, keydir)
+    wheels: list[Path] = []
+    if spec.wheels:
+        (keydir / "wheels").mkdir()
+        for wheel in spec.wheels:
+            dest = keydir / "wheels" / wheel.name
+            if dest.exists():
+                raise EnvBuildError(f"two extra wheels have the same file name {wheel.name!r}")
+            shutil.copyfile(wheel, dest)
+            wheels.append(dest)
+
+    sync = [uv_path, "sync", "--frozen", "--no-install-project", "--project", str(keydir)]
+    if interp.path is not None:
+        # The interpreter that went into the key, not whatever discovery finds next time.
+        sync += ["--python", interp.path]
+    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=_uv_env(venv))
+    if wheels:
+        install = [uv_path, "pip", "install", "--python", str(venv / "bin" / "python"),
+                   *map(str, wheels)]
+        _run_uv("uv pip install of the extra wheels", install, log, cwd=keydir.parent,
+                env=_uv_env())
+    if not (venv / "bin" / "python").exists():
+        raise EnvBuildError("uv finished but the environment has no bin/python")
+    # The commit marker must not outlive the files it vouches for after a power cut.
+    fsync_tree(venv)
+
+
+def ensure_env(spec: EnvSpec, cache_root: Path, log: TextIO, *, uv: str = "uv") -> EnvResult:
+    """Return a ready virtualenv for ``spec``, building it unless an identical one exists.
+
+    Progress lines (``[ailabber] ...``) and uv's full output go to ``log``.  Raises
+    ``EnvBuildError`` with one plain line when uv is missing or fails; a failed build
+    leaves nothing behind, so a later task retries from scratch.
+    """
+    started = time.monotonic()
+    uv_path = _which_uv(uv)
+    for name, path in (("pyproject.toml", spec.pyproject), ("uv.lock", spec.uv_lock),
+                       *((w.name, w) for w in spec.wheels)):
+        if not path.is_file():
+            raise EnvBuildError(f"{name} not found at {path}")
+    interp = _find_interpreter(spec, uv_path)
+    key = env_key(spec, interp.identity)
+    cache_root = cache_root.absolute()
+    keydir = cache_root / key
+    venv = keydir / "venv"
+
+    if _read_ready(keydir, key) is not None:
+        _say(log, f"reusing env {key} (python {interp.identity})")
+        return EnvResult(venv, key, False, time.monotonic() - started)
+
+    lock = FileLock(str(cache_root / f"{key}.lock"))
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            _say(log, "waiting for another job building the same environment")
+            lock.acquire(timeout=LOCK_TIMEOUT_S, poll_interval=LOCK_POLL_S)
+    except Timeout:
+        raise EnvBuildError(
+            f"gave up after {LOCK_TIMEOUT_S / 60:.0f} min waiting for another job "
+            f"building environment {key}") from None
+    except OSError as exc:
+        raise EnvBuildError(f"cannot use the environment cache {cache_root}: "
+                            f"{exc.strerror or exc}") from exc
+    try:
+        if _read_ready(keydir, key) is not None:
+            _say(log, f"reusing env {key} built meanwhile by another job (python {interp.identity})")
+            return EnvResult(venv, key, False, time.monotonic() - started)
+        if keydir.exists():
+            _say(log, f"removing unfinished build of env {key}")
+            _discard(keydir)
+        if interp.path is None:
+            _say(log, f"uv found no installed Python for this project ({interp.problem}); "
+                      "letting uv sync choose one")
+        _say(log, f"building env {key} with python {interp.identity}")
+        build_started = time.monotonic()
+        try:
+            _build(spec, keydir, interp, uv_path, log)
+        except OSError as exc:
+            _discard(keydir)
+            raise EnvBuildError(f"could not write the environment under {cache_root}: "
+                                f"{exc.strerror or exc}") from exc
+        except BaseException:
+            _discard(keydir)
+            raise
+        build_s = time.monotonic() - build_started
+        atomic_write_json(keydir / "ready.json", {
+            "key": key,
+            "python": interp.identity,
+            "uv": _uv_version(uv_path),
+            "build_seconds": round(build_s, 3),
+            "created": now_iso(),
+            "wheels": sorted(w.name for w in spec.wheels),
+        })
+        _say(log, f"env {key} ready, built in {build_s:.1f} s")
+        return EnvResult(venv, key, True, time.monotonic() - started)
+    finally:
+        lock.release()

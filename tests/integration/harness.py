@@ -1,0 +1,133 @@
+"""Real daemons in temporary directories, driven through the real CLI.
+
+Each ``Pipeline`` is one workstation user (a home with a spool) and one remote root; the
+daemons are separate processes started exactly as systemd or ``ailabber up`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TERMINAL = {"completed", "failed", "canceled", "terminated"}
+
+
+class Pipeline:
+    def __init__(self, base: Path, gpus: int = 1, kill_grace: float = 2.0):
+        self.base = base
+        self.home = base / "home"
+        self.root = base / "remote"
+        self.logdir = base / "daemon-logs"
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.spoold_cfg = self.home / "spoold.yaml"
+        self.remoted_cfg = base / "remoted.yaml"
+        self.spoold_cfg.write_text(yaml.safe_dump({
+            "spool": str(self.home / "spool"), "remote": str(self.root),
+            "poll_interval": 0.2, "rescan_interval": 1.0}))
+        self.remoted_cfg.write_text(yaml.safe_dump({
+            "root": str(self.root), "scheduler": "local", "gpus": gpus,
+            "poll_interval": 0.2, "rescan_interval": 1.0, "kill_grace": kill_grace,
+            "env_cache": str(base / "envs")}))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._n = 0
+
+    # --- processes -----------------------------------------------------------------------
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ, AILABBER_HOME=str(self.home), AILABBER_FSYNC="0")
+        env.pop("AILABBER_CRASH_AT", None)
+        env.update(extra)
+        return env
+
+    def start(self, which: str, **env: str) -> subprocess.Popen[bytes]:
+        cfg = self.spoold_cfg if which == "spoold" else self.remoted_cfg
+        self._n += 1
+        log = open(self.logdir / f"{which}-{self._n}.log", "wb")
+        p = subprocess.Popen([sys.executable, "-m", which, "--config", str(cfg), "--verbose"],
+                             env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.procs[which] = p
+        return p
+
+    def start_all(self) -> None:
+        self.start("remoted")
+        self.start("spoold")
+
+    def kill(self, which: str, sig: int = signal.SIGKILL) -> None:
+        p = self.procs.get(which)
+        if p and p.poll() is None:
+            p.send_signal(sig)
+            p.wait(30)
+
+    def stop_all(self) -> None:
+        for which in list(self.procs):
+            self.kill(which, signal.SIGTERM)
+
+    def daemon_logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(self.logdir.iterdir()))
+
+    # --- CLI -----------------------------------------------------------------------------
+    def cli(self, *args: str, cwd: Path | None = None, check: bool = False, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([sys.executable, "-m", "ailabber", *args], env=self.env(), cwd=cwd,
+                           text=True, capture_output=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"ailabber {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def project(self, commands: list[str], *, files: dict[str, str] | None = None,
+                extra_toml: str = "", gpus: int = 0, time_limit: str = "10:00",
+                results: list[str] | None = None, name: str | None = None) -> Path:
+        self._n += 1
+        d = self.base / (name or f"project{self._n}")
+        d.mkdir(parents=True, exist_ok=True)
+        for rel, text in (files or {}).items():
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / rel).write_text(text)
+        cmds = ", ".join(json.dumps(c) for c in commands)
+        res = ", ".join(json.dumps(r) for r in (results or []))
+        (d / "task_config.toml").write_text(textwrap.dedent(f"""\
+            [resources]
+            gpus = {gpus}
+            time_limit = "{time_limit}"
+            """) + extra_toml + f"\n[run]\ncommands = [{cmds}]\nresults = [{res}]\n")
+        return d
+
+    def submit(self, project: Path) -> str:
+        r = self.cli("submit", "--json", cwd=project, check=True)
+        return str(json.loads(r.stdout)["id"])
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        r = self.cli("status", "--json", task_id, check=True)
+        return dict(json.loads(r.stdout))
+
+    def wait_for(self, task_id: str, pred: Any, timeout: float = 60, what: str = "") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            st = self.status(task_id)
+            if pred(st):
+                return st
+            time.sleep(0.2)
+        raise AssertionError(f"{task_id}: timed out waiting for {what or pred}; last status {st}\n{self.daemon_logs()}")
+
+    def wait_terminal(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_for(task_id, lambda s: s["state"] in TERMINAL and s["stage"] == "done",
+                             timeout, "a final state in done/")
+
+    def remote_task(self, task_id: str) -> Path:
+        return self.root / "users" / _me() / "tasks" / task_id
+
+
+def _me() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
