@@ -54,12 +54,13 @@ def run(keep: bool = False, timeout: float = 600) -> int:
         logs = _cli(home, "logs", task_id)
         tail = logs.stdout.strip().splitlines()[-8:]
         say("last lines of its output:\n    " + "\n    ".join(tail))
-        dest = base / "results"
+        dest = Path.cwd() / "ailabber-results" / task_id
         fetched = _cli(home, "fetch", task_id, "--dest", str(dest))
         say(fetched.stdout.strip() or fetched.stderr.strip())
         metrics = dest / "output" / "metrics.json"
         if metrics.exists():
-            say(f"results: {metrics}\n    {metrics.read_text().strip()}")
+            body = "\n    ".join(metrics.read_text().strip().splitlines())
+            say(f"results: {metrics}\n    {body}")
         else:
             say("no metrics.json came back; see the logs above")
         if waited.returncode != 0:
