@@ -17,9 +17,9 @@ ID_RE = re.compile(r"^\d{6}-\d{9}-[0-9a-hjkmnp-tv-z]{6}$")
 
 
 def new_task_id(now: float | None = None) -> str:
-    now = time.time() if now is None else now
-    tm = time.gmtime(now)
-    ms = int((now - int(now)) * 1000)
+    total_ms = round((time.time() if now is None else now) * 1000)
+    secs, ms = divmod(total_ms, 1000)
+    tm = time.gmtime(secs)
     rand = "".join(secrets.choice(_ALPHABET) for _ in range(6))
     return time.strftime("%y%m%d-%H%M%S", tm) + f"{ms:03d}-{rand}"
 
