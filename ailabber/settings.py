@@ -32,6 +32,27 @@ class SpooldSettings:
 
 
 @dataclass(frozen=True)
+class SlurmOptions:
+    """The admin's choices for every sbatch call; never influenced by a task."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra_args: tuple[str, ...] = ()
+    gpu_option: str = "gres"          # "gres": --gres=gpu:N; "gpus": --gpus=N
+    signal_before_timeout: int = 60   # seconds; USR1 to the commands before the time limit
+    bin_dir: str | None = None        # where sbatch/squeue/scontrol/scancel live (default: PATH)
+    lost_after: float = 300.0         # seconds a job may be missing from Slurm before "lost"
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    max_running: int | None = None    # tasks handed to the scheduler at once, per user
+    max_gpus: int | None = None       # GPUs of those tasks together, per user
+    max_queued: int | None = None     # tasks waiting in remoted's queue, per user
+
+
+@dataclass(frozen=True)
 class RemotedSettings:
     root: Path
     scheduler: str = "local"
@@ -40,7 +61,8 @@ class RemotedSettings:
     rescan_interval: float = 5.0
     kill_grace: float = 10.0         # seconds between TERM and KILL when ending a task
     env_cache: Path | None = None    # default <root>/envs
-    extra: dict[str, Any] = field(default_factory=dict)
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    limits: UserLimits = field(default_factory=UserLimits)
     source: Path | None = None
 
     @property
@@ -48,7 +70,7 @@ class RemotedSettings:
         return self.env_cache or (self.root / "envs")
 
 
-SCHEDULERS = ("local",)
+SCHEDULERS = ("local", "slurm")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -140,7 +162,62 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
     )
 
 
-REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache")
+REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
+                "slurm", "limits")
+SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "signal_before_timeout", "bin_dir",
+              "lost_after")
+LIMIT_KEYS = ("max_running", "max_gpus", "max_queued")
+
+
+def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    sec = data.get(key) or {}
+    if not isinstance(sec, dict):
+        raise SettingsError(f"{path}: {key}: must be a mapping")
+    for k in sec:
+        if k not in allowed:
+            hint = difflib.get_close_matches(str(k), allowed, n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise SettingsError(f"{path}: {key}.{k}: unknown key{extra}")
+    return sec
+
+
+def _opt_str(path: Path, sec: dict[str, Any], key: str, where: str) -> str | None:
+    v = sec.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or any(ch in v for ch in "\0\n\r"):
+        raise SettingsError(f"{path}: {where}.{key}: must be a single-line string")
+    return v
+
+
+def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
+    sec = _section(path, data, "slurm", SLURM_KEYS)
+    extra = sec.get("extra_args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) and a.startswith("-") and "\n" not in a for a in extra):
+        raise SettingsError(f"{path}: slurm.extra_args: must be a list of sbatch options (each starting with '-')")
+    gpu_option = sec.get("gpu_option", "gres")
+    if gpu_option not in ("gres", "gpus"):
+        raise SettingsError(f"{path}: slurm.gpu_option: must be 'gres' or 'gpus', got {gpu_option!r}")
+    sig = sec.get("signal_before_timeout", 60)
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 0 <= sig <= 65535:
+        raise SettingsError(f"{path}: slurm.signal_before_timeout: must be whole seconds from 0 to 65535")
+    return SlurmOptions(
+        partition=_opt_str(path, sec, "partition", "slurm"), account=_opt_str(path, sec, "account", "slurm"),
+        qos=_opt_str(path, sec, "qos", "slurm"), extra_args=tuple(extra), gpu_option=gpu_option,
+        signal_before_timeout=sig, bin_dir=_opt_str(path, sec, "bin_dir", "slurm"),
+        lost_after=_number(path, sec, "lost_after", 300.0, 0, 86400 * 7),
+    )
+
+
+def _limits(path: Path, data: dict[str, Any]) -> UserLimits:
+    sec = _section(path, data, "limits", LIMIT_KEYS)
+    vals: dict[str, int | None] = {}
+    for k in LIMIT_KEYS:
+        v = sec.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise SettingsError(f"{path}: limits.{k}: must be a whole number >= 0 (or absent for no limit)")
+        vals[k] = v
+    return UserLimits(**vals)
 
 
 def load_remoted_settings(path: Path) -> RemotedSettings:
@@ -167,6 +244,8 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
         kill_grace=_number(path, data, "kill_grace", 10.0, 0.0, 3600),
         env_cache=_path(path, data, "env_cache"),
+        slurm=_slurm(path, data),
+        limits=_limits(path, data),
         source=path,
     )
 

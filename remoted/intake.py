@@ -18,6 +18,7 @@ from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
 from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
+from remoted.identity import IdentityError, RunAs, owner_of
 from remoted.jobspec import JobSpec
 from remoted.records import QUEUED, RecordStore, TaskRecord, publish
 
@@ -33,7 +34,7 @@ def user_areas(root: Path) -> list[UserArea]:
 
 
 def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
-               env_cache: Path) -> JobSpec:
+               env_cache: Path, run_as: RunAs) -> JobSpec:
     task_dir = area.task(task_id)
     files = task_dir / local_spool.FILES
     env = cfg.environment
@@ -43,7 +44,8 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         run_dir=str(task_dir / RUN), log_dir=str(area.task_outbox(task_id) / "logs"),
         commands=list(cfg.run.commands), gpus=cfg.resources.gpus, cpus=cfg.resources.cpus,
         memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
-        kill_grace=kill_grace, env_cache=str(env_cache),
+        kill_grace=kill_grace, env_cache=str(env_cache / area.user),
+        uid=run_as.uid, gid=run_as.gid,
         pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
@@ -117,7 +119,12 @@ class Intake:
         except ConfigError as exc:
             status, _ = transition(status, FAILED, "rejected", message=str(exc).splitlines()[0])
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
-        spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache)
+        try:
+            run_as = owner_of(area.path)
+        except IdentityError as exc:
+            status, _ = transition(status, FAILED, "rejected", message=str(exc))
+            return TaskRecord(id=task_id, user=area.user, status=status, order=order)
+        spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 

@@ -36,6 +36,8 @@ class JobSpec:
     pyproject: str | None = None        # absolute paths inside the task's files
     uv_lock: str | None = None
     wheels: list[str] = field(default_factory=list)
+    uid: int | None = None              # the account the job runs as (from the user dir's owner)
+    gid: int | None = None
 
     @property
     def job_file(self) -> Path:
@@ -50,8 +52,15 @@ class JobSpec:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def write(self) -> None:
-        fsutil.ensure_dirs(self.run_dir, self.log_dir)
+        """Create the run and log directories for the job's user, then the job file."""
+        from remoted.identity import give
+
+        for d in (self.run_dir, self.log_dir, self.env_cache):
+            if d:
+                fsutil.ensure_dirs(d)
+                give(Path(d), self.uid, self.gid)
         fsutil.atomic_write_json(self.job_file, self.to_dict())
+        give(self.job_file, self.uid, self.gid)
 
     @classmethod
     def read(cls, path: Path) -> JobSpec:

@@ -25,6 +25,7 @@ import psutil
 
 from ailabber import fsutil, proctree
 from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
+from remoted import identity
 from remoted.jobspec import LOCK_FILE, RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.schedulers.base import Blocked, JobHandle, JobState
 
@@ -72,6 +73,7 @@ class LocalScheduler:
         run_dir = Path(spec.run_dir)
         fsutil.ensure_dirs(run_dir)
         env = dict(os.environ)
+        env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -82,6 +84,7 @@ class LocalScheduler:
                     cwd=spec.workdir, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=errlog,
                     start_new_session=True, pass_fds=(fd,),
+                    **identity.popen_kwargs(spec.uid, spec.gid),
                 )
         finally:
             os.close(fd)
