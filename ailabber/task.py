@@ -39,11 +39,32 @@ REASONS: dict[str, str] = {
     "lost": "the job disappeared without leaving a result",
     "canceled_by_user": "you cancelled it",
     "killed": "the job was killed by a signal",
+    "oom": "the job ran out of memory (raise resources.memory)",
+    "node_fail": "the node running the job failed",
+    "preempted": "the job was preempted by higher-priority work",
+    "requeued": "put back in the queue by the scheduler",
+    # Slurm's pending reasons, in plain words.
+    "Resources": "waiting for a free GPU/CPU on the cluster",
+    "Priority": "waiting behind jobs with higher priority",
+    "Dependency": "waiting for another job to finish",
+    "QOSMaxGRESPerUser": "you are using as many GPUs as the course allows at once",
+    "QOSMaxJobsPerUserLimit": "you are running as many jobs as the course allows at once",
+    "QOSMaxSubmitJobPerUserLimit": "you have as many jobs queued as the course allows",
+    "AssocGrpGRES": "your group's GPU quota is in use",
+    "AssocMaxJobsLimit": "your account's running-job limit is reached",
+    "AssocGrpCPUMinutesLimit": "your account's CPU-time budget is used up",
+    "ReqNodeNotAvail": "the requested nodes are not available (maintenance?)",
+    "PartitionTimeLimit": "the time limit is longer than the partition allows",
+    "JobHeldUser": "held",
+    "JobHeldAdmin": "held by an administrator",
+    "BeginTime": "waiting for its start time",
+    "Reservation": "waiting for a reservation",
 }
 
 _ALLOWED: dict[str, frozenset[str]] = {
     PENDING: frozenset({PENDING, RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED}),
-    RUNNING: frozenset({RUNNING, COMPLETED, FAILED, TERMINATED}),
+    # running -> pending only when the scheduler requeues the job (reason "requeued").
+    RUNNING: frozenset({RUNNING, PENDING, COMPLETED, FAILED, TERMINATED}),
 }
 
 
@@ -134,6 +155,8 @@ def transition(
         raise IllegalTransition(f"unknown state {state!r}")
     if status.terminal:
         raise IllegalTransition(f"task {status.id} is already {status.state}")
+    if status.state == RUNNING and state == PENDING and reason != "requeued":
+        raise IllegalTransition(f"task {status.id}: running -> pending only when requeued")
     if state not in _ALLOWED[status.state]:
         raise IllegalTransition(f"task {status.id}: {status.state} -> {state} is not allowed")
     ts = now_iso(now)

@@ -19,7 +19,7 @@ from ailabber.remote_layout import UserArea
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, TaskStatus, transition
 from remoted.intake import Intake, user_areas
-from remoted.queue import fair_order
+from remoted.queue import fair_order, over_limit
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SubmitError
@@ -34,7 +34,7 @@ class Remoted:
         self.root = settings.root
         self.store = RecordStore(self.root)
         self.scheduler = scheduler or load_scheduler(
-            settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace)
+            settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir)
         self.active: dict[str, TaskRecord] = {}
         self._order = 0
@@ -65,8 +65,10 @@ class Remoted:
             self.load()
         for rec in self.intake.scan(self._order):
             self._order = max(self._order, rec.order + 1)
-            if not rec.status.terminal:
-                self.active[rec.id] = rec
+            if rec.status.terminal:
+                continue
+            self.active[rec.id] = rec
+            self._enforce_max_queued(rec)
         self.handle_cancels()
         self.recover_launching()
         self.poll()
@@ -87,6 +89,15 @@ class Remoted:
             self.store.save(rec)
         publish(self.root, rec, event)
         log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
+
+    def _enforce_max_queued(self, rec: TaskRecord) -> None:
+        limit = self.settings.limits.max_queued
+        if limit is None:
+            return
+        waiting = sum(1 for r in self.active.values() if r.user == rec.user and r.phase == QUEUED and r.id != rec.id)
+        if waiting >= limit:
+            self._change(rec, FAILED, "user_limit",
+                         message=f"you already have {waiting} task(s) waiting; the limit is {limit}")
 
     def handle_cancels(self) -> None:
         for area in user_areas(self.root):
@@ -159,7 +170,7 @@ class Remoted:
             fields["message"] = js.message
         if js.started_at and not rec.status.started_at:
             fields["started_at"] = js.started_at
-        if js.state == PENDING and rec.status.state == RUNNING:
+        if js.state == PENDING and rec.status.state == RUNNING and js.reason != "requeued":
             return  # a requeue is reported by the scheduler explicitly, never guessed
         if js.state == rec.status.state and js.reason == rec.status.reason:
             return
@@ -170,12 +181,19 @@ class Remoted:
         if not queued:
             return
         running: dict[str, int] = {}
+        gpus: dict[str, int] = {}
         for r in self.active.values():
-            if r.phase == LAUNCHED:
+            if r.phase in (LAUNCHING, LAUNCHED):
                 running[r.user] = running.get(r.user, 0) + 1
+                gpus[r.user] = gpus.get(r.user, 0) + (r.spec.gpus if r.spec else 0)
+        limits = self.settings.limits
         for rec in fair_order(queued, running):
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
+                continue
+            why = over_limit(rec.user, rec.spec.gpus, running, gpus, limits.max_running, limits.max_gpus)
+            if why:
+                self._change(rec, PENDING, "user_limit", message=why)
                 continue
             try:
                 self.scheduler.check(rec.spec, self._active_handles())
@@ -186,6 +204,9 @@ class Remoted:
                     self._change(rec, PENDING, b.reason, message=b.message)
                 continue
             self.launch(rec)
+            if rec.phase == LAUNCHED:
+                running[rec.user] = running.get(rec.user, 0) + 1
+                gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus
 
     def launch(self, rec: TaskRecord) -> None:
         assert rec.spec is not None

@@ -81,7 +81,8 @@ class Wrapper:
             self.run_dir / STARTED_FILE,
             {"pid": os.getpid(), "host": socket.gethostname(), "started_at": now_iso(self.started),
              "deadline": self.deadline,
-             "gpus": [int(g) for g in os.environ.get("AILABBER_GPUS", "").split(",") if g.isdigit()]},
+             "gpus": [int(g) for g in os.environ.get("AILABBER_GPUS", "").split(",") if g.isdigit()],
+             "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
         )
 
     def finish(self, state: str, reason: str | None, exit_code: int | None, message: str | None,

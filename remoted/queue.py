@@ -35,3 +35,13 @@ def fair_order(queued: Iterable[Queued], running_per_user: dict[str, int] | None
         if not added:
             return out
         depth += 1
+
+
+def over_limit(user: str, gpus: int, running: dict[str, int], gpus_in_use: dict[str, int],
+               max_running: int | None, max_gpus: int | None) -> str | None:
+    """Why ``user`` may not start one more task of ``gpus`` GPUs now, or None."""
+    if max_running is not None and running.get(user, 0) >= max_running:
+        return f"you have {running.get(user, 0)} task(s) running; the limit is {max_running}"
+    if max_gpus is not None and gpus and gpus_in_use.get(user, 0) + gpus > max_gpus:
+        return f"you use {gpus_in_use.get(user, 0)} GPU(s); this task needs {gpus} more; the limit is {max_gpus}"
+    return None

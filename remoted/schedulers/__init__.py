@@ -6,7 +6,7 @@ import importlib
 
 from remoted.schedulers.base import Scheduler
 
-_MODULES = {"local": "remoted.schedulers.local"}
+_MODULES = {"local": "remoted.schedulers.local", "slurm": "remoted.schedulers.slurm"}
 
 
 def load_scheduler(name: str, **options: object) -> Scheduler:

@@ -1,0 +1,194 @@
+"""The ``slurm`` scheduler: sbatch, one squeue per poll, scancel.
+
+Slurm owns the GPUs, fair share and accounting; this module only translates.  sbatch is
+run with an argument list (never a shell) and a fixed two-line batch script, so nothing
+a task contains can become an ``#SBATCH`` line or a shell word: the commands travel in
+``job.json`` and are run by the job wrapper.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ailabber import fsutil
+from ailabber.settings import SlurmOptions
+from ailabber.task import PENDING, RUNNING
+from remoted import identity
+from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
+from remoted.schedulers.base import JobHandle, JobState, SubmitError
+from remoted.schedulers.slurm_states import map_state, time_limit
+
+log = logging.getLogger(__name__)
+SCRIPT = "job.sbatch"
+SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
+
+
+def job_name(task_id: str) -> str:
+    return f"ailabber-{task_id}"
+
+
+class SlurmScheduler:
+    name = "slurm"
+
+    def __init__(self, options: SlurmOptions | None = None, kill_grace: float = 10.0):
+        self.opts = options or SlurmOptions()
+        self.kill_grace = kill_grace
+        self._missing_since: dict[str, float] = {}
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _bin(self, name: str) -> str:
+        return str(Path(self.opts.bin_dir) / name) if self.opts.bin_dir else name
+
+    def _run(self, args: list[str], uid: int | None = None, gid: int | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **identity.user_env(uid)}
+        if "SLURM_CONF" in os.environ:
+            env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+        try:
+            return subprocess.run(args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=timeout, **identity.popen_kwargs(uid, gid))
+        except FileNotFoundError:
+            raise SubmitError(f"{args[0]} not found: is Slurm installed here?") from None
+
+    # --- the contract --------------------------------------------------------------------
+    def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
+        """Slurm queues by itself: nothing is ever blocked here."""
+
+    def sbatch_args(self, spec: JobSpec, script: Path) -> list[str]:
+        o = self.opts
+        export = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **identity.user_env(spec.uid)}
+        exports = ",".join(f"{k}={v}" for k, v in export.items() if "," not in v)
+        args = [
+            self._bin("sbatch"), "--parsable",
+            f"--job-name={job_name(spec.task_id)}", f"--comment={job_name(spec.task_id)}",
+            f"--chdir={spec.workdir}",
+            f"--output={spec.log_dir}/slurm-%j.out", f"--error={spec.log_dir}/slurm-%j.out",
+            f"--export=NONE,{exports}",
+            f"--cpus-per-task={spec.cpus}", f"--mem={spec.memory_mb}M", f"--time={time_limit(spec.time_limit_s)}",
+        ]
+        if spec.gpus:
+            args.append(f"--gres=gpu:{spec.gpus}" if o.gpu_option == "gres" else f"--gpus={spec.gpus}")
+        if o.signal_before_timeout:
+            args.append(f"--signal=B:USR1@{o.signal_before_timeout}")
+        for flag, value in (("--partition", o.partition), ("--account", o.account), ("--qos", o.qos)):
+            if value:
+                args.append(f"{flag}={value}")
+        args += list(o.extra_args)
+        args.append(str(script))
+        return args
+
+    def write_script(self, spec: JobSpec) -> Path:
+        script = Path(spec.run_dir) / SCRIPT
+        body = ("#!/bin/bash\n"
+                f"exec {shlex.quote(sys.executable)} -m remoted.jobwrap {shlex.quote(str(spec.job_file))}\n")
+        fsutil.atomic_write_bytes(script, body.encode(), 0o755)
+        identity.give(script, spec.uid, spec.gid)
+        return script
+
+    def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle:
+        script = self.write_script(spec)
+        proc = self._run(self.sbatch_args(spec, script), spec.uid, spec.gid)
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+            raise SubmitError(lines[-1] if lines else f"sbatch exited with {proc.returncode}")
+        job_id = proc.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise SubmitError(f"sbatch printed no job id: {proc.stdout.strip()[:200]!r}")
+        return JobHandle(job_id=job_id, data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
+                                              "submitted": time.time()})
+
+    def find(self, spec: JobSpec) -> JobHandle | None:
+        proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={job_name(spec.task_id)}",
+                          "-o", "%i|%j|%k|%T"])
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 3 and parts[1] == job_name(spec.task_id) and parts[0].isdigit():
+                return JobHandle(job_id=parts[0], data={"run_dir": spec.run_dir, "uid": spec.uid,
+                                                        "gid": spec.gid, "submitted": time.time()})
+        started = fsutil.read_json_or_none(Path(spec.run_dir) / STARTED_FILE)
+        if isinstance(started, dict) and str(started.get("slurm_job_id", "")).isdigit():
+            return JobHandle(job_id=str(started["slurm_job_id"]),
+                             data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
+                                   "submitted": time.time()})
+        return None
+
+    def poll(self, handles: list[JobHandle]) -> dict[str, JobState]:
+        if not handles:
+            return {}
+        ids = ",".join(h.job_id for h in handles)
+        proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--jobs={ids}", "-o", SQUEUE_FORMAT])
+        rows: dict[str, list[str]] = {}
+        if proc.returncode == 0:
+            for line in proc.stdout.splitlines():
+                parts = line.split("|")
+                if len(parts) >= 4:
+                    rows[parts[0]] = parts
+        elif len(handles) > 1:
+            # squeue refuses the whole list when one id has aged out: ask one by one.
+            for h in handles:
+                one = self._run([self._bin("squeue"), "-h", "-t", "all", f"--jobs={h.job_id}", "-o", SQUEUE_FORMAT])
+                for line in one.stdout.splitlines():
+                    parts = line.split("|")
+                    if len(parts) >= 4:
+                        rows[parts[0]] = parts
+        out: dict[str, JobState] = {}
+        for h in handles:
+            out_state = self._state(h, rows.get(h.job_id))
+            if out_state is not None:
+                out[h.job_id] = out_state
+        return out
+
+    def _state(self, h: JobHandle, row: list[str] | None) -> JobState | None:
+        run_dir = Path(h.data.get("run_dir", "."))
+        result = fsutil.read_json_or_none(run_dir / RESULT_FILE)
+        result = result if isinstance(result, dict) else None
+        started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
+        was_running = bool(h.data.get("seen_running"))
+        if row is None:
+            # Gone from squeue (MinJobAge passed, or controller lost it): trust the wrapper's
+            # record first; call it lost only after a grace period.
+            if result and result.get("state"):
+                self._missing_since.pop(h.job_id, None)
+                return map_state("COMPLETED" if result["state"] == "completed" else "FAILED",
+                                 None, "node", None, result, True)
+            first = self._missing_since.setdefault(h.job_id, time.time())
+            if time.time() - first > self.opts.lost_after:
+                return JobState("failed", "lost", message="Slurm no longer knows the job and it left no result")
+            return None
+        self._missing_since.pop(h.job_id, None)
+        _jid, state, reason, nodes = row[0], row[1], row[2], row[3]
+        exit_code = None
+        if state in ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and not result:
+            exit_code = self._exit_code(h.job_id)
+        js = map_state(state, reason, nodes, exit_code, result, was_running)
+        if js.state == RUNNING:
+            h.data["seen_running"] = True
+            if isinstance(started, dict):
+                js.started_at = started.get("started_at")
+        elif js.state == PENDING and js.reason not in ("requeued",):
+            pass
+        return js
+
+    def _exit_code(self, job_id: str) -> str | None:
+        proc = self._run([self._bin("scontrol"), "-o", "show", "job", job_id])
+        for token in proc.stdout.split():
+            if token.startswith("ExitCode="):
+                return token.split("=", 1)[1]
+        return None
+
+    def cancel(self, handle: JobHandle) -> None:
+        handle.data["cancel_sent"] = True
+        proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
+        if proc.returncode != 0:
+            log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
+
+
+def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, **_: Any) -> SlurmScheduler:
+    return SlurmScheduler(slurm, kill_grace)
