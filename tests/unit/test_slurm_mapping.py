@@ -1,0 +1,83 @@
+"""Slurm's states and the sbatch command line, as pure functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ailabber.settings import SlurmOptions
+from remoted.jobspec import JobSpec
+from remoted.schedulers.slurm import SlurmScheduler
+from remoted.schedulers.slurm_states import map_state, parse_exit_code, time_limit
+
+
+@pytest.mark.parametrize("state,reason,nodes,exit_code,result,was_running,expect", [
+    ("PENDING", "Resources", "", None, None, False, ("pending", "Resources", None)),
+    ("PENDING", "None", "", None, None, False, ("pending", "queued", None)),
+    ("PENDING", "BeginTime", "", None, None, True, ("pending", "requeued", None)),
+    ("RUNNING", "None", "n1", None, None, False, ("running", None, None)),
+    ("COMPLETING", "None", "n1", None, None, True, ("running", None, None)),
+    ("COMPLETED", "None", "n1", "0:0", None, True, ("completed", None, 0)),
+    ("FAILED", "NonZeroExitCode", "n1", "3:0", None, True, ("failed", "nonzero_exit", 3)),
+    ("FAILED", "JobLaunchFailure", "n1", "0:9", None, True, ("failed", "killed", 137)),
+    ("FAILED", "BadConstraints", "", "0:1", None, False, ("failed", "unsatisfiable", None)),
+    ("TIMEOUT", "TimeLimit", "n1", "0:15", None, True, ("failed", "timeout", 0)),
+    ("OUT_OF_MEMORY", "OutOfMemory", "n1", "0:125", None, True, ("failed", "oom", 0)),
+    ("NODE_FAIL", "NodeDown", "n1", None, None, True, ("failed", "node_fail", None)),
+    ("PREEMPTED", "None", "n1", None, None, True, ("failed", "preempted", None)),
+    ("CANCELLED", "Resources", "", "0:0", None, False, ("canceled", "canceled_by_user", None)),
+    ("CANCELLED", "None", "n1", "0:15", None, True, ("terminated", "canceled_by_user", None)),
+    ("CANCELLED+", "None", "n1", "0:15", None, False, ("terminated", "canceled_by_user", None)),
+    # The wrapper's record refines how the commands ended.
+    ("COMPLETED", "None", "n1", "0:0", {"state": "failed", "reason": "setup_failed", "exit_code": None},
+     True, ("failed", "setup_failed", None)),
+    ("COMPLETED", "None", "n1", "0:0", {"state": "failed", "reason": "nonzero_exit", "exit_code": 4},
+     True, ("failed", "nonzero_exit", 4)),
+    ("CANCELLED", "None", "n1", "0:15", {"state": "completed", "reason": None, "exit_code": 0},
+     True, ("completed", None, 0)),
+    ("WEIRD", "None", "n1", None, None, True, ("failed", "lost", None)),
+])
+def test_map_state(state, reason, nodes, exit_code, result, was_running, expect) -> None:  # type: ignore[no-untyped-def]
+    js = map_state(state, reason, nodes, exit_code, result, was_running)
+    assert (js.state, js.reason, js.exit_code) == expect
+
+
+def test_exit_code_and_time_limit_formats() -> None:
+    assert parse_exit_code("3:0") == (3, 0) and parse_exit_code(None) == (None, None)
+    assert parse_exit_code("x:y") == (None, None)
+    assert time_limit(3600) == "0-01:00:00"
+    assert time_limit(90061) == "1-01:01:01"
+    assert time_limit(5) == "0-00:01:00"
+
+
+def _spec(tmp_path: Path, **kw: object) -> JobSpec:
+    base = dict(task_id="261128-103406123-k3f9qz", user="alice", workdir=str(tmp_path / "w"),
+                run_dir=str(tmp_path / "run"), log_dir=str(tmp_path / "logs"),
+                commands=["python train.py; rm -rf / #SBATCH --uid=0"], gpus=2, cpus=4,
+                memory_mb=32768, time_limit_s=4 * 3600)
+    base.update(kw)
+    return JobSpec(**base)  # type: ignore[arg-type]
+
+
+def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
+    opts = SlurmOptions(partition="gpu", account="cs101", qos="students", extra_args=("--exclusive",),
+                        signal_before_timeout=120)
+    sched = SlurmScheduler(opts)
+    spec = _spec(tmp_path)
+    spec.write()
+    script = sched.write_script(spec)
+    args = sched.sbatch_args(spec, script)
+    assert args[1] == "--parsable"
+    assert f"--job-name=ailabber-{spec.task_id}" in args and f"--comment=ailabber-{spec.task_id}" in args
+    for a in ("--gres=gpu:2", "--cpus-per-task=4", "--mem=32768M", "--time=0-04:00:00",
+              "--signal=B:USR1@120", "--partition=gpu", "--account=cs101", "--qos=students", "--exclusive"):
+        assert a in args
+    export = next(a for a in args if a.startswith("--export="))
+    assert export.startswith("--export=NONE,")
+    assert args[-1] == str(script)
+    text = script.read_text()
+    assert "#SBATCH" not in text and "train.py" not in text          # commands stay in job.json
+    assert text.count("\n") == 2
+    assert "--gpus=2" in SlurmScheduler(SlurmOptions(gpu_option="gpus")).sbatch_args(spec, script)
+    assert not any(a.startswith("--gres") for a in sched.sbatch_args(_spec(tmp_path, gpus=0), script))
