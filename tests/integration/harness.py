@@ -22,7 +22,8 @@ TERMINAL = {"completed", "failed", "canceled", "terminated"}
 
 
 class Pipeline:
-    def __init__(self, base: Path, gpus: int = 1, kill_grace: float = 2.0):
+    def __init__(self, base: Path, gpus: int = 1, kill_grace: float = 2.0, scheduler: str = "local",
+                 remoted_env: dict[str, str] | None = None, remoted_extra: dict[str, Any] | None = None):
         self.base = base
         self.home = base / "home"
         self.root = base / "remote"
@@ -34,11 +35,13 @@ class Pipeline:
         self.spoold_cfg.write_text(yaml.safe_dump({
             "spool": str(self.home / "spool"), "remote": str(self.root),
             "poll_interval": 0.2, "rescan_interval": 1.0}))
+        self.remoted_env = remoted_env or {}
         self.remoted_cfg.write_text(yaml.safe_dump({
-            "root": str(self.root), "scheduler": "local", "gpus": gpus,
+            "root": str(self.root), "scheduler": scheduler, "gpus": gpus,
             "poll_interval": 0.2, "rescan_interval": 1.0, "kill_grace": kill_grace,
-            "env_cache": str(base / "envs")}))
+            "env_cache": str(base / "envs"), **(remoted_extra or {})}))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.submitted: list[str] = []
         self._n = 0
 
     # --- processes -----------------------------------------------------------------------
@@ -52,6 +55,8 @@ class Pipeline:
         cfg = self.spoold_cfg if which == "spoold" else self.remoted_cfg
         self._n += 1
         log = open(self.logdir / f"{which}-{self._n}.log", "wb")
+        if which == "remoted":
+            env = {**self.remoted_env, **env}
         p = subprocess.Popen([sys.executable, "-m", which, "--config", str(cfg), "--verbose"],
                              env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.procs[which] = p
@@ -84,7 +89,7 @@ class Pipeline:
         return r
 
     def project(self, commands: list[str], *, files: dict[str, str] | None = None,
-                extra_toml: str = "", gpus: int = 0, time_limit: str = "10:00",
+                extra_toml: str = "", gpus: int = 0, time_limit: str = "10:00", memory: str = "1G",
                 results: list[str] | None = None, name: str | None = None) -> Path:
         self._n += 1
         d = self.base / (name or f"project{self._n}")
@@ -97,13 +102,16 @@ class Pipeline:
         (d / "task_config.toml").write_text(textwrap.dedent(f"""\
             [resources]
             gpus = {gpus}
+            memory = "{memory}"
             time_limit = "{time_limit}"
             """) + extra_toml + f"\n[run]\ncommands = [{cmds}]\nresults = [{res}]\n")
         return d
 
     def submit(self, project: Path) -> str:
         r = self.cli("submit", "--json", cwd=project, check=True)
-        return str(json.loads(r.stdout)["id"])
+        task_id = str(json.loads(r.stdout)["id"])
+        self.submitted.append(task_id)
+        return task_id
 
     def status(self, task_id: str) -> dict[str, Any]:
         r = self.cli("status", "--json", task_id, check=True)

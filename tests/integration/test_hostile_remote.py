@@ -1,0 +1,568 @@
+"""remoted against a hostile student: anything under ``<root>/users/<user>/`` may be forged.
+
+Uploads are pushed straight into the remote spool (exactly the files spoold would send),
+so each test controls every byte and every file type a student's transport could place.
+A real remoted process runs in a temporary root.  Each test names two users: the attacker
+(``eve``) and a bystander (``zed``, sorting after her) whose ordinary task must not be
+disturbed, and remoted must keep serving everyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from ailabber import ids
+from ailabber.spool import MANIFEST, UPLOAD_MEMBERS, Spool
+from ailabber.submit import submit
+from tests.integration.harness import TERMINAL, Pipeline
+
+def _accounts() -> tuple[str, str]:
+    """Two user areas, the attacker's sorting first.  As root, remoted runs each task as the
+    owner of its user directory, so both must be real accounts owning their areas."""
+    if os.geteuid() != 0:
+        return "eve", "zed"
+    names = {p.pw_name for p in pwd.getpwall()}
+    for a, b in (("daemon", "www-data"), ("bin", "nobody"), ("daemon", "nobody")):
+        if a in names and b in names:
+            return a, b
+    pytest.skip("needs two unprivileged accounts")
+    raise AssertionError
+
+
+EVE, ZED = _accounts()
+AREA_DIRS = ("incoming/tmp", "incoming/commit", "requests", "tasks", "outbox")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Remote:
+    """A running remoted plus helpers to play a student's transport by hand."""
+
+    def __init__(self, base: Path, gpus: int = 1):
+        # Jobs may run as other accounts: everything they need must be reachable for them.
+        base = Path(tempfile.mkdtemp(prefix="ailabber-hostile-", dir="/tmp"))
+        os.chmod(base, 0o755)
+        self.base = base
+        self.p = Pipeline(base, gpus=gpus)
+        self.root = self.p.root
+        self._n = 0
+        self.started_ids: list[str] = []
+
+    def area(self, user: str) -> Path:
+        a = self.root / "users" / user
+        fresh = not a.exists()
+        for d in AREA_DIRS:
+            (a / d).mkdir(parents=True, exist_ok=True)
+        if fresh:
+            _chown_tree(a, user)
+        return a
+
+    def build(self, commands: list[str], *, gpus: int = 0, time_limit: str = "2:00",
+              files: dict[str, str] | None = None, raw_toml: str | None = None) -> tuple[str, Path]:
+        """A task directory exactly as ``submit`` writes it (task.toml, meta, files, manifest)."""
+        self._n += 1
+        proj = self.base / f"proj{self._n}"
+        proj.mkdir()
+        for rel, text in (files or {}).items():
+            (proj / rel).parent.mkdir(parents=True, exist_ok=True)
+            (proj / rel).write_text(text)
+        cmds = ", ".join(json.dumps(c) for c in commands)
+        (proj / "task_config.toml").write_text(textwrap.dedent(f"""\
+            [resources]
+            gpus = {gpus}
+            time_limit = "{time_limit}"
+            [run]
+            commands = [{cmds}]
+            """))
+        spool = Spool(self.base / f"stage{self._n}")
+        res = submit(proj / "task_config.toml", spool)
+        task_dir = spool.root / "new" / res.task_id
+        if raw_toml is not None:
+            (task_dir / "task.toml").write_text(raw_toml)
+            _rewrite_manifest(task_dir, res.task_id)
+        self.started_ids.append(res.task_id)
+        return res.task_id, task_dir
+
+    def upload(self, user: str, task_dir: Path, task_id: str | None = None, *,
+               commit: bool = True) -> str:
+        """What spoold's two rsync transfers leave behind: files, then the commit marker."""
+        task_id = task_id or task_dir.name
+        area = self.area(user)
+        dst = area / "incoming/tmp" / task_id
+        dst.mkdir(parents=True, exist_ok=True)
+        for m in UPLOAD_MEMBERS:
+            src = task_dir / m
+            if src.is_dir():
+                shutil.copytree(src, dst / m, symlinks=True)
+            else:
+                shutil.copy2(src, dst / m)
+        _chown_tree(dst, user)
+        if commit:
+            shutil.copy2(task_dir / MANIFEST, area / "incoming/commit" / f"{task_id}.json")
+        return task_id
+
+    def push(self, user: str, commands: list[str], **kw: Any) -> str:
+        task_id, task_dir = self.build(commands, **kw)
+        return self.upload(user, task_dir)
+
+    def status(self, user: str, task_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads((self.root / "users" / user / "outbox" / task_id / "status.json").read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, NotADirectoryError):
+            return None
+
+    def wait(self, user: str, task_id: str, pred: Any, timeout: float = 30, what: str = "") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            st = self.status(user, task_id)
+            if st is not None and pred(st):
+                return st
+            time.sleep(0.1)
+        raise AssertionError(f"{user}/{task_id}: timed out waiting for {what or pred}; last status {st}\n"
+                             f"{self.p.daemon_logs()[-4000:]}")
+
+    def wait_terminal(self, user: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
+        return self.wait(user, task_id, lambda s: s["state"] in TERMINAL, timeout, "a final state")
+
+    def bystander_completes(self, timeout: float = 30) -> None:
+        """The health check: an ordinary task of another user still goes all the way."""
+        task_id = self.push(ZED, ["echo fine"])
+        st = self.wait_terminal(ZED, task_id, timeout)
+        assert st["state"] == "completed", st
+
+    def alive(self) -> bool:
+        proc = self.p.procs.get("remoted")
+        return proc is not None and proc.poll() is None
+
+    def cleanup(self) -> None:
+        self.p.stop_all()
+        for task_id in self.started_ids:
+            for proc in _task_processes(task_id):
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(user)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.chown(name, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+
+
+def _rewrite_manifest(task_dir: Path, task_id: str) -> None:
+    from ailabber.manifest import build_manifest
+
+    (task_dir / MANIFEST).write_text(json.dumps(build_manifest(task_dir, task_id, list(UPLOAD_MEMBERS))))
+
+
+def _task_processes(task_id: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("AILABBER_TASK_ID") == task_id:
+                out.append(p)
+        except (psutil.Error, OSError):
+            continue
+    return out
+
+
+def _tree_listing(path: Path) -> dict[str, bytes | str]:
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            rel = str(full.relative_to(path))
+            if full.is_symlink():
+                out[rel] = "-> " + os.readlink(full)
+            elif full.is_file():
+                out[rel] = full.read_bytes()
+            else:
+                out[rel] = "dir"
+    return out
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[Remote]:
+    r = Remote(tmp_path)
+    r.area(EVE)
+    r.area(ZED)
+    r.p.start("remoted")
+    yield r
+    r.cleanup()
+
+
+def _new_id() -> str:
+    return ids.new_task_id()
+
+
+# --------------------------------------------------------------------------- sanity: what already holds
+
+
+def test_cancel_request_for_another_users_task_is_ignored(remote: Remote) -> None:
+    victim = remote.push(ZED, ["sleep 3"])
+    remote.wait(ZED, victim, lambda s: s["state"] == "running", what="running")
+    (remote.root / "users" / EVE / "requests" / f"{victim}.cancel").write_text("x\n")
+    st = remote.wait_terminal(ZED, victim)
+    assert st["state"] == "completed", st
+    assert not (remote.root / "users" / EVE / "requests" / f"{victim}.cancel").exists()
+
+
+@pytest.mark.parametrize("manifest", [
+    b"not json at all",
+    b"\xff\xfe garbage",
+    b"[]",
+    b'{"version": 2, "files": {}}',
+    b'{"version": 1, "files": {"../../zed/tasks/x": 1}}',
+    b'{"version": 1, "files": {"/etc/passwd": 1}}',
+    b'{"version": 1, "files": {"task.toml": "big"}}',
+    b'{"version": 1, "files": {"missing": 3}}',
+    b'{"version": 1, "files": {}, "symlinks": {"../escape": "x"}}',
+    b'{"version": 1, "files": []}',
+], ids=["text", "binary", "list", "v2", "dotdot", "absolute", "size-str", "missing", "link-dotdot", "files-list"])
+def test_forged_manifest_is_rejected_and_remoted_keeps_serving(remote: Remote, manifest: bytes) -> None:
+    task_id, task_dir = remote.build(["echo should-not-run > ran"])
+    remote.upload(EVE, task_dir, commit=False)
+    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_bytes(manifest)
+    st = remote.wait_terminal(EVE, task_id)
+    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    assert not list((remote.root / "users" / EVE / "tasks").rglob("ran"))
+    remote.bystander_completes()
+
+
+@pytest.mark.parametrize("name", ["../x.json", "x.json", "..json", "a b.json", "240101-000000000-aaaaaa.json.json",
+                                  "240101-000000000-AAAAAA.json", ".240101-000000000-aaaaaa.json"])
+def test_badly_named_markers_are_ignored(remote: Remote, name: str) -> None:
+    commit = remote.root / "users" / EVE / "incoming/commit"
+    if "/" in name:
+        (commit / "..").mkdir(exist_ok=True)
+    (commit / name).write_text("{}")
+    remote.bystander_completes()
+    assert remote.alive()
+    assert not list((remote.root / "users" / EVE / "tasks").iterdir())
+
+
+def test_huge_file_counts_and_sizes_in_manifest_do_not_matter(remote: Remote) -> None:
+    task_id, task_dir = remote.build(["true"])
+    remote.upload(EVE, task_dir, commit=False)
+    files = {f"files/f{i}": 10**18 for i in range(5000)}
+    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_text(
+        json.dumps({"version": 1, "files": files, "symlinks": {}}))
+    st = remote.wait_terminal(EVE, task_id)
+    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    remote.bystander_completes()
+
+
+# --------------------------------------------------------------------------- (a) wedging the daemon
+
+
+@pytest.mark.xfail(strict=True, reason="a directory named incoming/commit/<id>.json raises IsADirectoryError "
+                                       "in every intake pass: remoted stops serving all users")
+def test_commit_marker_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
+    (remote.root / "users" / EVE / "incoming/commit" / f"{_new_id()}.json").mkdir()
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="a FIFO named incoming/commit/<id>.json blocks remoted forever in open()")
+def test_commit_marker_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
+    fifo = remote.root / "users" / EVE / "incoming/commit" / f"{_new_id()}.json"
+    os.mkfifo(fifo)
+    try:
+        remote.bystander_completes(timeout=20)
+    finally:
+        _unblock_fifo(fifo)
+
+
+@pytest.mark.xfail(strict=True, reason="a commit marker that is a symlink to /dev/zero (or any huge file) is "
+                                       "read whole into memory in every intake pass")
+def test_commit_marker_symlink_to_endless_file_is_not_read_whole(remote: Remote) -> None:
+    # Cap remoted's address space so the endless read fails fast instead of eating the host.
+    proc = psutil.Process(remote.p.procs["remoted"].pid)
+    proc.rlimit(psutil.RLIMIT_AS, (2 << 30, 2 << 30))
+    marker = remote.root / "users" / EVE / "incoming/commit" / f"{_new_id()}.json"
+    marker.symlink_to("/dev/zero")
+    remote.bystander_completes(timeout=20)
+    assert remote.alive()
+
+
+@pytest.mark.xfail(strict=True, reason="a directory named requests/<x>.cancel makes os.unlink raise "
+                                       "IsADirectoryError in every pass: remoted stops serving all users")
+def test_cancel_request_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
+    (remote.root / "users" / EVE / "requests" / "whatever.cancel").mkdir()
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="users/<u>/requests replaced by a regular file raises NotADirectoryError "
+                                       "in every pass: remoted stops serving all users")
+def test_requests_dir_replaced_by_a_file_does_not_wedge_remoted(remote: Remote) -> None:
+    req = remote.root / "users" / EVE / "requests"
+    req.rmdir()
+    req.write_text("not a directory")
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="users/<u>/incoming/commit replaced by a regular file raises "
+                                       "NotADirectoryError in every intake pass")
+def test_commit_dir_replaced_by_a_file_does_not_wedge_remoted(remote: Remote) -> None:
+    commit = remote.root / "users" / EVE / "incoming/commit"
+    commit.rmdir()
+    commit.write_text("not a directory")
+    remote.bystander_completes(timeout=20)
+
+
+def test_user_area_that_is_a_file_is_skipped(remote: Remote) -> None:
+    (remote.root / "users" / "mallory").write_text("x")
+    remote.bystander_completes()
+
+
+@pytest.mark.xfail(strict=True, reason="a deeply nested task.toml raises RecursionError in load_task_config, "
+                                       "after the accept rename, so every later intake pass crashes again")
+def test_deeply_nested_task_toml_is_rejected_without_wedging(remote: Remote) -> None:
+    nested = "[run]\ncommands = " + "[" * 5000 + "]" * 5000 + "\n"
+    task_id, task_dir = remote.build(["true"], raw_toml=nested)
+    remote.upload(EVE, task_dir)
+    st = remote.wait_terminal(EVE, task_id, timeout=20)
+    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="meta.json uploaded as a directory raises IsADirectoryError in "
+                                       "_make_record after the accept rename: every intake pass crashes")
+def test_meta_json_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
+    task_id, task_dir = remote.build(["true"])
+    (task_dir / "meta.json").unlink()
+    (task_dir / "meta.json").mkdir()
+    _rewrite_manifest(task_dir, task_id)
+    remote.upload(EVE, task_dir)
+    st = remote.wait_terminal(EVE, task_id, timeout=20)
+    assert st["state"] in TERMINAL
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="meta.json uploaded as a FIFO blocks remoted forever in open()")
+def test_meta_json_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
+    task_id, task_dir = remote.build(["true"])
+    remote.upload(EVE, task_dir, commit=False)
+    meta = remote.root / "users" / EVE / "incoming/tmp" / task_id / "meta.json"
+    meta.unlink()
+    os.mkfifo(meta)
+    _rewrite_manifest(remote.root / "users" / EVE / "incoming/tmp" / task_id, task_id)
+    shutil.copy2(remote.root / "users" / EVE / "incoming/tmp" / task_id / MANIFEST,
+                 remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json")
+    try:
+        remote.bystander_completes(timeout=20)
+    finally:
+        for p in (remote.root / "users" / EVE).rglob("meta.json"):
+            if p.is_fifo():
+                _unblock_fifo(p)
+
+
+@pytest.mark.xfail(strict=True, reason="a forged run/result.json with state 'canceled' for a running task "
+                                       "raises IllegalTransition (running -> canceled) in every poll")
+def test_forged_result_with_illegal_state_does_not_wedge_remoted(remote: Remote) -> None:
+    task_id = remote.push(EVE, ["sleep 30"])
+    remote.wait(EVE, task_id, lambda s: s["state"] == "running", what="running")
+    run = remote.root / "users" / EVE / "tasks" / task_id / "run"
+    (run / "result.json").write_text(json.dumps({"state": "canceled", "reason": "canceled_by_user"}))
+    remote.bystander_completes(timeout=20)
+
+
+@pytest.mark.xfail(strict=True, reason="a forged run/result.json ends the task in remoted's books while its "
+                                       "wrapper keeps running and holding the GPU (double booking)")
+def test_forged_result_does_not_free_a_gpu_that_is_still_in_use(remote: Remote) -> None:
+    task_id = remote.push(EVE, ["sleep 30"], gpus=1)
+    remote.wait(EVE, task_id, lambda s: s["state"] == "running", what="running")
+    run = remote.root / "users" / EVE / "tasks" / task_id / "run"
+    (run / "result.json").write_text(json.dumps({"state": "completed", "exit_code": 0}))
+    time.sleep(2)
+    st = remote.status(EVE, task_id)
+    assert st is not None
+    if st["state"] in TERMINAL:
+        # Then the job must really be over, or the next GPU task gets a busy GPU.
+        assert _task_processes(task_id) == [], "task reported finished while its processes still run"
+    other = remote.push(ZED, ["echo $CUDA_VISIBLE_DEVICES"], gpus=1)
+    time.sleep(2)
+    st_other = remote.status(ZED, other)
+    assert st_other is None or st_other["state"] == "pending", st_other
+
+
+@pytest.mark.xfail(strict=True, reason="after a restart, a started.json forged with a negative pid makes "
+                                       "psutil raise ValueError in find(): recover_launching crashes every pass")
+def test_forged_started_pid_after_restart_does_not_wedge_remoted(tmp_path: Path) -> None:
+    r = Remote(tmp_path)
+    r.area(EVE)
+    r.area(ZED)
+    try:
+        r.p.start("remoted", AILABBER_CRASH_AT="remoted:after_submit")
+        task_id = r.push(EVE, ["sleep 20"])
+        r.p.procs["remoted"].wait(30)
+        run = r.root / "users" / EVE / "tasks" / task_id / "run"
+        deadline = time.monotonic() + 20
+        while not (run / "started.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (run / "started.json").write_text(json.dumps({"pid": -5, "started_at": "x"}))
+        r.p.start("remoted")
+        r.bystander_completes(timeout=20)
+    finally:
+        r.cleanup()
+
+
+# --------------------------------------------------------------------------- (b)/(c) outside the user's area
+
+
+@pytest.mark.xfail(strict=True, reason="users/<u>/incoming may be a symlink into another user's area: "
+                                       "remoted then accepts that user's uploads as <u>'s tasks")
+def test_incoming_symlink_cannot_steal_another_users_upload(tmp_path: Path) -> None:
+    r = Remote(tmp_path)
+    r.area(ZED)
+    eve = r.root / "users" / EVE
+    eve.mkdir(parents=True)
+    (eve / "incoming").symlink_to(r.root / "users" / ZED / "incoming")
+    for d in ("requests", "tasks", "outbox"):
+        (eve / d).mkdir()
+    _chown_tree(eve, EVE)
+    try:
+        task_id, task_dir = r.build(["echo zed-secret"], files={"secret.txt": "zed's work\n"})
+        r.upload(ZED, task_dir)   # already there when remoted starts: the order is eve, then zed
+        r.p.start("remoted")
+        st = r.wait_terminal(ZED, task_id)
+        assert st["state"] == "completed", st
+        assert not (eve / "tasks" / task_id).exists()
+        assert not (eve / "outbox" / task_id).exists()
+    finally:
+        r.cleanup()
+
+
+@pytest.mark.xfail(strict=True, reason="users/<u>/tasks may be a symlink: the accept rename moves the upload, "
+                                       "and the job's run dir, wherever it points")
+def test_tasks_symlink_does_not_move_tasks_out_of_the_area(remote: Remote, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    tasks = remote.root / "users" / EVE / "tasks"
+    tasks.rmdir()
+    tasks.symlink_to(outside)
+    task_id = remote.push(EVE, ["true"])
+    remote.wait_terminal(EVE, task_id, timeout=20)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="a pre-placed tasks/<id> symlink skips the manifest check and the task "
+                                       "runs (and writes run/) in the directory it points to")
+def test_preplaced_task_dir_symlink_is_not_used(remote: Remote, tmp_path: Path) -> None:
+    victim_id = remote.push(ZED, ["echo zed"])
+    assert remote.wait_terminal(ZED, victim_id)["state"] == "completed"
+    victim_dir = remote.root / "users" / ZED / "tasks" / victim_id
+    before = _tree_listing(victim_dir)
+    task_id = _new_id()
+    (remote.root / "users" / EVE / "tasks" / task_id).symlink_to(victim_dir)
+    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_text("{}")
+    st = remote.wait_terminal(EVE, task_id, timeout=20)
+    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    assert _tree_listing(victim_dir) == before
+
+
+@pytest.mark.xfail(strict=True, reason="a pre-placed outbox/<id> symlink makes remoted (and the job's logs) "
+                                       "write status.json/events.jsonl wherever it points")
+def test_outbox_symlink_does_not_redirect_writes(remote: Remote, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task_id, task_dir = remote.build(["echo hello"])
+    (remote.root / "users" / EVE / "outbox" / task_id).symlink_to(outside)
+    remote.upload(EVE, task_dir)
+    time.sleep(4)
+    remote.bystander_completes()
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="outbox/<id>/events.jsonl and logs/*.log are opened for append through "
+                                       "symlinks: remoted and the wrapper append to any file they point to")
+def test_symlinked_event_and_log_files_do_not_write_outside(remote: Remote, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    task_id, task_dir = remote.build(["echo INJECTED"])
+    out = remote.root / "users" / EVE / "outbox" / task_id
+    (out / "logs").mkdir(parents=True)
+    (out / "events.jsonl").symlink_to(victim)
+    for name in ("output.log", "stdout.log", "wrapper.log", "setup.log"):
+        (out / "logs" / name).symlink_to(victim)
+    remote.upload(EVE, task_dir)
+    time.sleep(4)
+    remote.bystander_completes()
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.xfail(strict=True, reason="a run/ symlink makes remoted write job.json/job.lock and the wrapper "
+                                       "started.json/result.json wherever it points")
+def test_run_dir_symlink_does_not_redirect_job_files(remote: Remote, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task_id, task_dir = remote.build(["true"])
+    upload = remote.upload(EVE, task_dir, commit=False)
+    up = remote.root / "users" / EVE / "incoming/tmp" / upload
+    (up / "run").symlink_to(outside)
+    shutil.copy2(task_dir / MANIFEST, remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json")
+    remote.wait_terminal(EVE, task_id, timeout=20)
+    remote.bystander_completes()
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="remoted keys its active tasks by id alone: another user uploading the "
+                                       "same id evicts the first task, which is never tracked to its end")
+def test_same_task_id_from_another_user_does_not_evict_a_task(remote: Remote) -> None:
+    victim = remote.push(ZED, ["sleep 4"])
+    remote.wait(ZED, victim, lambda s: s["state"] == "running", what="running")
+    _, eve_dir = remote.build(["sleep 1"])
+    remote.upload(EVE, eve_dir, task_id=victim)
+    st = remote.wait_terminal(ZED, victim, timeout=30)
+    assert st["state"] == "completed", st
+    st_eve = remote.wait_terminal(EVE, victim, timeout=30)
+    assert st_eve["owner"] == EVE
+
+
+@pytest.mark.xfail(strict=True, reason="the local scheduler runs every user's commands with remoted's own uid "
+                                       "(root), not as the user the upload came from")
+def test_task_runs_as_the_submitting_user_not_as_remoted(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only meaningful when remoted runs as root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user")
+    r = Remote(tmp_path)
+    r.area("nobody")
+    try:
+        r.p.start("remoted")
+        task_id = r.push("nobody", ["id -u"])
+        st = r.wait_terminal("nobody", task_id)
+        out = (r.root / "users" / "nobody" / "outbox" / task_id / "logs" / "stdout.log").read_text()
+        assert st["state"] == "completed" and out.strip() == str(nobody.pw_uid), (st, out)
+    finally:
+        r.cleanup()
+
+
+def _unblock_fifo(path: Path) -> None:
+    """Open the FIFO for writing (and close it) so a reader blocked in open() returns."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)

@@ -1,0 +1,122 @@
+"""remoted against a real single-node Slurm (2 fake GPUs): states, reasons, exactly once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Pipeline
+from tests.slurm_cluster import SlurmCluster
+from tests.slurm_fixture import slurm_cluster  # noqa: F401
+
+
+def _pipeline(base: Path, cluster: SlurmCluster, **kw: object) -> Pipeline:
+    return Pipeline(base, scheduler="slurm", kill_grace=2.0,
+                    remoted_env={"SLURM_CONF": str(cluster.conf)},
+                    remoted_extra={"slurm": {"signal_before_timeout": 0}, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def slurm_pipeline(tmp_path: Path, slurm_cluster: SlurmCluster) -> Iterator[Pipeline]:  # noqa: F811
+    p = _pipeline(tmp_path, slurm_cluster)
+    p.start_all()
+    yield p
+    p.stop_all()
+    slurm_cluster.run("scancel", "--name=" + ",".join(f"ailabber-{t}" for t in p.submitted) if p.submitted
+                      else "--state=PENDING", check=False)
+
+
+def _jobs_named(cluster: SlurmCluster, task_id: str) -> list[str]:
+    r = cluster.run("squeue", "-h", "-t", "all", f"--name=ailabber-{task_id}", "-o", "%i", check=False)
+    return r.stdout.split()
+
+
+def test_outcomes_completed_failed_timeout(slurm_pipeline: Pipeline, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    p = slurm_pipeline
+    ok = p.submit(p.project(["echo on-slurm $SLURM_JOB_ID", "mkdir -p output; echo done > output/r"],
+                            results=["output"]))
+    bad = p.submit(p.project(["exit 3"]))
+    slow = p.submit(p.project(["sleep 120"], time_limit="0:04"))
+    st = p.wait_terminal(ok, 90)
+    assert st["state"] == "completed" and st["job_id"].isdigit(), st
+    assert "on-slurm " + st["job_id"] in p.cli("logs", ok).stdout
+    st = p.wait_terminal(bad, 90)
+    assert (st["state"], st["reason"], st["exit_code"]) == ("failed", "nonzero_exit", 3)
+    st = p.wait_terminal(slow, 120)
+    assert (st["state"], st["reason"]) == ("failed", "timeout"), st
+    for t in (ok, bad, slow):
+        assert len(_jobs_named(slurm_cluster, t)) == 1
+
+
+def test_three_one_gpu_tasks_on_two_gpus(slurm_pipeline: Pipeline, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    p = slurm_pipeline
+    ids = [p.submit(p.project(["sleep 60"], gpus=1)) for _ in range(3)]
+
+    def settled() -> list[dict]:
+        return [p.status(t) for t in ids]
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sts = settled()
+        states = sorted(s["state"] for s in sts)
+        if states == ["pending", "running", "running"] and any(s["reason"] == "Resources" for s in sts):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"never saw 2 running + 1 pending: {settled()}\n{p.daemon_logs()}")
+    waiting = next(s for s in sts if s["state"] == "pending")
+    human = p.cli("status", waiting["id"], check=True).stdout
+    assert "waiting for a free GPU/CPU" in human
+    # cancel-while-pending and cancel-while-running
+    running = next(s for s in sts if s["state"] == "running")
+    p.cli("cancel", waiting["id"], check=True)
+    p.cli("cancel", running["id"], check=True)
+    assert (p.wait_terminal(waiting["id"], 60)["state"]) == "canceled"
+    assert (p.wait_terminal(running["id"], 60)["state"]) == "terminated"
+    for t in ids:
+        p.cli("cancel", t)
+
+
+def test_crash_right_after_sbatch_yields_exactly_one_job(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    p = _pipeline(tmp_path, slurm_cluster)
+    p.start("spoold")
+    crashing = p.start("remoted", AILABBER_CRASH_AT="remoted:after_submit")
+    try:
+        runs = tmp_path / "runs"
+        runs.mkdir()
+        task_id = p.submit(p.project([f"echo ran >> {runs}/count; sleep 2"]))
+        assert crashing.wait(60) == -9
+        p.start("remoted")
+        st = p.wait_terminal(task_id, 90)
+        assert st["state"] == "completed", st
+        assert len(_jobs_named(slurm_cluster, task_id)) == 1
+        assert (runs / "count").read_text().count("ran") == 1
+    finally:
+        p.stop_all()
+
+
+def test_controller_restart_changes_no_outcome(slurm_pipeline: Pipeline, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    p = slurm_pipeline
+    good = p.submit(p.project(["sleep 4"]))
+    bad = p.submit(p.project(["sleep 4; exit 5"]))
+    for t in (good, bad):
+        p.wait_for(t, lambda s: s["state"] == "running", 60, "running")
+    slurm_cluster.restart_controller()
+    assert p.wait_terminal(good, 90)["state"] == "completed"
+    st = p.wait_terminal(bad, 90)
+    assert (st["state"], st["exit_code"]) == ("failed", 5)
+
+
+def test_environment_built_once_and_reused_under_slurm(slurm_pipeline: Pipeline) -> None:
+    from tests.integration.test_pipeline_env import _project
+
+    p = slurm_pipeline
+    a = p.submit(_project(p, "env-a"))
+    assert p.wait_terminal(a, 180)["state"] == "completed", p.cli("logs", a).stdout
+    b = p.submit(_project(p, "env-b"))
+    assert p.wait_terminal(b, 180)["state"] == "completed"
+    assert "built" in p.cli("logs", a).stdout and "reused" in p.cli("logs", b).stdout
