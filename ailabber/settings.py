@@ -61,6 +61,8 @@ class RemotedSettings:
     rescan_interval: float = 5.0
     kill_grace: float = 10.0         # seconds between TERM and KILL when ending a task
     env_cache: Path | None = None    # default <root>/envs
+    job_python: str | None = None    # interpreter that runs the job wrapper (default: remoted's own)
+    uv: str | None = None            # uv used to build environments (default: found on PATH)
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     limits: UserLimits = field(default_factory=UserLimits)
     source: Path | None = None
@@ -163,7 +165,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
-                "slurm", "limits")
+                "job_python", "uv", "slurm", "limits")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "signal_before_timeout", "bin_dir",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued")
@@ -244,6 +246,8 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
         kill_grace=_number(path, data, "kill_grace", 10.0, 0.0, 3600),
         env_cache=_path(path, data, "env_cache"),
+        job_python=str(_path(path, data, "job_python")) if data.get("job_python") else None,
+        uv=str(_path(path, data, "uv")) if data.get("uv") else None,
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from ailabber import fsutil
 from ailabber.home import ailabber_home
 from ailabber.settings import write_yaml
@@ -21,22 +23,30 @@ from ailabber.settings import write_yaml
 log = logging.getLogger("ailabber.up")
 
 
-def write_default_configs(home: Path, scheduler: str, gpus: int | None) -> tuple[Path, Path]:
+def write_default_configs(home: Path, scheduler: str | None, gpus: int | None) -> tuple[Path, Path]:
+    """Write both config files on first use; afterwards only the options given on the
+    command line are changed, so the user's own edits survive."""
     fsutil.ensure_dirs(home, mode=0o700)
     spoold_cfg = home / "spoold.yaml"
     remoted_cfg = home / "remoted.yaml"
     if not spoold_cfg.exists():
         write_yaml(spoold_cfg, {"spool": str(home / "spool"), "remote": str(home / "remote"),
                                 "poll_interval": 0.5})
-    data: dict[str, object] = {"root": str(home / "remote"), "scheduler": scheduler, "poll_interval": 0.5}
+    data: dict[str, object] = {"root": str(home / "remote"), "scheduler": "local", "poll_interval": 0.5}
+    if remoted_cfg.exists():
+        loaded = yaml.safe_load(remoted_cfg.read_text(encoding="utf-8"))
+        data = loaded if isinstance(loaded, dict) else data
+    wanted = dict(data)
+    if scheduler is not None:
+        wanted["scheduler"] = scheduler
     if gpus is not None:
-        data["gpus"] = gpus
-    if not remoted_cfg.exists() or scheduler or gpus is not None:
-        write_yaml(remoted_cfg, data)
+        wanted["gpus"] = gpus
+    if wanted != data or not remoted_cfg.exists():
+        write_yaml(remoted_cfg, wanted)
     return spoold_cfg, remoted_cfg
 
 
-def start(home: Path | None = None, scheduler: str = "local", gpus: int | None = None,
+def start(home: Path | None = None, scheduler: str | None = None, gpus: int | None = None,
           verbose: bool = False, stderr: int | None = None) -> list[subprocess.Popen[bytes]]:
     home = home or ailabber_home()
     spoold_cfg, remoted_cfg = write_default_configs(home, scheduler, gpus)
@@ -64,7 +74,7 @@ def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
             p.wait()
 
 
-def run_foreground(scheduler: str, gpus: int | None, verbose: bool) -> int:
+def run_foreground(scheduler: str | None, gpus: int | None, verbose: bool) -> int:
     """Supervise both daemons until Ctrl-C / SIGTERM, or until one of them exits."""
     stopping = False
 
@@ -76,7 +86,7 @@ def run_foreground(scheduler: str, gpus: int | None, verbose: bool) -> int:
     old_term = signal.signal(signal.SIGTERM, _stop)
     procs = start(scheduler=scheduler, gpus=gpus, verbose=verbose)
     home = ailabber_home()
-    print(f"ailabber up: spoold and remoted running for {home} (scheduler: {scheduler}); Ctrl-C stops",
+    print(f"ailabber up: spoold and remoted running for {home} (config: {home / 'remoted.yaml'}); Ctrl-C stops",
           file=sys.stderr)
     code = 0
     try:

@@ -35,7 +35,8 @@ class Remoted:
         self.store = RecordStore(self.root)
         self.scheduler = scheduler or load_scheduler(
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
-        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir)
+        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
+                             settings.job_python, settings.uv)
         self.active: dict[str, TaskRecord] = {}
         self._order = 0
         self._last_heartbeat = 0.0
@@ -79,7 +80,8 @@ class Remoted:
 
     def _change(self, rec: TaskRecord, state: str, reason: str | None, **fields: object) -> None:
         """Record a state change: private record first, then the public copy."""
-        if rec.status.state == state and rec.status.reason == reason and not fields.get("message"):
+        if (rec.status.state == state and rec.status.reason == reason
+                and fields.get("message") == rec.status.message and "job_id" not in fields):
             return
         rec.status, event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
         if rec.status.terminal:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,24 @@ def user_env(uid: int | None) -> dict[str, str]:
         uid = os.geteuid()
     pw = pwd.getpwuid(uid)
     return {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name}
+
+
+def job_path() -> str:
+    """remoted's PATH without its own virtualenv: a task's ``python`` must be the task's
+    (or the system's), never the one ailabber itself runs in."""
+    own = {str(Path(sys.prefix) / "bin"), str(Path(sys.exec_prefix) / "bin")} if sys.prefix != sys.base_prefix else set()
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p not in own]
+    return os.pathsep.join(parts) or "/usr/local/bin:/usr/bin:/bin"
+
+
+def find_uv(job_python: str | None = None) -> str | None:
+    """uv for jobs, passed to them by path: the one beside the job interpreter if there is
+    one, else the one on remoted's own PATH (virtualenv included)."""
+    if job_python:
+        beside = Path(job_python).parent / "uv"
+        if beside.exists():
+            return str(beside)
+    return shutil.which("uv")
 
 
 def give(path: Path, uid: int | None, gid: int | None) -> None:

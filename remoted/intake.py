@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ailabber import fsutil, ids, manifest, spool as local_spool
@@ -18,7 +19,7 @@ from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
 from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
-from remoted.identity import IdentityError, RunAs, owner_of
+from remoted.identity import IdentityError, RunAs, find_uv, owner_of
 from remoted.jobspec import JobSpec
 from remoted.records import QUEUED, RecordStore, TaskRecord, publish
 
@@ -34,7 +35,7 @@ def user_areas(root: Path) -> list[UserArea]:
 
 
 def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
-               env_cache: Path, run_as: RunAs) -> JobSpec:
+               env_cache: Path, run_as: RunAs, job_python: str | None = None, uv: str | None = None) -> JobSpec:
     task_dir = area.task(task_id)
     files = task_dir / local_spool.FILES
     env = cfg.environment
@@ -45,7 +46,7 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         commands=list(cfg.run.commands), gpus=cfg.resources.gpus, cpus=cfg.resources.cpus,
         memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
         kill_grace=kill_grace, env_cache=str(env_cache / area.user),
-        uid=run_as.uid, gid=run_as.gid,
+        uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
         pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
@@ -53,7 +54,10 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
 
 
 class Intake:
-    def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path):
+    def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
+                 job_python: str | None = None, uv: str | None = None):
+        self.job_python = job_python
+        self.uv = uv
         self.root = root
         self.store = store
         self.kill_grace = kill_grace
@@ -93,6 +97,7 @@ class Intake:
                 return self._reject(area, task_id, marker, upload, order,
                                     f"incomplete or inconsistent upload: {problems[0]}")
             fsutil.ensure_dirs(area.tasks)
+            fsutil.fsync_tree(upload)        # rsync does not fsync; the accept must be durable
             fsutil.commit_rename(upload, task_dir)
             crash_point("remoted:after_accept_rename")
         rec = self._make_record(area, task_id, order)
@@ -124,7 +129,8 @@ class Intake:
         except IdentityError as exc:
             status, _ = transition(status, FAILED, "rejected", message=str(exc))
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
-        spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as)
+        spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as,
+                          self.job_python, self.uv)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 

@@ -36,6 +36,8 @@ class JobSpec:
     pyproject: str | None = None        # absolute paths inside the task's files
     uv_lock: str | None = None
     wheels: list[str] = field(default_factory=list)
+    uv: str | None = None               # absolute path of uv, as found by remoted
+    python: str | None = None           # interpreter that runs the job wrapper
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
 

@@ -76,10 +76,12 @@ class Wrapper:
                 pass
 
     # --- records -------------------------------------------------------------------------
-    def record_start(self) -> None:
+    def record_start(self, phase: str = "commands") -> None:
+        """``phase`` "setup" while the environment is prepared, then "commands"."""
         fsutil.atomic_write_json(
             self.run_dir / STARTED_FILE,
             {"pid": os.getpid(), "host": socket.gethostname(), "started_at": now_iso(self.started),
+             "phase": phase,
              "deadline": self.deadline,
              "gpus": [int(g) for g in os.environ.get("AILABBER_GPUS", "").split(",") if g.isdigit()],
              "slurm_job_id": os.environ.get("SLURM_JOB_ID")},
@@ -124,7 +126,7 @@ class Wrapper:
         cache = Path(self.spec.env_cache or (Path(self.spec.run_dir) / "env-cache"))
         self.logs.note("preparing the Python environment (uv sync --frozen); details in setup.log")
         try:
-            result = ensure_env(spec, cache, self.logs.setup)
+            result = ensure_env(spec, cache, self.logs.setup, uv=self.spec.uv or "uv")
         except EnvBuildError as exc:
             return str(exc)
         except Exception as exc:  # a bug or an I/O error is still a setup failure, said plainly
@@ -177,10 +179,10 @@ class Wrapper:
             else:
                 time.sleep(TICK / 4)
             if stop is None:
-                if self.stop_signal is not None:
+                if time.time() >= self.deadline:
+                    stop = "timeout"          # also when the TERM came from a time-limit backstop
+                elif self.stop_signal is not None:
                     stop = "canceled"
-                elif time.time() >= self.deadline:
-                    stop = "timeout"
                 if stop is not None:
                     self.logs.note("time limit reached; stopping the commands" if stop == "timeout"
                                    else "stop requested; stopping the commands")
@@ -195,7 +197,8 @@ class Wrapper:
     def run(self) -> int:
         self.install_signals()
         proctree.become_subreaper()
-        self.record_start()
+        needs_env = bool(self.spec.pyproject and self.spec.uv_lock)
+        self.record_start("setup" if needs_env else "commands")
         env = self.base_env()
         self.logs.note(f"task {self.spec.task_id} started on {socket.gethostname()}"
                        + (f" with GPU(s) {env['CUDA_VISIBLE_DEVICES']}" if env.get("CUDA_VISIBLE_DEVICES") else ""))
@@ -203,10 +206,12 @@ class Wrapper:
         if error is not None:
             self.logs.setup.write(f"[ailabber] {error}\n")
             return self.finish("failed", "setup_failed", None, error, [])
-        if self.stop_signal is not None:
-            return self.finish("terminated", "canceled_by_user", None, None, [])
         if time.time() >= self.deadline:
             return self.finish("failed", "timeout", None, "time limit reached during environment setup", [])
+        if self.stop_signal is not None:
+            return self.finish("terminated", "canceled_by_user", None, None, [])
+        if needs_env:
+            self.record_start("commands")
         done: list[dict[str, Any]] = []
         for i, cmd in enumerate(self.spec.commands):
             t0 = time.time()
@@ -217,7 +222,7 @@ class Wrapper:
             if stop == "timeout":
                 return self.finish("failed", "timeout", code, f"time limit of {self.spec.time_limit_s}s reached during command {i + 1}", done)
             if stop == "canceled":
-                return self.finish("terminated", "canceled_by_user", code, None, done)
+                return self.finish("terminated", "canceled_by_user", None, None, done)
             if rc is not None and rc < 0:
                 name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
                 return self.finish("failed", "killed", code, f"command {i + 1} was killed by {name}", done)

@@ -11,6 +11,7 @@ from ailabber import statusfile
 from ailabber.daemonlock import holder_pid
 from ailabber.home import spool_path
 from ailabber.ids import TaskLookupError
+from ailabber.settings import SettingsError, load_spoold_settings
 from ailabber.spool import Spool
 from ailabber.task import TaskStatus
 
@@ -26,7 +27,12 @@ class CliError(Exception):
 
 
 def get_spool() -> Spool:
-    return Spool(spool_path())
+    """The spool spoold serves: ``spool`` in spoold.yaml, else ``$AILABBER_HOME/spool``."""
+    try:
+        return Spool(load_spoold_settings(None).spool)
+    except SettingsError as exc:
+        print(f"ailabber: warning: {exc}; using {spool_path()}", file=sys.stderr)
+        return Spool(spool_path())
 
 
 def find_task(spool: Spool, query: str) -> tuple[str, str, Path, TaskStatus]:

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_parser(sub)
     init.add_parser(sub)
     p = sub.add_parser("up", help="run spoold and remoted on this machine, in the foreground")
-    p.add_argument("--scheduler", choices=["local", "slurm"], default="local")
+    p.add_argument("--scheduler", choices=["local", "slurm"], default=None,
+                   help="scheduler for remoted (saved in $AILABBER_HOME/remoted.yaml; default local)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs the local scheduler may use (default: nvidia-smi -L)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=_up)

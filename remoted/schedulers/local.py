@@ -72,7 +72,7 @@ class LocalScheduler:
         gpus = [g for g in range(self.total_gpus) if g not in busy][: spec.gpus]
         run_dir = Path(spec.run_dir)
         fsutil.ensure_dirs(run_dir)
-        env = dict(os.environ)
+        env = dict(os.environ, PATH=identity.job_path())
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -80,7 +80,7 @@ class LocalScheduler:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             with open(Path(spec.log_dir) / "wrapper.log", "ab") as errlog:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "remoted.jobwrap", str(spec.job_file)],
+                    [spec.python or sys.executable, "-m", "remoted.jobwrap", str(spec.job_file)],
                     cwd=spec.workdir, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=errlog,
                     start_new_session=True, pass_fds=(fd,),
@@ -139,7 +139,8 @@ class LocalScheduler:
         started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
         if _lock_held(run_dir):
             if isinstance(started, dict):
-                return JobState(state=RUNNING, started_at=started.get("started_at"))
+                reason = "setting_up" if started.get("phase") == "setup" else None
+                return JobState(state=RUNNING, reason=reason, started_at=started.get("started_at"))
             return JobState(state=PENDING, reason="launching")
         # The wrapper is gone and left no result: killed hard (OOM killer, SIGKILL).
         if h.data.get("cancel_sent"):

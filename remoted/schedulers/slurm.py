@@ -19,7 +19,7 @@ from typing import Any
 
 from ailabber import fsutil
 from ailabber.settings import SlurmOptions
-from ailabber.task import PENDING, RUNNING
+from ailabber.task import RUNNING
 from remoted import identity
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.schedulers.base import JobHandle, JobState, SubmitError
@@ -63,7 +63,7 @@ class SlurmScheduler:
 
     def sbatch_args(self, spec: JobSpec, script: Path) -> list[str]:
         o = self.opts
-        export = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **identity.user_env(spec.uid)}
+        export = {"PATH": identity.job_path(), "LANG": "C.UTF-8", **identity.user_env(spec.uid)}
         exports = ",".join(f"{k}={v}" for k, v in export.items() if "," not in v)
         args = [
             self._bin("sbatch"), "--parsable",
@@ -87,7 +87,8 @@ class SlurmScheduler:
     def write_script(self, spec: JobSpec) -> Path:
         script = Path(spec.run_dir) / SCRIPT
         body = ("#!/bin/bash\n"
-                f"exec {shlex.quote(sys.executable)} -m remoted.jobwrap {shlex.quote(str(spec.job_file))}\n")
+                f"exec {shlex.quote(spec.python or sys.executable)} -m remoted.jobwrap "
+                f"{shlex.quote(str(spec.job_file))}\n")
         fsutil.atomic_write_bytes(script, body.encode(), 0o755)
         identity.give(script, spec.uid, spec.gid)
         return script
@@ -172,8 +173,8 @@ class SlurmScheduler:
             h.data["seen_running"] = True
             if isinstance(started, dict):
                 js.started_at = started.get("started_at")
-        elif js.state == PENDING and js.reason not in ("requeued",):
-            pass
+                if started.get("phase") == "setup" and not result:
+                    js.reason = "setting_up"
         return js
 
     def _exit_code(self, job_id: str) -> str | None:

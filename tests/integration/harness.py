@@ -23,15 +23,22 @@ TERMINAL = {"completed", "failed", "canceled", "terminated"}
 
 class Pipeline:
     def __init__(self, base: Path, gpus: int = 1, kill_grace: float = 2.0, scheduler: str = "local",
-                 remoted_env: dict[str, str] | None = None, remoted_extra: dict[str, Any] | None = None):
+                 remoted_env: dict[str, str] | None = None, remoted_extra: dict[str, Any] | None = None,
+                 client_user: str | None = None, client_python: str | None = None,
+                 root: Path | None = None, home: Path | None = None):
+        """``client_user``: run spoold and the CLI as that Unix user (with ``client_python``),
+        as a student on the workstation would; remoted stays with the test's own account."""
         self.base = base
-        self.home = base / "home"
-        self.root = base / "remote"
+        self.home = home or base / "home"
+        self.root = root or base / "remote"
+        self.client_user = client_user
+        self.client_python = client_python or sys.executable
         self.logdir = base / "daemon-logs"
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         self.spoold_cfg = self.home / "spoold.yaml"
         self.remoted_cfg = base / "remoted.yaml"
+        self.home.mkdir(parents=True, exist_ok=True)
         self.spoold_cfg.write_text(yaml.safe_dump({
             "spool": str(self.home / "spool"), "remote": str(self.root),
             "poll_interval": 0.2, "rescan_interval": 1.0}))
@@ -45,8 +52,21 @@ class Pipeline:
         self._n = 0
 
     # --- processes -----------------------------------------------------------------------
+    def _as_client(self, which: str) -> dict[str, Any]:
+        if which == "remoted" or not self.client_user:
+            return {}
+        import pwd
+
+        pw = pwd.getpwnam(self.client_user)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ, AILABBER_HOME=str(self.home), AILABBER_FSYNC="0")
+        if self.client_user:
+            import pwd
+
+            pw = pwd.getpwnam(self.client_user)
+            env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
         env.pop("AILABBER_CRASH_AT", None)
         env.update(extra)
         return env
@@ -55,10 +75,14 @@ class Pipeline:
         cfg = self.spoold_cfg if which == "spoold" else self.remoted_cfg
         self._n += 1
         log = open(self.logdir / f"{which}-{self._n}.log", "wb")
+        python = sys.executable
         if which == "remoted":
             env = {**self.remoted_env, **env}
-        p = subprocess.Popen([sys.executable, "-m", which, "--config", str(cfg), "--verbose"],
-                             env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        else:
+            python = self.client_python
+        p = subprocess.Popen([python, "-m", which, "--config", str(cfg), "--verbose"],
+                             env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             **self._as_client(which))
         self.procs[which] = p
         return p
 
@@ -82,8 +106,8 @@ class Pipeline:
     # --- CLI -----------------------------------------------------------------------------
     def cli(self, *args: str, cwd: Path | None = None, check: bool = False, timeout: float = 120
             ) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([sys.executable, "-m", "ailabber", *args], env=self.env(), cwd=cwd,
-                           text=True, capture_output=True, timeout=timeout)
+        r = subprocess.run([self.client_python, "-m", "ailabber", *args], env=self.env(), cwd=cwd,
+                           text=True, capture_output=True, timeout=timeout, **self._as_client("cli"))
         if check and r.returncode != 0:
             raise AssertionError(f"ailabber {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
         return r
@@ -132,7 +156,7 @@ class Pipeline:
                              timeout, "a final state in done/")
 
     def remote_task(self, task_id: str) -> Path:
-        return self.root / "users" / _me() / "tasks" / task_id
+        return self.root / "users" / (self.client_user or _me()) / "tasks" / task_id
 
 
 def _me() -> str:

@@ -1,0 +1,138 @@
+"""Each task runs as the Unix user whose directory it arrived in; students cannot touch
+each other's tasks.  Real accounts, real uids, remoted as root."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.harness import Pipeline
+from tests.slurm_cluster import SlurmCluster
+from tests.slurm_fixture import slurm_cluster  # noqa: F401
+from tests.unix_users import can_make_users, chown_tree, ensure_user, shared_python, world_dir
+
+STUDENTS = ("ailabber-alice", "ailabber-bob")
+
+
+@pytest.fixture(scope="session")
+def student_python(pytestconfig: pytest.Config) -> Iterator[Path]:
+    ok, why = can_make_users()
+    require(pytestconfig, ok, why)
+    for name in STUDENTS:
+        ensure_user(name)
+    py = shared_python()
+    yield py
+    shutil.rmtree(py.parent.parent.parent, ignore_errors=True)
+
+
+def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None
+           ) -> dict[str, Pipeline]:
+    root = base / "remote"
+    (root / "users").mkdir(parents=True)
+    os.chmod(root, 0o755)
+    os.chmod(root / "users", 0o755)
+    pipes: dict[str, Pipeline] = {}
+    for name in STUDENTS:
+        area = root / "users" / name                # the admin creates each student's directory
+        area.mkdir(mode=0o700)
+        chown_tree(area, name)
+        home = base / f"home-{name}"
+        p = Pipeline(base / name, scheduler=scheduler, client_user=name, client_python=str(py), root=root,
+                     home=home, remoted_env=remoted_env,
+                     remoted_extra={"job_python": str(py), "slurm": {"signal_before_timeout": 0}})
+        os.chmod(base / name, 0o755)
+        chown_tree(home, name)
+        pipes[name] = p
+    return pipes
+
+
+def _project(p: Pipeline, name: str, cmd: str) -> Path:
+    d = p.project([cmd], name=name, results=["output"])
+    chown_tree(d, p.client_user or "root")
+    return d
+
+
+WHO = "mkdir -p output; id -un > output/who; id -u > output/uid"
+
+
+def _check_runs_as_owner(pipes: dict[str, Pipeline], base: Path) -> None:
+    alice, bob = (pipes[n] for n in STUDENTS)
+    a = alice.submit(_project(alice, "pa", WHO + "; sleep 1"))
+    b = bob.submit(_project(bob, "pb", WHO))
+    for p, t, name in ((alice, a, STUDENTS[0]), (bob, b, STUDENTS[1])):
+        st = p.wait_terminal(t, 120)
+        assert st["state"] == "completed", (st, p.cli("logs", t).stdout, p.daemon_logs())
+        assert st["owner"] == name
+        dest = Path(pwd.getpwnam(name).pw_dir) / "results" / t
+        p.cli("fetch", t, "--dest", str(dest), check=True)
+        assert (dest / "output" / "who").read_text().strip() == name
+        assert (dest / "output" / "uid").read_text().strip() == str(pwd.getpwnam(name).pw_uid)
+        # Files the job wrote on the remote side belong to the student.
+        made = p.remote_task(t) / "files" / "output" / "who"
+        assert made.stat().st_uid == pwd.getpwnam(name).pw_uid
+
+
+def test_local_tasks_run_as_their_owners(student_python: Path) -> None:
+    base = world_dir("ailabber-users-")
+    pipes = _setup(base, student_python)
+    first = pipes[STUDENTS[0]]
+    first.start("remoted")
+    for p in pipes.values():
+        p.start("spoold")
+    try:
+        _check_runs_as_owner(pipes, base)
+    finally:
+        for p in pipes.values():
+            p.stop_all()
+        first.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_slurm_tasks_run_as_their_owners(student_python: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    base = world_dir("ailabber-users-slurm-")
+    pipes = _setup(base, student_python, "slurm", {"SLURM_CONF": str(slurm_cluster.conf)})
+    first = pipes[STUDENTS[0]]
+    first.start("remoted")
+    for p in pipes.values():
+        p.start("spoold")
+    try:
+        _check_runs_as_owner(pipes, base)
+        r = slurm_cluster.run("squeue", "-h", "-t", "all", "-o", "%j|%u", check=False)
+        owners = dict(line.split("|") for line in r.stdout.splitlines() if line.startswith("ailabber-2"))
+        assert set(owners.values()) >= set(STUDENTS)
+    finally:
+        for p in pipes.values():
+            p.stop_all()
+        first.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_student_cannot_cancel_anothers_task(student_python: Path) -> None:
+    base = world_dir("ailabber-users-cancel-")
+    pipes = _setup(base, student_python)
+    alice, bob = (pipes[n] for n in STUDENTS)
+    alice.start("remoted")
+    bob.start("spoold")
+    try:
+        b = bob.submit(_project(bob, "pb", "sleep 3; mkdir -p output; echo ok > output/r"))
+        bob.wait_for(b, lambda s: s["state"] == "running", 60, "running")
+        # Alice drops a cancel request for Bob's task into her own area (all her key could do).
+        req = alice.root / "users" / STUDENTS[0] / "requests"
+        req.mkdir(exist_ok=True)
+        (req / f"{b}.cancel").write_text("x")
+        chown_tree(req, STUDENTS[0])
+        st = bob.wait_terminal(b, 60)
+        assert st["state"] == "completed", st
+        assert not (req / f"{b}.cancel").exists()     # consumed and ignored
+    finally:
+        bob.stop_all()
+        alice.stop_all()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""Real Unix users and a Python they can run, for tests of identity and isolation.
+
+Students' jobs run under their own uid, so the tests need real accounts (made with
+useradd, as root) and an interpreter outside root's home: a virtualenv in a world-readable
+directory, built once per session from the system Python with ailabber installed in it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def can_make_users() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "root (to create users and run jobs as them)"
+    if not shutil.which("useradd"):
+        return False, "useradd"
+    if not _system_python():
+        return False, "a system Python 3.10+ outside /root (/usr/bin/python3)"
+    return True, ""
+
+
+def _system_python() -> str | None:
+    for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def ensure_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True,
+                       capture_output=True)
+        return pwd.getpwnam(name)
+
+
+def shared_python() -> Path:
+    """A world-usable virtualenv with ailabber (editable) and uv; returns its python."""
+    base = Path(tempfile.mkdtemp(prefix="ailabber-py-"))
+    os.chmod(base, 0o755)
+    uv = shutil.which("uv") or "uv"
+    venv = base / "venv"
+    env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
+    subprocess.run([uv, "venv", "--quiet", "--python", _system_python() or "python3", str(venv)],
+                   check=True, env=env, capture_output=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    "-e", str(REPO), "uv"], check=True, env=env, capture_output=True)
+    for dirpath, dirnames, filenames in os.walk(base):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | 0o055)
+    return venv / "bin" / "python"
+
+
+def world_dir(prefix: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(d, 0o755)
+    return d
+
+
+def chown_tree(path: Path, user: str) -> None:
+    pw = pwd.getpwnam(user)
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+        for n in filenames:
+            os.chown(os.path.join(dirpath, n), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
