@@ -40,7 +40,7 @@ class SlurmOptions:
     qos: str | None = None
     extra_args: tuple[str, ...] = ()
     gpu_option: str = "gres"          # "gres": --gres=gpu:N; "gpus": --gpus=N
-    signal_before_timeout: int = 60   # seconds; USR1 to the commands before the time limit
+    signal_before_timeout: int = 60   # copied from the top-level key of the same name
     bin_dir: str | None = None        # where sbatch/squeue/scontrol/scancel live (default: PATH)
     lost_after: float = 300.0         # seconds a job may be missing from Slurm before "lost"
 
@@ -63,6 +63,7 @@ class RemotedSettings:
     env_cache: Path | None = None    # default <root>/envs
     job_python: str | None = None    # interpreter that runs the job wrapper (default: remoted's own)
     uv: str | None = None            # uv used to build environments (default: found on PATH)
+    signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     limits: UserLimits = field(default_factory=UserLimits)
     source: Path | None = None
@@ -165,8 +166,8 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
-                "job_python", "uv", "slurm", "limits")
-SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "signal_before_timeout", "bin_dir",
+                "job_python", "uv", "signal_before_timeout", "slurm", "limits")
+SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued")
 
@@ -200,9 +201,9 @@ def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
     gpu_option = sec.get("gpu_option", "gres")
     if gpu_option not in ("gres", "gpus"):
         raise SettingsError(f"{path}: slurm.gpu_option: must be 'gres' or 'gpus', got {gpu_option!r}")
-    sig = sec.get("signal_before_timeout", 60)
+    sig = data.get("signal_before_timeout", 60)
     if isinstance(sig, bool) or not isinstance(sig, int) or not 0 <= sig <= 65535:
-        raise SettingsError(f"{path}: slurm.signal_before_timeout: must be whole seconds from 0 to 65535")
+        raise SettingsError(f"{path}: signal_before_timeout: must be whole seconds from 0 to 65535")
     return SlurmOptions(
         partition=_opt_str(path, sec, "partition", "slurm"), account=_opt_str(path, sec, "account", "slurm"),
         qos=_opt_str(path, sec, "qos", "slurm"), extra_args=tuple(extra), gpu_option=gpu_option,
@@ -248,6 +249,7 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         env_cache=_path(path, data, "env_cache"),
         job_python=str(_path(path, data, "job_python")) if data.get("job_python") else None,
         uv=str(_path(path, data, "uv")) if data.get("uv") else None,
+        signal_before_timeout=_slurm(path, data).signal_before_timeout,
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,

@@ -36,7 +36,7 @@ class Remoted:
         self.scheduler = scheduler or load_scheduler(
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
-                             settings.job_python, settings.uv)
+                             settings.job_python, settings.uv, settings.signal_before_timeout)
         self.active: dict[str, TaskRecord] = {}
         self._order = 0
         self._last_heartbeat = 0.0

@@ -35,7 +35,8 @@ def user_areas(root: Path) -> list[UserArea]:
 
 
 def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
-               env_cache: Path, run_as: RunAs, job_python: str | None = None, uv: str | None = None) -> JobSpec:
+               env_cache: Path, run_as: RunAs, job_python: str | None = None, uv: str | None = None,
+               signal_before: int = 0) -> JobSpec:
     task_dir = area.task(task_id)
     files = task_dir / local_spool.FILES
     env = cfg.environment
@@ -47,6 +48,7 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
         kill_grace=kill_grace, env_cache=str(env_cache / area.user),
         uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
+        signal_before=signal_before,
         pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
@@ -55,7 +57,8 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
 
 class Intake:
     def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
-                 job_python: str | None = None, uv: str | None = None):
+                 job_python: str | None = None, uv: str | None = None, signal_before: int = 0):
+        self.signal_before = signal_before
         self.job_python = job_python
         self.uv = uv
         self.root = root
@@ -130,7 +133,7 @@ class Intake:
             status, _ = transition(status, FAILED, "rejected", message=str(exc))
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
         spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as,
-                          self.job_python, self.uv)
+                          self.job_python, self.uv, self.signal_before)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 

@@ -38,6 +38,7 @@ class JobSpec:
     wheels: list[str] = field(default_factory=list)
     uv: str | None = None               # absolute path of uv, as found by remoted
     python: str | None = None           # interpreter that runs the job wrapper
+    signal_before: int = 0              # seconds before the limit to send USR1 (local runs)
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
 

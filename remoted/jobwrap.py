@@ -57,6 +57,10 @@ class Wrapper:
         self.started = time.time()
         self.deadline = self.started + spec.time_limit_s
         self.child: subprocess.Popen[bytes] | None = None
+        self.warned = False
+        # Under Slurm, --signal=B:USR1@N delivers the warning; elsewhere the wrapper does.
+        self.warn_at = (self.deadline - spec.signal_before
+                        if spec.signal_before and "SLURM_JOB_ID" not in os.environ else None)
 
     # --- signals -------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -69,6 +73,7 @@ class Wrapper:
         signal.signal(signal.SIGUSR1, self._forward_usr1)
 
     def _forward_usr1(self, _signum: int, _frame: Any) -> None:
+        self.warned = True
         if self.child is not None:
             try:
                 os.killpg(self.child.pid, signal.SIGUSR1)
@@ -113,6 +118,7 @@ class Wrapper:
             "AILABBER_TASK_ID": self.spec.task_id,
             "AILABBER_DEADLINE": str(int(self.deadline)),
             "AILABBER_LOG_DIR": self.spec.log_dir,
+            "AILABBER_SIGNAL_BEFORE_TIMEOUT": str(self.spec.signal_before),
         })
         return env
 
@@ -178,6 +184,9 @@ class Wrapper:
                 break
             else:
                 time.sleep(TICK / 4)
+            if self.warn_at is not None and not self.warned and time.time() >= self.warn_at:
+                self.logs.note(f"{self.spec.signal_before}s before the time limit: sending SIGUSR1 to the commands")
+                self._forward_usr1(signal.SIGUSR1, None)
             if stop is None:
                 if time.time() >= self.deadline:
                     stop = "timeout"          # also when the TERM came from a time-limit backstop

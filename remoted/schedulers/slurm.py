@@ -75,8 +75,8 @@ class SlurmScheduler:
         ]
         if spec.gpus:
             args.append(f"--gres=gpu:{spec.gpus}" if o.gpu_option == "gres" else f"--gpus={spec.gpus}")
-        if o.signal_before_timeout:
-            args.append(f"--signal=B:USR1@{o.signal_before_timeout}")
+        if spec.signal_before:
+            args.append(f"--signal=B:USR1@{spec.signal_before}")
         for flag, value in (("--partition", o.partition), ("--account", o.account), ("--qos", o.qos)):
             if value:
                 args.append(f"{flag}={value}")

@@ -185,3 +185,24 @@ def test_list_and_whoami(pipeline: Pipeline) -> None:
     who = json.loads(pipeline.cli("whoami", "--json", check=True).stdout)
     assert who["user"] == psutil.Process().username() and who["spoold_running"] is True
     assert pipeline.cli("status", "nonexistent").returncode == 2
+
+
+TRAP = ("trap 'echo got-usr1 deadline=$AILABBER_DEADLINE; mkdir -p output; echo ckpt > output/ckpt; exit 0' USR1; "
+        "sleep 100 & wait")
+
+
+def test_commands_get_usr1_before_the_time_limit(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path, remoted_extra={"signal_before_timeout": 3})
+    p.start_all()
+    try:
+        task_id = p.submit(p.project([TRAP], time_limit="0:06", results=["output"]))
+        st = p.wait_terminal(task_id, 60)
+        assert st["state"] == "completed", (st, p.cli("logs", task_id).stdout)
+        out = p.cli("logs", task_id).stdout
+        assert "got-usr1 deadline=" in out
+        deadline = int(out.split("got-usr1 deadline=")[-1].split()[0])
+        assert abs(deadline - time.time()) < 60
+        p.cli("fetch", task_id, "--dest", str(tmp_path / "r"), check=True)
+        assert (tmp_path / "r" / "output" / "ckpt").read_text() == "ckpt\n"
+    finally:
+        p.stop_all()

@@ -15,9 +15,10 @@ from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 
 def _pipeline(base: Path, cluster: SlurmCluster, **kw: object) -> Pipeline:
+    extra: dict[str, object] = {"signal_before_timeout": 0}
+    extra.update(kw)
     return Pipeline(base, scheduler="slurm", kill_grace=2.0,
-                    remoted_env={"SLURM_CONF": str(cluster.conf)},
-                    remoted_extra={"slurm": {"signal_before_timeout": 0}, **kw})  # type: ignore[arg-type]
+                    remoted_env={"SLURM_CONF": str(cluster.conf)}, remoted_extra=extra)
 
 
 @pytest.fixture
@@ -120,3 +121,55 @@ def test_environment_built_once_and_reused_under_slurm(slurm_pipeline: Pipeline)
     b = p.submit(_project(p, "env-b"))
     assert p.wait_terminal(b, 180)["state"] == "completed"
     assert "built" in p.cli("logs", a).stdout and "reused" in p.cli("logs", b).stdout
+
+
+def test_slurm_sends_usr1_before_the_time_limit(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    from tests.integration.test_pipeline import TRAP
+
+    p = _pipeline(tmp_path, slurm_cluster, signal_before_timeout=50)
+    p.start_all()
+    try:
+        task_id = p.submit(p.project([TRAP], time_limit="1:00", results=["output"]))
+        st = p.wait_terminal(task_id, 150)
+        assert st["state"] == "completed", (st, p.cli("logs", task_id).stdout)
+        assert "got-usr1" in p.cli("logs", task_id).stdout
+    finally:
+        p.stop_all()
+
+
+def test_impossible_request_fails_with_slurms_message(slurm_pipeline: Pipeline) -> None:
+    p = slurm_pipeline
+    task_id = p.submit(p.project(["true"], gpus=5))
+    st = p.wait_terminal(task_id, 60)
+    assert st["state"] == "failed" and st["reason"] == "launch_failed"
+    assert "sbatch" in st["message"] and "not available" in st["message"]
+
+
+def test_up_with_the_slurm_scheduler(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    import signal
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "task_config.toml").write_text('[resources]\nmemory = "1G"\n[run]\ncommands = ["hostname"]\n')
+    env = slurm_cluster.env(AILABBER_HOME=str(home))
+    up = subprocess.Popen([sys.executable, "-m", "ailabber", "up", "--scheduler", "slurm"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sub = subprocess.run([sys.executable, "-m", "ailabber", "submit", "--json"], cwd=proj, env=env,
+                             capture_output=True, text=True, check=True)
+        task_id = json.loads(sub.stdout)["id"]
+        r = subprocess.run([sys.executable, "-m", "ailabber", "wait", task_id, "--timeout", "90"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        st = json.loads(subprocess.run([sys.executable, "-m", "ailabber", "status", "--json", task_id], env=env,
+                                       capture_output=True, text=True).stdout)
+        assert st["job_id"].isdigit()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
+    assert up.returncode == 0
+    assert "scheduler: slurm" in (home / "remoted.yaml").read_text()
+

@@ -47,7 +47,7 @@ def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str
         home = base / f"home-{name}"
         p = Pipeline(base / name, scheduler=scheduler, client_user=name, client_python=str(py), root=root,
                      home=home, remoted_env=remoted_env,
-                     remoted_extra={"job_python": str(py), "slurm": {"signal_before_timeout": 0}})
+                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0})
         os.chmod(base / name, 0o755)
         chown_tree(home, name)
         pipes[name] = p

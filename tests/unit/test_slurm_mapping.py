@@ -55,14 +55,13 @@ def _spec(tmp_path: Path, **kw: object) -> JobSpec:
     base = dict(task_id="261128-103406123-k3f9qz", user="alice", workdir=str(tmp_path / "w"),
                 run_dir=str(tmp_path / "run"), log_dir=str(tmp_path / "logs"),
                 commands=["python train.py; rm -rf / #SBATCH --uid=0"], gpus=2, cpus=4,
-                memory_mb=32768, time_limit_s=4 * 3600)
+                memory_mb=32768, time_limit_s=4 * 3600, signal_before=120)
     base.update(kw)
     return JobSpec(**base)  # type: ignore[arg-type]
 
 
 def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
-    opts = SlurmOptions(partition="gpu", account="cs101", qos="students", extra_args=("--exclusive",),
-                        signal_before_timeout=120)
+    opts = SlurmOptions(partition="gpu", account="cs101", qos="students", extra_args=("--exclusive",))
     sched = SlurmScheduler(opts)
     spec = _spec(tmp_path)
     spec.write()
