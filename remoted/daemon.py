@@ -39,6 +39,7 @@ class Remoted:
                              settings.job_python, settings.uv, settings.signal_before_timeout)
         self.active: dict[str, TaskRecord] = {}
         self._order = 0
+        self._last_served: dict[str, float] = {}
         self._last_heartbeat = 0.0
         self._loaded = False
 
@@ -189,7 +190,7 @@ class Remoted:
                 running[r.user] = running.get(r.user, 0) + 1
                 gpus[r.user] = gpus.get(r.user, 0) + (r.spec.gpus if r.spec else 0)
         limits = self.settings.limits
-        for rec in fair_order(queued, running):
+        for rec in fair_order(queued, running, self._last_served):
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
                 continue
@@ -206,6 +207,7 @@ class Remoted:
                     self._change(rec, PENDING, b.reason, message=b.message)
                 continue
             self.launch(rec)
+            self._last_served[rec.user] = time.monotonic()
             if rec.phase == LAUNCHED:
                 running[rec.user] = running.get(rec.user, 0) + 1
                 gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus

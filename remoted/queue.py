@@ -17,13 +17,17 @@ class Queued(Protocol):
     id: str
 
 
-def fair_order(queued: Iterable[Queued], running_per_user: dict[str, int] | None = None) -> list[Queued]:
+def fair_order(queued: Iterable[Queued], running_per_user: dict[str, int] | None = None,
+               last_served: dict[str, float] | None = None) -> list[Queued]:
+    """Users with fewer running tasks go first in each round; among equals, the one served
+    longest ago (never served first), then the one whose oldest task is oldest."""
     running_per_user = running_per_user or {}
+    last_served = last_served or {}
     by_user: OrderedDict[str, list[Queued]] = OrderedDict()
     for rec in sorted(queued, key=lambda r: (r.order, r.id)):
         by_user.setdefault(rec.user, []).append(rec)
-    # Users with fewer running tasks go first in each round; ties by earliest task.
-    users = sorted(by_user, key=lambda u: (running_per_user.get(u, 0), by_user[u][0].order))
+    users = sorted(by_user, key=lambda u: (running_per_user.get(u, 0), last_served.get(u, float("-inf")),
+                                           by_user[u][0].order))
     out: list[Queued] = []
     depth = 0
     while True:

@@ -33,8 +33,8 @@ def student_python(pytestconfig: pytest.Config) -> Iterator[Path]:
     shutil.rmtree(py.parent.parent.parent, ignore_errors=True)
 
 
-def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None
-           ) -> dict[str, Pipeline]:
+def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None,
+           extra: dict[str, object] | None = None, gpus: int = 1) -> dict[str, Pipeline]:
     root = base / "remote"
     (root / "users").mkdir(parents=True)
     os.chmod(root, 0o755)
@@ -46,16 +46,16 @@ def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str
         chown_tree(area, name)
         home = base / f"home-{name}"
         p = Pipeline(base / name, scheduler=scheduler, client_user=name, client_python=str(py), root=root,
-                     home=home, remoted_env=remoted_env,
-                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0})
+                     home=home, remoted_env=remoted_env, gpus=gpus,
+                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0, **(extra or {})})
         os.chmod(base / name, 0o755)
         chown_tree(home, name)
         pipes[name] = p
     return pipes
 
 
-def _project(p: Pipeline, name: str, cmd: str) -> Path:
-    d = p.project([cmd], name=name, results=["output"])
+def _project(p: Pipeline, name: str, cmd: str, gpus: int = 0) -> Path:
+    d = p.project([cmd], name=name, results=["output"], gpus=gpus)
     chown_tree(d, p.client_user or "root")
     return d
 
@@ -134,5 +134,42 @@ def test_a_student_cannot_cancel_anothers_task(student_python: Path) -> None:
         assert not (req / f"{b}.cancel").exists()     # consumed and ignored
     finally:
         bob.stop_all()
+        alice.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_round_robin_across_students_and_per_student_limits(student_python: Path) -> None:
+    base = world_dir("ailabber-users-fair-")
+    pipes = _setup(base, student_python, extra={"limits": {"max_running": 2}}, gpus=1)
+    alice, bob = (pipes[n] for n in STUDENTS)
+    alice.start("remoted")
+    for p in pipes.values():
+        p.start("spoold")
+    span = ('python3 -c "import time,os,json; t=time.time(); time.sleep(1.2); os.makedirs(\'output\', exist_ok=True); '
+            'json.dump([t, time.time()], open(\'output/span\', \'w\'))"')
+    try:
+        # Alice queues three 1-GPU tasks, then Bob one: Bob must not wait for all of Alice's.
+        a_ids = [alice.submit(_project(alice, f"a{i}", span, gpus=1)) for i in range(3)]
+        b_id = bob.submit(_project(bob, "b0", span, gpus=1))
+        spans = {}
+        for p, t in [(alice, t) for t in a_ids] + [(bob, b_id)]:
+            assert p.wait_terminal(t, 120)["state"] == "completed"
+            dest = Path(pwd.getpwnam(p.client_user or "").pw_dir) / "fair" / t
+            p.cli("fetch", t, "--dest", str(dest), check=True)
+            spans[t] = json.loads((dest / "output" / "span").read_text())
+        order = sorted(spans, key=lambda t: spans[t][0])
+        assert order.index(b_id) <= 1, order          # served in the first or second slot
+        # Per-student limit: two running at most, the third says why it waits.
+        no_gpu = "sleep 4"
+        held = [alice.submit(_project(alice, f"h{i}", no_gpu)) for i in range(3)]
+        st = alice.wait_for(held[2], lambda s: s["reason"] == "user_limit", 60, "user_limit")
+        assert st["state"] == "pending" and "limit is 2" in st["message"]
+        running = [alice.status(t)["state"] for t in held[:2]]
+        assert running.count("running") == 2
+        for t in held:
+            assert alice.wait_terminal(t, 60)["state"] == "completed"
+    finally:
+        for p in pipes.values():
+            p.stop_all()
         alice.stop_all()
         shutil.rmtree(base, ignore_errors=True)

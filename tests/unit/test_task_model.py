@@ -103,3 +103,18 @@ def test_fair_order_round_robins_users_fifo_within_each() -> None:
     order = [q.id for q in fair_order(queued, {"alice": 2})]
     assert order[:3] == ["b0", "c0", "a0"]
     assert fair_order([]) == []
+
+
+def test_fair_order_serves_the_user_served_longest_ago_first() -> None:
+    queued = [Q("alice", 1, "a1"), Q("alice", 2, "a2"), Q("bob", 5, "b0")]
+    order = [q.id for q in fair_order(queued, {}, {"alice": 100.0})]
+    assert order == ["b0", "a1", "a2"]
+
+
+def test_over_limit() -> None:
+    from remoted.queue import over_limit
+
+    assert over_limit("a", 1, {"a": 2}, {}, 2, None) is not None
+    assert over_limit("a", 1, {"a": 1}, {}, 2, None) is None
+    assert over_limit("a", 2, {}, {"a": 1}, None, 2) is not None
+    assert over_limit("a", 0, {}, {"a": 5}, None, 2) is None
