@@ -43,6 +43,7 @@ class SlurmOptions:
     signal_before_timeout: int = 60   # copied from the top-level key of the same name
     bin_dir: str | None = None        # where sbatch/squeue/scontrol/scancel live (default: PATH)
     lost_after: float = 300.0         # seconds a job may be missing from Slurm before "lost"
+    jobcomp_log: str | None = None    # JobCompLoc of jobcomp/filetxt, read when sacct has nothing
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
                 "job_python", "uv", "signal_before_timeout", "slurm", "limits")
-SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir",
+SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued")
 
@@ -209,6 +210,7 @@ def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
         qos=_opt_str(path, sec, "qos", "slurm"), extra_args=tuple(extra), gpu_option=gpu_option,
         signal_before_timeout=sig, bin_dir=_opt_str(path, sec, "bin_dir", "slurm"),
         lost_after=_number(path, sec, "lost_after", 300.0, 0, 86400 * 7),
+        jobcomp_log=_opt_str(path, sec, "jobcomp_log", "slurm"),
     )
 
 

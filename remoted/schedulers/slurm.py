@@ -126,6 +126,10 @@ class SlurmScheduler:
         ids = ",".join(h.job_id for h in handles)
         proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--jobs={ids}", "-o", SQUEUE_FORMAT])
         rows: dict[str, list[str]] = {}
+        if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
+            # The controller is unreachable (restarting?): no news is not bad news.
+            log.warning("squeue failed: %s", proc.stderr.strip()[:200])
+            return {}
         if proc.returncode == 0:
             for line in proc.stdout.splitlines():
                 parts = line.split("|")
@@ -159,6 +163,10 @@ class SlurmScheduler:
                 self._missing_since.pop(h.job_id, None)
                 return map_state("COMPLETED" if result["state"] == "completed" else "FAILED",
                                  None, "node", None, result, True)
+            acct = self.accounting(h.job_id)
+            if acct is not None:
+                self._missing_since.pop(h.job_id, None)
+                return map_state(acct["state"], None, acct.get("nodes"), acct.get("exit_code"), None, was_running)
             first = self._missing_since.setdefault(h.job_id, time.time())
             if time.time() - first > self.opts.lost_after:
                 return JobState("failed", "lost", message="Slurm no longer knows the job and it left no result")
@@ -177,6 +185,19 @@ class SlurmScheduler:
                     js.reason = "setting_up"
         return js
 
+    def accounting(self, job_id: str) -> dict[str, str] | None:
+        """How a job that left squeue ended: sacct when slurmdbd exists, else the
+        jobcomp/filetxt log the admin named."""
+        proc = self._run([self._bin("sacct"), "-n", "-P", "-X", "-j", job_id, "-o", "State,ExitCode,NodeList"])
+        if proc.returncode == 0:
+            for line in proc.stdout.splitlines():
+                parts = line.split("|")
+                if len(parts) >= 3 and parts[0]:
+                    return {"state": parts[0], "exit_code": parts[1], "nodes": parts[2]}
+        if self.opts.jobcomp_log:
+            return jobcomp_record(Path(self.opts.jobcomp_log), job_id)
+        return None
+
     def _exit_code(self, job_id: str) -> str | None:
         proc = self._run([self._bin("scontrol"), "-o", "show", "job", job_id])
         for token in proc.stdout.split():
@@ -189,6 +210,22 @@ class SlurmScheduler:
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
         if proc.returncode != 0:
             log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
+
+
+def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
+    """The last ``JobId=<id>`` line of a jobcomp/filetxt log, as state/exit_code/nodes."""
+    found: dict[str, str] | None = None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.startswith(f"JobId={job_id} "):
+                    continue
+                fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+                found = {"state": fields.get("JobState", ""), "exit_code": fields.get("ExitCode", ""),
+                         "nodes": fields.get("NodeList", "")}
+    except OSError:
+        return None
+    return found
 
 
 def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, **_: Any) -> SlurmScheduler:

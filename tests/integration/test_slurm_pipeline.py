@@ -173,3 +173,26 @@ def test_up_with_the_slurm_scheduler(tmp_path: Path, slurm_cluster: SlurmCluster
     assert up.returncode == 0
     assert "scheduler: slurm" in (home / "remoted.yaml").read_text()
 
+
+
+def test_finished_jobs_are_found_in_the_jobcomp_log(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    import os
+
+    from ailabber.settings import SlurmOptions
+    from remoted.schedulers.slurm import SlurmScheduler
+
+    ok = slurm_cluster.sbatch("--wrap", "true", f"--output={tmp_path}/o")
+    bad = slurm_cluster.sbatch("--wrap", "exit 4", f"--output={tmp_path}/o")
+    for j in (ok, bad):
+        slurm_cluster.wait_job(j, ["COMPLETED", "FAILED"], 30)
+    os.environ["SLURM_CONF"] = str(slurm_cluster.conf)
+    try:
+        sched = SlurmScheduler(SlurmOptions(jobcomp_log=str(slurm_cluster.jobcomp_log)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sched.accounting(str(bad)) is None:
+            time.sleep(0.2)
+        a, b = sched.accounting(str(ok)), sched.accounting(str(bad))
+    finally:
+        del os.environ["SLURM_CONF"]
+    assert a is not None and a["state"] == "COMPLETED" and a["exit_code"] == "0:0"
+    assert b is not None and b["state"] == "FAILED" and b["exit_code"] == "4:0"
