@@ -80,6 +80,18 @@ def processes_with_env(key: str, value: str) -> list[psutil.Process]:
     return found
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (the SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def same_process(pid: int, create_time: float | None) -> bool:
     """A pid is not an identity: compare the start time recorded when we launched it."""
     try:

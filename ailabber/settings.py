@@ -219,8 +219,9 @@ def _limits(path: Path, data: dict[str, Any]) -> UserLimits:
     vals: dict[str, int | None] = {}
     for k in LIMIT_KEYS:
         v = sec.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise SettingsError(f"{path}: limits.{k}: must be a whole number >= 0 (or absent for no limit)")
+        lowest = 0 if k == "max_gpus" else 1
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lowest):
+            raise SettingsError(f"{path}: limits.{k}: must be a whole number >= {lowest} (or absent for no limit)")
         vals[k] = v
     return UserLimits(**vals)
 
@@ -249,13 +250,31 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
         kill_grace=_number(path, data, "kill_grace", 10.0, 0.0, 3600),
         env_cache=_path(path, data, "env_cache"),
-        job_python=str(_path(path, data, "job_python")) if data.get("job_python") else None,
-        uv=str(_path(path, data, "uv")) if data.get("uv") else None,
+        job_python=_program(path, data, "job_python"),
+        uv=_program(path, data, "uv"),
         signal_before_timeout=_slurm(path, data).signal_before_timeout,
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,
     )
+
+
+def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
+    """A program: a bare name is looked up on PATH, anything with a slash is a path."""
+    v = data.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or "\0" in v:
+        raise SettingsError(f"{path}: {key}: must be a program name or path")
+    if "/" not in v:
+        import shutil
+
+        found = shutil.which(v)
+        if not found:
+            raise SettingsError(f"{path}: {key}: '{v}' is not on PATH")
+        return found
+    p = Path(v).expanduser()
+    return str(p if p.is_absolute() else path.parent / p)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:

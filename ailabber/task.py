@@ -43,6 +43,8 @@ REASONS: dict[str, str] = {
     "node_fail": "the node running the job failed",
     "preempted": "the job was preempted by higher-priority work",
     "requeued": "put back in the queue by the scheduler",
+    "suspended": "paused by the scheduler; it resumes by itself",
+    "scheduler_unreachable": "the scheduler did not answer; ailabber keeps trying",
     # Slurm's pending reasons, in plain words.
     "Resources": "waiting for a free GPU/CPU on the cluster",
     "Priority": "waiting behind jobs with higher priority",

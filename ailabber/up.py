@@ -18,7 +18,7 @@ import yaml
 
 from ailabber import fsutil
 from ailabber.home import ailabber_home
-from ailabber.settings import write_yaml
+from ailabber.settings import SettingsError, write_yaml
 
 log = logging.getLogger("ailabber.up")
 
@@ -34,8 +34,13 @@ def write_default_configs(home: Path, scheduler: str | None, gpus: int | None) -
                                 "poll_interval": 0.5})
     data: dict[str, object] = {"root": str(home / "remote"), "scheduler": "local", "poll_interval": 0.5}
     if remoted_cfg.exists():
-        loaded = yaml.safe_load(remoted_cfg.read_text(encoding="utf-8"))
-        data = loaded if isinstance(loaded, dict) else data
+        try:
+            loaded = yaml.safe_load(remoted_cfg.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{remoted_cfg}: cannot read: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{remoted_cfg}: must be a mapping of keys to values")
+        data = loaded
     wanted = dict(data)
     if scheduler is not None:
         wanted["scheduler"] = scheduler

@@ -22,7 +22,7 @@ from remoted.intake import Intake, user_areas
 from remoted.queue import fair_order, over_limit
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
 from remoted.schedulers import load_scheduler
-from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SubmitError
+from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable, SubmitError
 
 log = logging.getLogger("remoted")
 HEARTBEAT_EVERY = 5.0
@@ -70,11 +70,11 @@ class Remoted:
             if rec.status.terminal:
                 continue
             self.active[rec.id] = rec
-            self._enforce_max_queued(rec)
         self.handle_cancels()
         self.recover_launching()
         self.poll()
         self.launch_queued()
+        self.enforce_max_queued()
         self.heartbeat()
         busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
         return self.settings.poll_interval if busy else self.settings.rescan_interval
@@ -93,14 +93,21 @@ class Remoted:
         publish(self.root, rec, event)
         log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
 
-    def _enforce_max_queued(self, rec: TaskRecord) -> None:
+    def enforce_max_queued(self) -> None:
+        """Tasks beyond a student's queue limit (after this pass started what it could)
+        fail plainly instead of waiting without end; the newest go first."""
         limit = self.settings.limits.max_queued
         if limit is None:
             return
-        waiting = sum(1 for r in self.active.values() if r.user == rec.user and r.phase == QUEUED and r.id != rec.id)
-        if waiting >= limit:
-            self._change(rec, FAILED, "user_limit",
-                         message=f"you already have {waiting} task(s) waiting; the limit is {limit}")
+        waiting: dict[str, list[TaskRecord]] = {}
+        for r in self.active.values():
+            if r.phase == QUEUED:
+                waiting.setdefault(r.user, []).append(r)
+        for user, recs in waiting.items():
+            recs.sort(key=lambda r: (r.order, r.id))
+            for extra in recs[limit:]:
+                self._change(extra, FAILED, "user_limit",
+                             message=f"you already have {limit} task(s) waiting; the limit is {limit}")
 
     def handle_cancels(self) -> None:
         for area in user_areas(self.root):
@@ -136,7 +143,11 @@ class Remoted:
         for rec in list(self.active.values()):
             if rec.phase != LAUNCHING or rec.spec is None:
                 continue
-            handle = self.scheduler.find(rec.spec)
+            try:
+                handle = self.scheduler.find(rec.spec)
+            except SchedulerUnavailable as exc:
+                log.warning("%s/%s: cannot check whether it was started yet: %s", rec.user, rec.id, exc)
+                continue
             if handle is None:
                 log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)
                 rec.phase = QUEUED
@@ -156,7 +167,11 @@ class Remoted:
         launched = [r for r in self.active.values() if r.phase == LAUNCHED and r.handle]
         if not launched:
             return
-        states = self.scheduler.poll([r.handle for r in launched])  # type: ignore[misc]
+        try:
+            states = self.scheduler.poll([r.handle for r in launched])  # type: ignore[misc]
+        except SchedulerUnavailable as exc:
+            log.warning("scheduler unavailable: %s", exc)
+            return
         for rec in launched:
             js = states.get(rec.handle.job_id)  # type: ignore[union-attr]
             if js is not None:
@@ -194,6 +209,10 @@ class Remoted:
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
                 continue
+            if limits.max_gpus is not None and rec.spec.gpus > limits.max_gpus:
+                self._change(rec, FAILED, "unsatisfiable",
+                             message=f"asks for {rec.spec.gpus} GPU(s); the per-user limit is {limits.max_gpus}")
+                continue
             why = over_limit(rec.user, rec.spec.gpus, running, gpus, limits.max_running, limits.max_gpus)
             if why:
                 self._change(rec, PENDING, "user_limit", message=why)
@@ -224,6 +243,11 @@ class Remoted:
             rec.phase = QUEUED
             self.store.save(rec)
             self._change(rec, PENDING, b.reason, message=b.message)
+            return
+        except SchedulerUnavailable as exc:
+            # Maybe submitted, maybe not: stay "launching" so the next pass looks it up.
+            log.warning("%s/%s: scheduler unavailable during submit: %s", rec.user, rec.id, exc)
+            self._change(rec, PENDING, "scheduler_unreachable", message=str(exc))
             return
         except (SubmitError, OSError) as exc:
             rec.phase = QUEUED

@@ -19,7 +19,7 @@ from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
 from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
-from remoted.identity import IdentityError, RunAs, find_uv, owner_of
+from remoted.identity import IdentityError, RunAs, find_uv, job_path, owner_of
 from remoted.jobspec import JobSpec
 from remoted.records import QUEUED, RecordStore, TaskRecord, publish
 
@@ -48,7 +48,7 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
         kill_grace=kill_grace, env_cache=str(env_cache / area.user),
         uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
-        signal_before=signal_before,
+        signal_before=signal_before, path=job_path(),
         pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],

@@ -39,6 +39,7 @@ class JobSpec:
     uv: str | None = None               # absolute path of uv, as found by remoted
     python: str | None = None           # interpreter that runs the job wrapper
     signal_before: int = 0              # seconds before the limit to send USR1 (local runs)
+    path: str | None = None             # PATH for the commands (remoted's, minus its own virtualenv)
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
 

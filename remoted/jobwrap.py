@@ -58,6 +58,7 @@ class Wrapper:
         self.deadline = self.started + spec.time_limit_s
         self.child: subprocess.Popen[bytes] | None = None
         self.warned = False
+        self.usr1_pending = False
         # Under Slurm, --signal=B:USR1@N delivers the warning; elsewhere the wrapper does.
         self.warn_at = (self.deadline - spec.signal_before
                         if spec.signal_before and "SLURM_JOB_ID" not in os.environ else None)
@@ -73,12 +74,22 @@ class Wrapper:
         signal.signal(signal.SIGUSR1, self._forward_usr1)
 
     def _forward_usr1(self, _signum: int, _frame: Any) -> None:
+        """Deliver the pre-timeout warning to the commands' processes that handle SIGUSR1.
+
+        SIGUSR1 ends a program that does not handle it, so it goes only to processes that
+        catch it (their SigCgt mask says so); a warning that arrives while no command runs
+        (environment setup) is delivered when the next command starts."""
         self.warned = True
-        if self.child is not None:
-            try:
-                os.killpg(self.child.pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
+        if self.child is None:
+            self.usr1_pending = True
+            return
+        self.usr1_pending = False
+        for proc in proctree.tree(self.child.pid):
+            if proctree.catches(proc.pid, signal.SIGUSR1):
+                try:
+                    proc.send_signal(signal.SIGUSR1)
+                except Exception:  # gone meanwhile
+                    pass
 
     # --- records -------------------------------------------------------------------------
     def record_start(self, phase: str = "commands") -> None:
@@ -107,6 +118,8 @@ class Wrapper:
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
+        if self.spec.path:
+            env["PATH"] = self.spec.path
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         gpus = os.environ.get("AILABBER_GPUS")
         if gpus is not None:
@@ -160,7 +173,11 @@ class Wrapper:
         stop: str | None = None
         open_streams = 2
         exited_at: float | None = None
+        pending_warning_at = time.time() + 0.5 if self.usr1_pending else None
         while True:
+            if pending_warning_at is not None and time.time() >= pending_warning_at:
+                pending_warning_at = None   # give the command a moment to install its handler
+                self._forward_usr1(signal.SIGUSR1, None)
             if open_streams and exited_at is None and self.child.poll() is not None:
                 exited_at = time.time()
             if open_streams and exited_at is not None and time.time() - exited_at > 2.0:

@@ -42,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from ailabber.settings import SettingsError
     from ailabber.up import run_foreground
 
-    return run_foreground(args.scheduler, args.gpus, args.verbose)
+    try:
+        return run_foreground(args.scheduler, args.gpus, args.verbose)
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
 
 def _demo(args: argparse.Namespace) -> int:

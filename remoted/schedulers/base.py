@@ -51,6 +51,11 @@ class SubmitError(Exception):
     """The scheduler refused the job for good (bad request): the task fails."""
 
 
+class SchedulerUnavailable(Exception):
+    """The scheduler could not be asked (controller down, timeout): try again later.
+    Never a reason to fail a task, and never a reason to assume a job does not exist."""
+
+
 class Scheduler(Protocol):
     name: str
 

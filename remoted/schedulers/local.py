@@ -80,8 +80,8 @@ class LocalScheduler:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             with open(Path(spec.log_dir) / "wrapper.log", "ab") as errlog:
                 proc = subprocess.Popen(
-                    [spec.python or sys.executable, "-m", "remoted.jobwrap", str(spec.job_file)],
-                    cwd=spec.workdir, env=env, stdin=subprocess.DEVNULL,
+                    [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap", str(spec.job_file)],
+                    cwd=spec.run_dir, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=errlog,
                     start_new_session=True, pass_fds=(fd,),
                     **identity.popen_kwargs(spec.uid, spec.gid),

@@ -22,11 +22,19 @@ from ailabber.settings import SlurmOptions
 from ailabber.task import RUNNING
 from remoted import identity
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
-from remoted.schedulers.base import JobHandle, JobState, SubmitError
+from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm_states import map_state, time_limit
 
 log = logging.getLogger(__name__)
 SCRIPT = "job.sbatch"
+TRANSIENT = ("unable to contact slurm controller", "socket timed out", "temporarily unable",
+             "connection refused", "slurm_persist_conn", "zero bytes were transmitted",
+             "communications connection failure", "try again")
+
+
+def transient(stderr: str) -> bool:
+    low = stderr.lower()
+    return any(t in low for t in TRANSIENT)
 SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
 
 
@@ -56,6 +64,8 @@ class SlurmScheduler:
                                   timeout=timeout, **identity.popen_kwargs(uid, gid))
         except FileNotFoundError:
             raise SubmitError(f"{args[0]} not found: is Slurm installed here?") from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerUnavailable(f"{Path(args[0]).name} did not answer within {timeout:g}s") from None
 
     # --- the contract --------------------------------------------------------------------
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
@@ -63,12 +73,14 @@ class SlurmScheduler:
 
     def sbatch_args(self, spec: JobSpec, script: Path) -> list[str]:
         o = self.opts
-        export = {"PATH": identity.job_path(), "LANG": "C.UTF-8", **identity.user_env(spec.uid)}
+        # PATH and everything else the commands need travel in job.json; --export carries
+        # only names and the account's home, which never contain a comma.
+        export = {"LANG": "C.UTF-8", **identity.user_env(spec.uid)}
         exports = ",".join(f"{k}={v}" for k, v in export.items() if "," not in v)
         args = [
             self._bin("sbatch"), "--parsable",
             f"--job-name={job_name(spec.task_id)}", f"--comment={job_name(spec.task_id)}",
-            f"--chdir={spec.workdir}",
+            f"--chdir={spec.run_dir}",
             f"--output={spec.log_dir}/slurm-%j.out", f"--error={spec.log_dir}/slurm-%j.out",
             f"--export=NONE,{exports}",
             f"--cpus-per-task={spec.cpus}", f"--mem={spec.memory_mb}M", f"--time={time_limit(spec.time_limit_s)}",
@@ -87,7 +99,7 @@ class SlurmScheduler:
     def write_script(self, spec: JobSpec) -> Path:
         script = Path(spec.run_dir) / SCRIPT
         body = ("#!/bin/bash\n"
-                f"exec {shlex.quote(spec.python or sys.executable)} -m remoted.jobwrap "
+                f"exec {shlex.quote(spec.python or sys.executable)} -I -m remoted.jobwrap "
                 f"{shlex.quote(str(spec.job_file))}\n")
         fsutil.atomic_write_bytes(script, body.encode(), 0o755)
         identity.give(script, spec.uid, spec.gid)
@@ -98,7 +110,10 @@ class SlurmScheduler:
         proc = self._run(self.sbatch_args(spec, script), spec.uid, spec.gid)
         if proc.returncode != 0:
             lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-            raise SubmitError(lines[-1] if lines else f"sbatch exited with {proc.returncode}")
+            message = lines[-1] if lines else f"sbatch exited with {proc.returncode}"
+            if transient(proc.stderr):
+                raise SchedulerUnavailable(message)
+            raise SubmitError(message)
         job_id = proc.stdout.strip().split(";")[0]
         if not job_id.isdigit():
             raise SubmitError(f"sbatch printed no job id: {proc.stdout.strip()[:200]!r}")
@@ -108,6 +123,9 @@ class SlurmScheduler:
     def find(self, spec: JobSpec) -> JobHandle | None:
         proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={job_name(spec.task_id)}",
                           "-o", "%i|%j|%k|%T"])
+        if proc.returncode != 0:
+            # Not knowing is not "no such job": submitting again could run it twice.
+            raise SchedulerUnavailable(f"squeue: {proc.stderr.strip()[:200]}")
         for line in proc.stdout.splitlines():
             parts = line.split("|")
             if len(parts) >= 3 and parts[1] == job_name(spec.task_id) and parts[0].isdigit():

@@ -13,7 +13,7 @@ from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINA
 from remoted.schedulers.base import JobState
 
 ACTIVE_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
-ACTIVE_PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESV_DEL_HOLD"}
+ACTIVE_PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 
 
 def parse_exit_code(text: str | None) -> tuple[int | None, int | None]:
@@ -41,6 +41,8 @@ def map_state(state: str, reason: str | None, nodes: str | None, exit_code: str 
         return JobState(PENDING, reason or "queued")
     if state in ACTIVE_RUNNING:
         return JobState(RUNNING)
+    if state == "SUSPENDED":
+        return JobState(RUNNING, "suspended", message="Slurm has suspended the job for now")
     if state == "TIMEOUT":
         return JobState(FAILED, "timeout", exit_code=_exit(result, code), message="the time limit was reached")
     if state == "OUT_OF_MEMORY":
