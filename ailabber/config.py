@@ -530,6 +530,9 @@ def parse_task_config(text: str, source: Path, upload_root: Path | None = None) 
     except tomllib.TOMLDecodeError as exc:
         p.add("syntax", " ".join(str(exc).split()))
         raise ConfigError(p.lines) from None
+    except RecursionError:
+        p.add("syntax", "arrays or tables are nested too deeply")
+        raise ConfigError(p.lines) from None
     tables = _tables(p, doc)
     resources = _resources(p, tables["resources"] or {})
     files_tbl = tables["files"] or {}

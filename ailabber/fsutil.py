@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,10 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
-    """Append one line durably.  O_APPEND keeps concurrent single-line writes whole."""
+    """Append one line durably.  O_APPEND keeps concurrent single-line writes whole;
+    O_NOFOLLOW keeps a symlink planted in a user's directory from redirecting the write."""
     data = (line.rstrip("\n") + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, data)
         fsync_fd(fd)
@@ -72,16 +74,49 @@ def append_json_line(path: str | os.PathLike[str], obj: Any) -> None:
     append_line(path, json.dumps(obj, sort_keys=True, separators=(",", ":")))
 
 
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+class NotARegularFile(OSError):
+    pass
+
+
+def read_small(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> bytes:
+    """Read a regular file of at most ``limit`` bytes without following a symlink and
+    without blocking on a FIFO: files in users' directories may be anything."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise NotARegularFile(f"{path} is larger than {limit} bytes")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise NotARegularFile(f"{path} is larger than {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
-    with open(path, "rb") as fh:
-        return json.loads(fh.read())
+    return json.loads(read_small(path))
 
 
 def read_json_or_none(path: str | os.PathLike[str]) -> Any:
-    """A missing or torn file is "nothing known yet", not an error: callers rescan later."""
+    """A missing, torn or not-a-file entry is "nothing known yet", not an error: callers
+    rescan later, and nothing a user places can crash or block the reader."""
     try:
         return read_json(path)
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -89,14 +124,14 @@ def read_json_lines(path: str | os.PathLike[str]) -> list[Any]:
     """Read a JSONL file, skipping a torn last line left by a crash mid-append."""
     out: list[Any] = []
     try:
-        with open(path, "rb") as fh:
-            for raw in fh:
-                try:
-                    out.append(json.loads(raw))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-    except FileNotFoundError:
-        pass
+        data = read_small(path, 8 * MAX_JSON_BYTES)
+    except OSError:
+        return out
+    for raw in data.splitlines():
+        try:
+            out.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            continue
     return out
 
 
@@ -131,6 +166,21 @@ def fsync_tree(root: str | os.PathLike[str]) -> None:
             finally:
                 os.close(fd)
         fsync_dir(dirpath)
+
+
+def real_dir(path: Path, mode: int = 0o755) -> Path:
+    """``path`` as a real directory: a symlink or file placed there is removed first.
+    For directories remoted creates inside a user's area, whose parent it has checked."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, mode)
+        return path
+    if stat.S_ISDIR(st.st_mode):
+        return path
+    os.unlink(path)
+    os.mkdir(path, mode)
+    return path
 
 
 def ensure_dirs(*paths: str | os.PathLike[str], mode: int = 0o755) -> None:

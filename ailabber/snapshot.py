@@ -206,7 +206,9 @@ class _Copier:
 
     def file(self, e: Entry) -> None:
         try:
-            src = os.open(os.path.join(self.src, e.rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a file swapped for a FIFO after planning must not hang submit.
+            src = os.open(os.path.join(self.src, e.rel),
+                          os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise self.changed(e.rel, "disappeared") from None
         except OSError as exc:

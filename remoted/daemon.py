@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 
 from ailabber import fsutil
 from ailabber.daemon import DaemonLoop
 from ailabber.faults import crash_point
-from ailabber.remote_layout import UserArea
+from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
-from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, TaskStatus, transition
+from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
 from remoted.intake import Intake, user_areas
 from remoted.queue import fair_order, over_limit
-from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
+from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable, SubmitError
 
@@ -37,7 +38,7 @@ class Remoted:
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
                              settings.job_python, settings.uv, settings.signal_before_timeout)
-        self.active: dict[str, TaskRecord] = {}
+        self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}
         self._last_heartbeat = 0.0
@@ -56,7 +57,7 @@ class Remoted:
 
     def load(self) -> None:
         for rec in self.store.load_active():
-            self.active[rec.id] = rec
+            self.active[(rec.user, rec.id)] = rec
             self._order = max(self._order, rec.order + 1)
         self._loaded = True
         log.info("loaded %d unfinished task(s)", len(self.active))
@@ -69,7 +70,8 @@ class Remoted:
             self._order = max(self._order, rec.order + 1)
             if rec.status.terminal:
                 continue
-            self.active[rec.id] = rec
+            self.active[(rec.user, rec.id)] = rec
+        self.finish_orphaned_accepts()
         self.handle_cancels()
         self.recover_launching()
         self.poll()
@@ -87,7 +89,7 @@ class Remoted:
         rec.status, event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
         if rec.status.terminal:
             self.store.finish(rec)
-            self.active.pop(rec.id, None)
+            self.active.pop((rec.user, rec.id), None)
         else:
             self.store.save(rec)
         publish(self.root, rec, event)
@@ -109,23 +111,40 @@ class Remoted:
                 self._change(extra, FAILED, "user_limit",
                              message=f"you already have {limit} task(s) waiting; the limit is {limit}")
 
+    def finish_orphaned_accepts(self) -> None:
+        """A task renamed into tasks/ whose marker then vanished still gets its record."""
+        for key, rec in list(self.active.items()):
+            if rec.phase != ACCEPTING:
+                continue
+            new = self.intake.finish_orphan(rec)
+            self.active.pop(key, None)
+            if new is not None and not new.status.terminal:
+                self.active[key] = new
+
     def handle_cancels(self) -> None:
         for area in user_areas(self.root):
             try:
-                names = os.listdir(area.requests)
+                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir, \
+                        adir.sub("requests") as req:
+                    for name in req.listdir():
+                        task_id, _, kind = name.rpartition(".")
+                        if name.startswith(".") or kind != "cancel":
+                            continue
+                        rec = self.active.get((area.user, task_id))   # only your own tasks
+                        if rec is not None:
+                            self.cancel(rec)
+                        try:
+                            st = req.lstat(name)
+                            if stat.S_ISDIR(st.st_mode):
+                                os.rmdir(name, dir_fd=req.fd)
+                            else:
+                                os.unlink(name, dir_fd=req.fd)
+                        except OSError as exc:
+                            log.debug("%s: cannot remove request %s: %s", area.user, name, exc)
             except FileNotFoundError:
                 continue
-            for name in names:
-                task_id, _, kind = name.rpartition(".")
-                if name.startswith(".") or kind != "cancel":
-                    continue
-                rec = self.active.get(task_id)
-                if rec is not None and rec.user == area.user:   # only your own tasks
-                    self.cancel(rec)
-                try:
-                    os.unlink(area.requests / name)
-                except FileNotFoundError:
-                    pass
+            except OSError as exc:
+                log.debug("%s: requests unreadable: %s", area.user, exc)
 
     def cancel(self, rec: TaskRecord) -> None:
         if rec.cancel_requested and rec.phase != QUEUED:
@@ -174,8 +193,13 @@ class Remoted:
             return
         for rec in launched:
             js = states.get(rec.handle.job_id)  # type: ignore[union-attr]
-            if js is not None:
+            if js is None:
+                continue
+            try:
                 self._apply(rec, js)
+            except IllegalTransition as exc:
+                # e.g. a result record the student forged: ignore it, keep serving everyone.
+                log.warning("%s/%s: ignoring an impossible report from the job: %s", rec.user, rec.id, exc)
         limits = getattr(self.scheduler, "enforce_limits", None)
         if limits:
             limits(self._active_handles(), time.time())

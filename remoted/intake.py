@@ -1,16 +1,21 @@
 """Accepting uploads: a commit marker (manifest) in ``incoming/commit`` plus the files in
 ``incoming/tmp/<id>`` become a task, once, and only when the upload is whole.
 
-Everything here is untrusted input from a student's transport: the task id must be a
-well-formed id, the manifest must match the files, and the config is validated again
-exactly as ``submit`` did.  The user is the directory the upload arrived in.
+Everything in a user's area is untrusted: the student can put any file, symlink or FIFO
+there at any moment.  So every step works through directory handles that never follow a
+symlink (``ailabber.safedir``), the manifest must match the files, the config is validated
+again exactly as ``submit`` did, and a ``tasks/<id>`` that remoted did not rename there
+itself is never used.  The user is the directory the upload arrived in; when remoted runs
+as root, the directory's owner must be that user.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -18,20 +23,47 @@ from ailabber import fsutil, ids, manifest, spool as local_spool
 from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
+from ailabber.safedir import SafeDir, UnsafePath
 from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
-from remoted.identity import IdentityError, RunAs, find_uv, job_path, owner_of
+from remoted.identity import IdentityError, RunAs, current, find_uv, job_path, privileged
 from remoted.jobspec import JobSpec
-from remoted.records import QUEUED, RecordStore, TaskRecord, publish
+from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord, publish
 
 log = logging.getLogger(__name__)
+ROOT_UID = 0
 
 
 def user_areas(root: Path) -> list[UserArea]:
     try:
         names = sorted(os.listdir(root / "users"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return [UserArea(root, n) for n in names if valid_user(n) and (root / "users" / n).is_dir()]
+    return [UserArea(root, n) for n in names if valid_user(n)]
+
+
+def open_area(root: Path, user: str) -> tuple[SafeDir, RunAs]:
+    """The user's directory as a handle, and who tasks found there run as."""
+    with SafeDir.open(root / "users") as users:
+        adir = users.sub(user)
+    if not privileged():
+        return adir, current()
+    st = os.fstat(adir.fd)
+    try:
+        pw = pwd.getpwuid(st.st_uid)
+    except KeyError:
+        adir.close()
+        raise IdentityError(f"{adir.path} is owned by uid {st.st_uid}, which has no account") from None
+    if pw.pw_name != user:
+        adir.close()
+        raise IdentityError(f"{adir.path} is owned by {pw.pw_name}, not {user}; ask the admin to fix its owner")
+    return adir, RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+
+
+def owned_dir(parent: SafeDir, name: str) -> SafeDir:
+    """A directory remoted writes into: created if missing, owned by root when remoted is
+    root, so that the student cannot plant entries in it."""
+    return parent.sub(name, create=True, mode=0o755, owner=ROOT_UID if privileged() else None,
+                      replace_bad=True)
 
 
 def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
@@ -47,11 +79,11 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         commands=list(cfg.run.commands), gpus=cfg.resources.gpus, cpus=cfg.resources.cpus,
         memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
         kill_grace=kill_grace, env_cache=str(env_cache / area.user),
-        uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
-        signal_before=signal_before, path=job_path(),
         pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
+        uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
+        signal_before=signal_before, path=job_path(),
     )
 
 
@@ -65,57 +97,153 @@ class Intake:
         self.store = store
         self.kill_grace = kill_grace
         self.env_cache = env_cache
+        self._warned: set[str] = set()
 
     def scan(self, next_order: int) -> list[TaskRecord]:
         accepted: list[TaskRecord] = []
         for area in user_areas(self.root):
             try:
-                markers = sorted(os.listdir(area.incoming_commit))
-            except FileNotFoundError:
-                continue
-            for name in markers:
-                if name.startswith(".") or not name.endswith(".json"):
-                    continue  # rsync's temporary files, editors' leftovers
-                task_id = name[: -len(".json")]
-                rec = self._accept(area, task_id, area.incoming_commit / name, next_order + len(accepted))
-                if rec is not None:
-                    accepted.append(rec)
+                accepted += self._scan_area(area, next_order + len(accepted))
+            except (OSError, IdentityError) as exc:
+                # One student's broken or hostile area never stops the others.
+                if area.user not in self._warned:
+                    log.warning("%s: skipping this user's area: %s", area.user, exc)
+                    self._warned.add(area.user)
         return accepted
 
-    def _accept(self, area: UserArea, task_id: str, marker: Path, order: int) -> TaskRecord | None:
+    def _scan_area(self, area: UserArea, order: int) -> list[TaskRecord]:
+        adir, run_as = open_area(self.root, area.user)
+        out: list[TaskRecord] = []
+        try:
+            try:
+                incoming = adir.sub("incoming")
+            except FileNotFoundError:
+                return out
+            with incoming, incoming.sub("commit") as commit:
+                for name in commit.listdir():
+                    if name.startswith(".") or not name.endswith(".json"):
+                        continue  # rsync's temporary files, editors' leftovers
+                    rec = self._accept(area, adir, incoming, commit, name, run_as, order + len(out))
+                    if rec is not None:
+                        out.append(rec)
+            self._warned.discard(area.user)
+        finally:
+            adir.close()
+        return out
+
+    def _accept(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, marker: str,
+                run_as: RunAs, order: int) -> TaskRecord | None:
+        task_id = marker[: -len(".json")]
         if not ids.is_task_id(task_id):
-            log.warning("%s: ignoring marker with a malformed task id: %s", area.user, marker.name)
-            _unlink(marker)
+            log.warning("%s: ignoring marker with a malformed task id: %s", area.user, marker)
+            _unlink(commit, marker)
             return None
-        upload = area.incoming_tmp / task_id
-        task_dir = area.task(task_id)
-        if self.store.exists(area.user, task_id):
+        known = self.store.get(area.user, task_id)
+        if known is not None and known.phase != ACCEPTING:
             # A repeated push (spoold crashed after sending the marker): already ours.
-            _discard(upload)
-            _unlink(marker)
+            _unlink(commit, marker)
+            _discard(incoming, "tmp", task_id)
             return None
-        if not task_dir.exists():
-            problems = manifest.verify_manifest(upload, fsutil.read_json_or_none(marker))
-            if problems:
-                return self._reject(area, task_id, marker, upload, order,
-                                    f"incomplete or inconsistent upload: {problems[0]}")
-            fsutil.ensure_dirs(area.tasks)
-            fsutil.fsync_tree(upload)        # rsync does not fsync; the accept must be durable
-            fsutil.commit_rename(upload, task_dir)
-            crash_point("remoted:after_accept_rename")
-        rec = self._make_record(area, task_id, order)
+        with owned_dir(adir, "tasks") as tasks:
+            if known is None:
+                try:
+                    tasks.lstat(task_id)
+                except FileNotFoundError:
+                    pass
+                else:
+                    return self._reject(area, commit, marker, incoming, order,
+                                        f"tasks/{task_id} already exists and was not made by ailabber")
+                why = self._check_upload(area, incoming, commit, marker, task_id)
+                if why:
+                    return self._reject(area, commit, marker, incoming, order, why)
+                # Remember the accept before the rename, so a crash in between is finished
+                # on restart and a tasks/<id> planted by the student is never trusted.
+                known = TaskRecord(id=task_id, user=area.user, status=TaskStatus(id=task_id, owner=area.user),
+                                   phase=ACCEPTING, order=order)
+                self.store.save(known)
+            try:
+                tasks.lstat(task_id)
+            except FileNotFoundError:
+                with incoming.sub("tmp") as tmp:
+                    tmp.rename_into(task_id, tasks, task_id)
+                crash_point("remoted:after_accept_rename")
+            if not stat.S_ISDIR(tasks.lstat(task_id).st_mode):
+                return self._reject(area, commit, marker, incoming, order, "the upload is not a directory")
+            with tasks.sub(task_id) as tdir:
+                for name in tdir.listdir():     # only what a task consists of stays
+                    if name not in local_spool.UPLOAD_MEMBERS:
+                        _remove(tdir, name)
+        rec = self._make_record(area, task_id, order, run_as)
         if rec.status.terminal:
             self.store.finish(rec)
         else:
             self.store.save(rec)
         publish(self.root, rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
                                  "reason": rec.status.reason, "message": rec.status.message})
-        _unlink(marker)
-        _discard(upload)
+        _unlink(commit, marker)
+        _discard(incoming, "tmp", task_id)
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
 
-    def _make_record(self, area: UserArea, task_id: str, order: int) -> TaskRecord:
+    def finish_orphan(self, rec: TaskRecord) -> TaskRecord | None:
+        """Complete an accept interrupted after its rename, once its marker is gone."""
+        area = UserArea(self.root, rec.user)
+        try:
+            adir, run_as = open_area(self.root, rec.user)
+        except (OSError, IdentityError):
+            return None
+        try:
+            with adir, adir.sub("incoming") as incoming, incoming.sub("commit") as commit:
+                try:
+                    commit.lstat(f"{rec.id}.json")
+                    return rec                   # the marker is there: the normal scan finishes it
+                except FileNotFoundError:
+                    pass
+        except OSError:
+            pass
+        if not area.task(rec.id).is_dir():
+            status, event = transition(rec.status, FAILED, "lost", message="the upload vanished while being accepted")
+            rec.status = status
+            self.store.finish(rec)
+            publish(self.root, rec, event)
+            return rec
+        new = self._make_record(area, rec.id, rec.order, run_as)
+        if new.status.terminal:
+            self.store.finish(new)
+        else:
+            self.store.save(new)
+        publish(self.root, new, {"at": new.status.updated_at, "seq": new.status.seq, "state": new.status.state,
+                                 "reason": new.status.reason, "message": new.status.message})
+        return new
+
+    def _check_upload(self, area: UserArea, incoming: SafeDir, commit: SafeDir, marker: str,
+                      task_id: str) -> str | None:
+        try:
+            data = _read_marker(commit, marker)
+        except OSError as exc:
+            return f"unreadable commit marker: {exc.strerror or exc}"
+        try:
+            with incoming.sub("tmp") as tmp:
+                st = tmp.lstat(task_id)
+                if not stat.S_ISDIR(st.st_mode):
+                    return "the upload is not a directory"
+                with tmp.sub(task_id) as up:
+                    for member in (local_spool.TASK_TOML, local_spool.META):
+                        if not stat.S_ISREG(up.lstat(member).st_mode):
+                            return f"{member} is not a regular file"
+                    if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
+                        return "files/ is not a directory"
+                problems = manifest.verify_manifest(tmp.path / task_id, data)
+        except FileNotFoundError as exc:
+            return f"incomplete upload: {Path(exc.filename or '?').name} is missing"
+        except OSError as exc:
+            return f"unreadable upload: {exc.strerror or exc}"
+        if problems:
+            return f"incomplete or inconsistent upload: {problems[0]}"
+        fsutil.fsync_tree(area.incoming_tmp / task_id)   # rsync does not fsync; the accept must be durable
+        return None
+
+    def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs) -> TaskRecord:
         task_dir = area.task(task_id)
         meta = fsutil.read_json_or_none(task_dir / local_spool.META)
         submitted = meta.get("submitted_at") if isinstance(meta, dict) else None
@@ -123,39 +251,74 @@ class Intake:
             submitted = now_iso()
         status = TaskStatus(id=task_id, owner=area.user, submitted_at=submitted)
         try:
+            if not stat.S_ISREG(os.lstat(task_dir / local_spool.TASK_TOML).st_mode):
+                raise ConfigError([f"{local_spool.TASK_TOML}: file: not a regular file"])
             cfg = load_task_config(task_dir / local_spool.TASK_TOML, upload_root_override=task_dir / local_spool.FILES)
         except ConfigError as exc:
             status, _ = transition(status, FAILED, "rejected", message=str(exc).splitlines()[0])
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
-        try:
-            run_as = owner_of(area.path)
-        except IdentityError as exc:
-            status, _ = transition(status, FAILED, "rejected", message=str(exc))
+        except OSError as exc:
+            status, _ = transition(status, FAILED, "rejected", message=f"unreadable task: {exc.strerror or exc}")
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
         spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as,
                           self.job_python, self.uv, self.signal_before)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 
-    def _reject(self, area: UserArea, task_id: str, marker: Path, upload: Path, order: int, why: str) -> TaskRecord:
+    def _reject(self, area: UserArea, commit: SafeDir, marker: str, incoming: SafeDir, order: int,
+                why: str) -> TaskRecord:
+        task_id = marker[: -len(".json")]
         log.warning("%s: rejecting task %s: %s", area.user, task_id, why)
         status = TaskStatus(id=task_id, owner=area.user, submitted_at=now_iso())
         status, event = transition(status, FAILED, "rejected", message=why)
         rec = TaskRecord(id=task_id, user=area.user, status=status, order=order)
         self.store.finish(rec)
         publish(self.root, rec, event)
-        _unlink(marker)
-        _discard(upload)
+        _unlink(commit, marker)
+        _discard(incoming, "tmp", task_id)
         return rec
 
 
-def _unlink(p: Path) -> None:
+def _read_marker(commit: SafeDir, name: str) -> object:
+    import json
+
+    fd = commit.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        os.unlink(p)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > fsutil.MAX_JSON_BYTES:
+            raise OSError(0, "not a regular file of reasonable size")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return json.loads(fh.read(fsutil.MAX_JSON_BYTES + 1))
+    except ValueError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _unlink(d: SafeDir, name: str) -> None:
+    try:
+        _remove(d, name)
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", d.path / name, exc)
+
+
+def _remove(d: SafeDir, name: str) -> None:
+    try:
+        st = d.lstat(name)
     except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if sys.version_info >= (3, 11):
+            shutil.rmtree(name, dir_fd=d.fd, ignore_errors=True)
+        else:
+            shutil.rmtree(d.path / name, ignore_errors=True)
+    else:
+        os.unlink(name, dir_fd=d.fd)
+
+
+def _discard(incoming: SafeDir, sub: str, name: str) -> None:
+    try:
+        with incoming.sub(sub) as d:
+            _remove(d, name)
+    except (FileNotFoundError, UnsafePath):
         pass
-
-
-def _discard(p: Path) -> None:
-    if p.exists():
-        shutil.rmtree(p, ignore_errors=True)

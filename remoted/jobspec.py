@@ -7,6 +7,7 @@ runs under the local scheduler and inside a Slurm allocation.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,42 @@ class JobSpec:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def write(self) -> None:
-        """Create the run and log directories for the job's user, then the job file."""
+        """Create the run and log directories for the job's user, then the job file.
+
+        Inside a user's area this goes through directory handles (``SafeDir``): the
+        student may have replaced ``run`` or ``logs`` with a symlink to anywhere."""
         from remoted.identity import give
 
-        for d in (self.run_dir, self.log_dir, self.env_cache):
-            if d:
+        if self.env_cache:
+            fsutil.ensure_dirs(self.env_cache)
+            give(Path(self.env_cache), self.uid, self.gid)
+        run, logs = Path(self.run_dir), Path(self.log_dir)
+        in_area = (run.parents[2].name == self.user and run.parents[3].name == "users"
+                   and logs.parents[3] == run.parents[3])
+        if not in_area:
+            for d in (run, logs):
                 fsutil.ensure_dirs(d)
-                give(Path(d), self.uid, self.gid)
-        fsutil.atomic_write_json(self.job_file, self.to_dict())
-        give(self.job_file, self.uid, self.gid)
+                give(d, self.uid, self.gid)
+            fsutil.atomic_write_json(self.job_file, self.to_dict())
+            give(self.job_file, self.uid, self.gid)
+            return
+        import json
+
+        from ailabber.safedir import SafeDir
+
+        root_uid = 0 if os.geteuid() == 0 else None
+        with SafeDir.open(run.parents[3]) as users, users.sub(self.user) as area:
+            with area.sub("tasks") as tasks, tasks.sub(self.task_id) as tdir, \
+                    tdir.sub("run", create=True, replace_bad=True) as rdir:
+                if root_uid == 0 and self.uid:
+                    os.fchown(rdir.fd, self.uid, self.gid if self.gid is not None else -1)
+                rdir.write_atomic(JOB_FILE, json.dumps(self.to_dict(), indent=2, sort_keys=True).encode())
+                rdir.chown(JOB_FILE, self.uid, self.gid)
+            with area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
+                    outbox.sub(self.task_id, create=True, owner=root_uid, replace_bad=True) as odir, \
+                    odir.sub("logs", create=True, replace_bad=True) as ldir:
+                if root_uid == 0 and self.uid:
+                    os.fchown(ldir.fd, self.uid, self.gid if self.gid is not None else -1)
 
     @classmethod
     def read(cls, path: Path) -> JobSpec:

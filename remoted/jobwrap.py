@@ -29,15 +29,23 @@ PASSTHROUGH_PREFIXES = ("LC_", "UV_", "SLURM_", "CUDA_", "NVIDIA_")
 TICK = 0.2
 
 
+def _append_fd(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+
+
+def _append(path: Path) -> IO[bytes]:
+    return open(_append_fd(path), "ab", buffering=0)
+
+
 class Logs:
     """output.log gets everything in arrival order; stdout.log / stderr.log one stream each."""
 
     def __init__(self, log_dir: Path):
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.output = open(log_dir / "output.log", "ab", buffering=0)
-        self.stdout = open(log_dir / "stdout.log", "ab", buffering=0)
-        self.stderr = open(log_dir / "stderr.log", "ab", buffering=0)
-        self.setup = open(log_dir / "setup.log", "a", buffering=1, encoding="utf-8")
+        self.output = _append(log_dir / "output.log")
+        self.stdout = _append(log_dir / "stdout.log")
+        self.stderr = _append(log_dir / "stderr.log")
+        self.setup = open(_append_fd(log_dir / "setup.log"), "a", buffering=1, encoding="utf-8")
 
     def note(self, text: str) -> None:
         line = f"[ailabber] {text}\n".encode()

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ailabber import fsutil, ids, statusfile
-from ailabber.remote_layout import UserArea, valid_user
+from ailabber.remote_layout import valid_user
 from ailabber.task import TaskStatus
 from remoted.jobspec import JobSpec
 from remoted.schedulers.base import JobHandle
 
-QUEUED, LAUNCHING, LAUNCHED, FINISHED = "queued", "launching", "launched", "finished"
+ACCEPTING, QUEUED, LAUNCHING, LAUNCHED, FINISHED = "accepting", "queued", "launching", "launched", "finished"
 
 
 @dataclass
@@ -70,6 +70,16 @@ class RecordStore:
     def exists(self, user: str, task_id: str) -> bool:
         return self._path(self.active_dir, user, task_id).exists() or self._path(self.done_dir, user, task_id).exists()
 
+    def get(self, user: str, task_id: str) -> TaskRecord | None:
+        for base in (self.done_dir, self.active_dir):
+            data = fsutil.read_json_or_none(self._path(base, user, task_id))
+            if isinstance(data, dict):
+                try:
+                    return TaskRecord.from_dict(data)
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return None
+
     def save(self, rec: TaskRecord) -> None:
         p = self._path(self.active_dir, rec.user, rec.id)
         fsutil.ensure_dirs(p.parent, mode=0o700)
@@ -105,10 +115,19 @@ class RecordStore:
 
 
 def publish(root: Path, rec: TaskRecord, event: dict[str, Any] | None) -> None:
-    """Write the public status where the user's transport can pull it."""
-    outbox = UserArea(root, rec.user).task_outbox(rec.id)
-    fsutil.ensure_dirs(outbox)
-    statusfile.record(outbox, rec.status, event)
+    """Write the public status where the user's transport can pull it: through directory
+    handles, so a symlink the student planted in the outbox redirects nothing."""
+    import json
+
+    from ailabber.safedir import SafeDir
+
+    root_uid = 0 if os.geteuid() == 0 else None
+    with SafeDir.open(root / "users") as users, users.sub(rec.user) as area, \
+            area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
+            outbox.sub(rec.id, create=True, owner=root_uid, replace_bad=True) as d:
+        if event is not None:
+            d.append(statusfile.EVENTS, json.dumps(event, sort_keys=True, separators=(",", ":")))
+        d.write_atomic(statusfile.STATUS, (json.dumps(rec.status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
 
 
 def _listdir(p: Path) -> list[str]:

@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A broken spool or an impossible destination: say which file, in one line.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ailabber: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

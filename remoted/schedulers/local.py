@@ -71,14 +71,15 @@ class LocalScheduler:
         busy = self._busy_gpus(active)
         gpus = [g for g in range(self.total_gpus) if g not in busy][: spec.gpus]
         run_dir = Path(spec.run_dir)
-        fsutil.ensure_dirs(run_dir)
         env = dict(os.environ, PATH=identity.job_path())
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            with open(Path(spec.log_dir) / "wrapper.log", "ab") as errlog:
+            errfd = os.open(Path(spec.log_dir) / "wrapper.log",
+                            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            with os.fdopen(errfd, "ab") as errlog:
                 proc = subprocess.Popen(
                     [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap", str(spec.job_file)],
                     cwd=spec.run_dir, env=env, stdin=subprocess.DEVNULL,
@@ -112,7 +113,7 @@ class LocalScheduler:
             started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
             held = _lock_held(run_dir)
         started = started if isinstance(started, dict) else {}
-        pid = started.get("pid") if isinstance(started.get("pid"), int) else 0
+        pid = started.get("pid") if isinstance(started.get("pid"), int) and started["pid"] > 0 else 0
         # A pid read from the task's own directory is checked before we ever signal it.
         if pid and not _is_our_wrapper(pid, spec.job_file):
             pid = 0
@@ -129,7 +130,10 @@ class LocalScheduler:
 
     def _poll_one(self, h: JobHandle) -> JobState:
         run_dir = Path(h.data["run_dir"])
-        result = fsutil.read_json_or_none(run_dir / RESULT_FILE)
+        held = _lock_held(run_dir)
+        # The result counts only once the wrapper has exited (its lock is free): a result
+        # file written by anyone else meanwhile cannot end a job that still runs.
+        result = None if held else fsutil.read_json_or_none(run_dir / RESULT_FILE)
         if isinstance(result, dict) and result.get("state") in (COMPLETED, FAILED, TERMINATED, CANCELED):
             return JobState(
                 state=result["state"], reason=result.get("reason"), exit_code=result.get("exit_code"),
@@ -137,7 +141,7 @@ class LocalScheduler:
                 finished_at=result.get("finished_at"),
             )
         started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
-        if _lock_held(run_dir):
+        if held:
             if isinstance(started, dict):
                 reason = "setting_up" if started.get("phase") == "setup" else None
                 return JobState(state=RUNNING, reason=reason, started_at=started.get("started_at"))
@@ -184,8 +188,8 @@ class LocalScheduler:
 
 def _lock_held(run_dir: Path) -> bool:
     try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -201,7 +205,7 @@ def _lock_held(run_dir: Path) -> bool:
 def _is_our_wrapper(pid: int, job_file: Path) -> bool:
     try:
         cmd = psutil.Process(pid).cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except (psutil.Error, ValueError, OverflowError):
         return False
     return "remoted.jobwrap" in cmd and str(job_file) in cmd
 
