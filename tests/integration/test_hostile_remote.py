@@ -276,14 +276,11 @@ def test_huge_file_counts_and_sizes_in_manifest_do_not_matter(remote: Remote) ->
 # --------------------------------------------------------------------------- (a) wedging the daemon
 
 
-@pytest.mark.xfail(strict=True, reason="a directory named incoming/commit/<id>.json raises IsADirectoryError "
-                                       "in every intake pass: remoted stops serving all users")
 def test_commit_marker_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
     (remote.root / "users" / EVE / "incoming/commit" / f"{_new_id()}.json").mkdir()
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="a FIFO named incoming/commit/<id>.json blocks remoted forever in open()")
 def test_commit_marker_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
     fifo = remote.root / "users" / EVE / "incoming/commit" / f"{_new_id()}.json"
     os.mkfifo(fifo)
@@ -293,8 +290,6 @@ def test_commit_marker_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> N
         _unblock_fifo(fifo)
 
 
-@pytest.mark.xfail(strict=True, reason="a commit marker that is a symlink to /dev/zero (or any huge file) is "
-                                       "read whole into memory in every intake pass")
 def test_commit_marker_symlink_to_endless_file_is_not_read_whole(remote: Remote) -> None:
     # Cap remoted's address space so the endless read fails fast instead of eating the host.
     proc = psutil.Process(remote.p.procs["remoted"].pid)
@@ -305,15 +300,11 @@ def test_commit_marker_symlink_to_endless_file_is_not_read_whole(remote: Remote)
     assert remote.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="a directory named requests/<x>.cancel makes os.unlink raise "
-                                       "IsADirectoryError in every pass: remoted stops serving all users")
 def test_cancel_request_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
     (remote.root / "users" / EVE / "requests" / "whatever.cancel").mkdir()
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="users/<u>/requests replaced by a regular file raises NotADirectoryError "
-                                       "in every pass: remoted stops serving all users")
 def test_requests_dir_replaced_by_a_file_does_not_wedge_remoted(remote: Remote) -> None:
     req = remote.root / "users" / EVE / "requests"
     req.rmdir()
@@ -321,8 +312,6 @@ def test_requests_dir_replaced_by_a_file_does_not_wedge_remoted(remote: Remote) 
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="users/<u>/incoming/commit replaced by a regular file raises "
-                                       "NotADirectoryError in every intake pass")
 def test_commit_dir_replaced_by_a_file_does_not_wedge_remoted(remote: Remote) -> None:
     commit = remote.root / "users" / EVE / "incoming/commit"
     commit.rmdir()
@@ -335,8 +324,6 @@ def test_user_area_that_is_a_file_is_skipped(remote: Remote) -> None:
     remote.bystander_completes()
 
 
-@pytest.mark.xfail(strict=True, reason="a deeply nested task.toml raises RecursionError in load_task_config, "
-                                       "after the accept rename, so every later intake pass crashes again")
 def test_deeply_nested_task_toml_is_rejected_without_wedging(remote: Remote) -> None:
     nested = "[run]\ncommands = " + "[" * 5000 + "]" * 5000 + "\n"
     task_id, task_dir = remote.build(["true"], raw_toml=nested)
@@ -346,8 +333,6 @@ def test_deeply_nested_task_toml_is_rejected_without_wedging(remote: Remote) -> 
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="meta.json uploaded as a directory raises IsADirectoryError in "
-                                       "_make_record after the accept rename: every intake pass crashes")
 def test_meta_json_that_is_a_directory_does_not_wedge_remoted(remote: Remote) -> None:
     task_id, task_dir = remote.build(["true"])
     (task_dir / "meta.json").unlink()
@@ -359,7 +344,6 @@ def test_meta_json_that_is_a_directory_does_not_wedge_remoted(remote: Remote) ->
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="meta.json uploaded as a FIFO blocks remoted forever in open()")
 def test_meta_json_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
     task_id, task_dir = remote.build(["true"])
     remote.upload(EVE, task_dir, commit=False)
@@ -377,8 +361,6 @@ def test_meta_json_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
                 _unblock_fifo(p)
 
 
-@pytest.mark.xfail(strict=True, reason="a forged run/result.json with state 'canceled' for a running task "
-                                       "raises IllegalTransition (running -> canceled) in every poll")
 def test_forged_result_with_illegal_state_does_not_wedge_remoted(remote: Remote) -> None:
     task_id = remote.push(ZED, ["sleep 30"])
     remote.wait(ZED, task_id, lambda s: s["state"] == "running", what="running")
@@ -387,8 +369,6 @@ def test_forged_result_with_illegal_state_does_not_wedge_remoted(remote: Remote)
     remote.bystander_completes(timeout=20)
 
 
-@pytest.mark.xfail(strict=True, reason="a forged run/result.json ends the task in remoted's books while its "
-                                       "wrapper keeps running and holding the GPU (double booking)")
 def test_forged_result_does_not_free_a_gpu_that_is_still_in_use(remote: Remote) -> None:
     task_id = remote.push(ZED, ["sleep 30"], gpus=1)
     remote.wait(ZED, task_id, lambda s: s["state"] == "running", what="running")
@@ -406,8 +386,6 @@ def test_forged_result_does_not_free_a_gpu_that_is_still_in_use(remote: Remote) 
     assert st_other is None or st_other["state"] == "pending", st_other
 
 
-@pytest.mark.xfail(strict=True, reason="after a restart, a started.json forged with a negative pid makes "
-                                       "psutil raise ValueError in find(): recover_launching crashes every pass")
 def test_forged_started_pid_after_restart_does_not_wedge_remoted(tmp_path: Path) -> None:
     r = Remote(tmp_path)
     r.area(ZED)
@@ -430,8 +408,6 @@ def test_forged_started_pid_after_restart_does_not_wedge_remoted(tmp_path: Path)
 # --------------------------------------------------------------------------- (b)/(c) outside the user's area
 
 
-@pytest.mark.xfail(strict=True, reason="users/<u>/incoming may be a symlink into another user's area: "
-                                       "remoted then accepts that user's uploads as <u>'s tasks")
 def test_incoming_symlink_cannot_steal_another_users_upload(tmp_path: Path) -> None:
     r = Remote(tmp_path)
     r.area(ZED)
@@ -453,8 +429,6 @@ def test_incoming_symlink_cannot_steal_another_users_upload(tmp_path: Path) -> N
         r.cleanup()
 
 
-@pytest.mark.xfail(strict=True, reason="users/<u>/tasks may be a symlink: the accept rename moves the upload, "
-                                       "and the job's run dir, wherever it points")
 def test_tasks_symlink_does_not_move_tasks_out_of_the_area(remote: Remote, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -466,8 +440,6 @@ def test_tasks_symlink_does_not_move_tasks_out_of_the_area(remote: Remote, tmp_p
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a pre-placed tasks/<id> symlink skips the manifest check and the task "
-                                       "runs (and writes run/) in the directory it points to")
 def test_preplaced_task_dir_symlink_is_not_used(remote: Remote, tmp_path: Path) -> None:
     victim_id = remote.push(ZED, ["echo zed"])
     assert remote.wait_terminal(ZED, victim_id)["state"] == "completed"
@@ -481,8 +453,6 @@ def test_preplaced_task_dir_symlink_is_not_used(remote: Remote, tmp_path: Path) 
     assert _tree_listing(victim_dir) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a pre-placed outbox/<id> symlink makes remoted (and the job's logs) "
-                                       "write status.json/events.jsonl wherever it points")
 def test_outbox_symlink_does_not_redirect_writes(remote: Remote, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -494,8 +464,6 @@ def test_outbox_symlink_does_not_redirect_writes(remote: Remote, tmp_path: Path)
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="outbox/<id>/events.jsonl and logs/*.log are opened for append through "
-                                       "symlinks: remoted and the wrapper append to any file they point to")
 def test_symlinked_event_and_log_files_do_not_write_outside(remote: Remote, tmp_path: Path) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -511,8 +479,6 @@ def test_symlinked_event_and_log_files_do_not_write_outside(remote: Remote, tmp_
     assert victim.read_text() == "precious\n"
 
 
-@pytest.mark.xfail(strict=True, reason="a run/ symlink makes remoted write job.json/job.lock and the wrapper "
-                                       "started.json/result.json wherever it points")
 def test_run_dir_symlink_does_not_redirect_job_files(remote: Remote, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -526,8 +492,6 @@ def test_run_dir_symlink_does_not_redirect_job_files(remote: Remote, tmp_path: P
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="remoted keys its active tasks by id alone: another user uploading the "
-                                       "same id evicts the first task, which is never tracked to its end")
 def test_same_task_id_from_another_user_does_not_evict_a_task(remote: Remote) -> None:
     victim = remote.push(ZED, ["sleep 4"])
     remote.wait(ZED, victim, lambda s: s["state"] == "running", what="running")
