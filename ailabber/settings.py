@@ -28,7 +28,14 @@ class SpooldSettings:
     rescan_interval: float = 5.0     # full rescan even without filesystem events
     identity_file: str | None = None
     ssh_options: tuple[str, ...] = ()
+    connect_timeout: int = 10        # ssh ConnectTimeout, and rsync --timeout is 3x this
+    max_upload_bytes: int | None = None   # refuse bigger uploads at submit time
+    max_upload_files: int | None = None
     source: Path | None = None
+
+    @property
+    def is_ssh(self) -> bool:
+        return self.remote.startswith("ssh://")
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class UserLimits:
     max_running: int | None = None    # tasks handed to the scheduler at once, per user
     max_gpus: int | None = None       # GPUs of those tasks together, per user
     max_queued: int | None = None     # tasks waiting in remoted's queue, per user
+    max_upload_bytes: int | None = None   # per task; published to clients, checked on accept
+    max_upload_files: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,8 @@ def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
     return p if p.is_absolute() else (path.parent / p)
 
 
-SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options")
+SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
+               "connect_timeout", "max_upload_bytes", "max_upload_files")
 
 
 def default_spoold_settings() -> SpooldSettings:
@@ -145,23 +155,43 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
     if not isinstance(remote, str) or not remote or "\0" in remote:
         raise SettingsError(f"{path}: remote: must be a path (or ssh:// URL) string")
     if remote.startswith("ssh://"):
-        raise SettingsError(f"{path}: remote: ssh:// remotes are not supported by this version; use a local path")
-    remote_path = Path(remote).expanduser()
-    if not remote_path.is_absolute():
-        remote_path = path.parent / remote_path
+        from ailabber.remote_url import RemoteUrlError, parse_ssh_url
+
+        try:
+            remote = str(parse_ssh_url(remote))
+        except RemoteUrlError as exc:
+            raise SettingsError(f"{path}: remote: {exc}") from None
+    elif "://" in remote:
+        raise SettingsError(f"{path}: remote: must be a local path or an ssh:// URL")
+    else:
+        remote_path = Path(remote).expanduser()
+        remote = str(remote_path if remote_path.is_absolute() else path.parent / remote_path)
     opts = data.get("ssh_options", [])
-    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
-        raise SettingsError(f"{path}: ssh_options: must be a list of strings")
+    if not isinstance(opts, list) or not all(isinstance(o, str) and o and "\n" not in o and "=" in o
+                                             and not o.startswith("-") for o in opts):
+        raise SettingsError(f"{path}: ssh_options: must be a list of KEY=VALUE strings (each passed as -o)")
     ident = data.get("identity_file")
-    if ident is not None and not isinstance(ident, str):
-        raise SettingsError(f"{path}: identity_file: must be a path string")
+    if ident is not None:
+        if not isinstance(ident, str) or not ident:
+            raise SettingsError(f"{path}: identity_file: must be a path string")
+        ident_path = Path(ident).expanduser()
+        ident = str(ident_path if ident_path.is_absolute() else path.parent / ident_path)
+    limits = {}
+    for key in ("max_upload_bytes", "max_upload_files", "connect_timeout"):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SettingsError(f"{path}: {key}: must be a whole number >= 1")
+        limits[key] = v
     return SpooldSettings(
         spool=_path(path, data, "spool") or defaults.spool,
-        remote=str(remote_path),
+        remote=remote,
         poll_interval=_number(path, data, "poll_interval", 1.0, 0.05, 3600),
         rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
         identity_file=ident,
         ssh_options=tuple(opts),
+        connect_timeout=limits["connect_timeout"] or 10,
+        max_upload_bytes=limits["max_upload_bytes"],
+        max_upload_files=limits["max_upload_files"],
         source=path,
     )
 
@@ -170,7 +200,7 @@ REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval",
                 "job_python", "uv", "signal_before_timeout", "slurm", "limits")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
-LIMIT_KEYS = ("max_running", "max_gpus", "max_queued")
+LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files")
 
 
 def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:

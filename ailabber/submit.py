@@ -19,7 +19,9 @@ from ailabber.home import os_user
 from ailabber.manifest import build_manifest
 from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
 from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, UPLOAD_MEMBERS, Spool
+from ailabber.render import size
 from ailabber.task import TaskStatus, now_iso, transition
+from ailabber.upload_limits import UploadLimits
 
 
 @dataclass
@@ -30,15 +32,20 @@ class Submitted:
     status: TaskStatus
 
 
-def prepare(config_path: Path) -> tuple[TaskConfig, SnapshotPlan, bytes]:
+def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
     """Validate everything before anything is written (raises ConfigError)."""
     cfg = load_task_config(config_path)
     plan = plan_snapshot(cfg)
+    too_big = (limits or UploadLimits()).problem(plan.total_bytes, plan.file_count)
+    if too_big:
+        largest = ", ".join(f"{e.rel} ({size(e.size)})" for e in plan.largest(5))
+        raise ConfigError([f"{config_path.name}: files.upload: {too_big}; largest: {largest}; "
+                           "add what the job does not need to files.ignore or .ailabberignore"])
     return cfg, plan, config_path.read_bytes()
 
 
-def submit(config_path: Path, spool: Spool) -> Submitted:
-    cfg, plan, raw = prepare(config_path)
+def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:
+    cfg, plan, raw = prepare(config_path, limits)
     spool.ensure()
     task_id = ids.new_task_id()
     tmp = spool.new_tmp_dir(task_id)

@@ -25,6 +25,9 @@ TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, TERMINATED})
 #: their own (e.g. Slurm's pending reasons); ``explain`` falls back to the raw string.
 REASONS: dict[str, str] = {
     "waiting_for_upload": "waiting for spoold to send it to the cluster",
+    "uploading": "being sent to the cluster",
+    "too_large": "the upload is bigger than the cluster allows (see files.ignore)",
+    "upload_rejected": "the cluster refused the upload",
     "queued": "accepted by the cluster, waiting for its turn",
     "waiting_for_gpu": "waiting for a free GPU",
     "user_limit": "held back: you reached your per-user limit",

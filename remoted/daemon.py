@@ -19,6 +19,7 @@ from ailabber.faults import crash_point
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
+from ailabber.upload_limits import UploadLimits
 from remoted.intake import Intake, user_areas
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
@@ -37,7 +38,8 @@ class Remoted:
         self.scheduler = scheduler or load_scheduler(
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
-                             settings.job_python, settings.uv, settings.signal_before_timeout)
+                             settings.job_python, settings.uv, settings.signal_before_timeout,
+                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files))
         self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}

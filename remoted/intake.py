@@ -25,6 +25,7 @@ from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
 from ailabber.safedir import SafeDir, UnsafePath
 from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
+from ailabber.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.identity import IdentityError, RunAs, current, find_uv, job_path, privileged
 from remoted.jobspec import JobSpec
 from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord, publish
@@ -89,7 +90,9 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
 
 class Intake:
     def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
-                 job_python: str | None = None, uv: str | None = None, signal_before: int = 0):
+                 job_python: str | None = None, uv: str | None = None, signal_before: int = 0,
+                 limits: UploadLimits | None = None):
+        self.limits = limits or UploadLimits()
         self.signal_before = signal_before
         self.job_python = job_python
         self.uv = uv
@@ -115,6 +118,7 @@ class Intake:
         adir, run_as = open_area(self.root, area.user)
         out: list[TaskRecord] = []
         try:
+            self._publish_limits(adir)
             try:
                 incoming = adir.sub("incoming")
             except FileNotFoundError:
@@ -185,6 +189,19 @@ class Intake:
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
 
+    def _publish_limits(self, adir: SafeDir) -> None:
+        """``limits.json`` in the user's area, so the client checks sizes before sending."""
+        import json
+
+        body = (json.dumps(self.limits.to_dict(), sort_keys=True) + "\n").encode()
+        try:
+            current = adir.lstat(LIMITS_FILE)
+            if stat.S_ISREG(current.st_mode) and current.st_size == len(body) and current.st_uid == os.geteuid():
+                return
+        except FileNotFoundError:
+            pass
+        adir.write_atomic(LIMITS_FILE, body)
+
     def finish_orphan(self, rec: TaskRecord) -> TaskRecord | None:
         """Complete an accept interrupted after its rename, once its marker is gone."""
         area = UserArea(self.root, rec.user)
@@ -240,6 +257,10 @@ class Intake:
             return f"unreadable upload: {exc.strerror or exc}"
         if problems:
             return f"incomplete or inconsistent upload: {problems[0]}"
+        if isinstance(data, dict):
+            too_big = self.limits.problem(int(data.get("total_bytes") or 0), int(data.get("file_count") or 0))
+            if too_big:
+                return too_big
         fsutil.fsync_tree(area.incoming_tmp / task_id)   # rsync does not fsync; the accept must be durable
         return None
 

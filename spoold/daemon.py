@@ -19,23 +19,25 @@ from ailabber.home import os_user
 from ailabber.remote_layout import UserArea
 from ailabber.settings import SpooldSettings
 from ailabber.spool import DONE, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
-from ailabber.task import CANCELED, PENDING, TaskStatus, now_iso, transition
+from ailabber.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
+from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.merge import merge_remote
 from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
+LIMITS_EVERY = 60.0
 
 
 class Spoold:
     def __init__(self, settings: SpooldSettings, transport: RsyncTransport | None = None):
         self.settings = settings
         self.spool = Spool(settings.spool)
-        user_dir = UserArea(Path(settings.remote), os_user()).path
-        self.transport = transport or RsyncTransport(str(user_dir))
+        self.transport = transport or make_transport(settings)
         self._retry_at: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._last_tmp_clean = 0.0
+        self._limits_at = 0.0
 
     def prepare(self) -> None:
         self.spool.ensure()
@@ -49,6 +51,7 @@ class Spoold:
 
     # --- the pass ------------------------------------------------------------------------
     def step(self) -> float:
+        self.refresh_limits()
         self.handle_requests()
         self.push_new()
         active = self.sync_active()
@@ -107,21 +110,63 @@ class Spoold:
             self.pull_results(task_id, task_dir)
 
     # --- upload --------------------------------------------------------------------------
+    def limits(self) -> UploadLimits:
+        own = UploadLimits(self.settings.max_upload_bytes, self.settings.max_upload_files)
+        return own.tighter(published(self.spool.root))
+
+    def refresh_limits(self) -> None:
+        """Pull the cluster's published upload limits now and then (the CLI reads them)."""
+        now = time.time()
+        if now - self._limits_at < LIMITS_EVERY:
+            return
+        self._limits_at = now
+        try:
+            self.transport.pull_file(LIMITS_FILE, self.spool.root / LIMITS_FILE)
+        except TransportError as exc:
+            log.debug("limits pull failed: %s", exc)
+
+    def basis(self) -> str | None:
+        """The newest earlier task the remote side accepted: unchanged files are linked
+        from it instead of being sent again."""
+        candidates = sorted(self.spool.ids_in(SYNCED) + self.spool.ids_in(DONE), reverse=True)
+        for task_id in candidates[:20]:
+            loc = self.spool.locate(task_id)
+            st = statusfile.read_status(loc[1]) if loc else None
+            if st is not None and "upload_bytes_sent" in st.extra and st.reason != "rejected":
+                return task_id
+        return None
+
     def push_new(self) -> None:
         now = time.time()
         for task_id in self.spool.ids_in(NEW):
             if self._retry_at.get(task_id, 0) > now:
                 continue
             task_dir = self.spool.stage_dir(NEW) / task_id
+            meta = fsutil.read_json_or_none(task_dir / META) or {}
+            too_big = self.limits().problem(int(meta.get("total_bytes") or 0), int(meta.get("file_count") or 0))
+            if too_big:
+                self._record(task_dir, FAILED, "too_large", message=too_big)
+                self.spool.move(task_id, NEW, DONE)
+                continue
+            n = self._attempts.get(task_id, 0) + 1
+            self._record(task_dir, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
+                         upload_attempts=n)
             try:
-                result = self.transport.push_task(task_id, task_dir, UPLOAD_MEMBERS, task_dir / MANIFEST)
+                result = self.transport.push_task(task_id, task_dir, UPLOAD_MEMBERS, task_dir / MANIFEST,
+                                                  basis=self.basis())
             except TransportError as exc:
-                n = self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+                self._attempts[task_id] = n
+                if exc.permanent:
+                    log.error("%s: upload refused for good: %s", task_id, exc)
+                    self._record(task_dir, FAILED, "upload_rejected", message=str(exc), upload_attempts=n)
+                    self.spool.move(task_id, NEW, DONE)
+                    continue
                 delay = min(300.0, 2.0 ** min(n, 8)) * (0.5 + random.random() / 2)
                 self._retry_at[task_id] = now + delay
                 log.warning("%s: upload failed (attempt %d, retry in %.0fs): %s", task_id, n, delay, exc)
                 self._record(task_dir, PENDING, "waiting_for_upload",
-                             message=f"upload failed (attempt {n}): {exc}", upload_attempts=n)
+                             message=f"attempt {n} failed: {exc}; retrying in {delay:.0f}s",
+                             upload_attempts=n, last_error=str(exc))
                 continue
             crash_point("spoold:after_push")
             self._retry_at.pop(task_id, None)
@@ -175,6 +220,18 @@ class Spoold:
         paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
         self.transport.pull_logs([task_id], self.spool.outbox_dir)
         self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
+
+
+def make_transport(settings: SpooldSettings) -> RsyncTransport:
+    if settings.is_ssh:
+        from ailabber.remote_url import parse_ssh_url
+        from spoold.ssh import ssh_command
+
+        remote = parse_ssh_url(settings.remote)
+        rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
+        return RsyncTransport(remote.path, rsh=rsh, host_prefix=remote.destination + ":",
+                              timeout=3 * settings.connect_timeout)
+    return RsyncTransport(str(UserArea(Path(settings.remote), os_user()).path))
 
 
 def run(settings: SpooldSettings) -> int:

@@ -1,9 +1,10 @@
 """How spoold reaches the remote spool: rsync, and nothing but rsync.
 
-Every remote operation is an rsync transfer into or out of the user's own directory, so
-the same code works between two local paths (the ``local`` transport) and, later, over
-ssh to a key an admin has pinned with ``rrsync``.  Batches (``--files-from``) keep the
-number of rsync runs per pass constant, however many tasks are active.
+Every remote operation is an rsync transfer into or out of the user's own area, so the
+same code works between two local paths (the ``local`` transport) and over ssh to a key an
+admin has pinned with ``rrsync`` (no remote shell command is ever run).  Batches
+(``--files-from``) keep the number of rsync runs per pass constant, however many tasks are
+active.
 """
 
 from __future__ import annotations
@@ -17,65 +18,78 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ailabber.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS
+from spoold.errors import TransportError, classify
 
 RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
-
-
-class TransportError(RuntimeError):
-    """A transfer failed; the message is one plain line (rsync's own last words)."""
+PARTIAL_DIR = ".rsync-partial"
 
 
 @dataclass
 class PushResult:
-    bytes_total: int
-    bytes_sent: int
+    bytes_total: int     # size of the task's files
+    bytes_sent: int      # what actually crossed the wire (deltas, file list, protocol)
 
 
 class RsyncTransport:
-    """``remote_user_dir`` is how rsync spells the user's remote directory: a local path
-    for the local transport (``/srv/ailabber/users/alice``)."""
+    """``area`` is how rsync spells the user's remote area: a local path for the local
+    transport, or ``/`` (rrsync) or an absolute path behind ``host_prefix`` over ssh."""
 
-    name = "local"
-
-    def __init__(self, remote_user_dir: str, rsync: str = "rsync", timeout: int = 60):
-        self.remote = remote_user_dir.rstrip("/")
+    def __init__(self, area: str, *, rsh: Sequence[str] | None = None, host_prefix: str = "",
+                 rsync: str = "rsync", timeout: int = 30):
+        self.area = area.rstrip("/") if area != "/" else ""
+        self.rsh = list(rsh) if rsh else None
+        self.host_prefix = host_prefix
         self.rsync = shutil.which(rsync) or rsync
         self.timeout = timeout
+        self.name = "ssh" if rsh else "local"
 
     # --- plumbing ------------------------------------------------------------------------
     def _remote(self, rel: str) -> str:
-        return f"{self.remote}/{rel}"
+        return f"{self.host_prefix}{self.area}/{rel}"
 
     def _run(self, args: Sequence[str], what: str) -> str:
-        cmd = [self.rsync, *RSYNC_BASE, f"--timeout={self.timeout}", *args]
+        cmd = [self.rsync, *RSYNC_BASE, f"--timeout={self.timeout}"]
+        if self.rsh:
+            import shlex
+
+            cmd.append("--rsh=" + shlex.join(self.rsh))
+        cmd += list(args)
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=self.timeout * 4)
+                                  timeout=self.timeout * 20)
         except FileNotFoundError:
-            raise TransportError("rsync is not installed (needed to move tasks)") from None
+            raise TransportError("rsync is not installed (needed to move tasks)", permanent=True) from None
         except subprocess.TimeoutExpired:
-            raise TransportError(f"{what}: rsync made no progress for {self.timeout * 4}s") from None
+            raise TransportError(f"{what}: no progress for {self.timeout * 20}s") from None
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            detail = lines[0] if lines else f"exit {proc.returncode}"
-            raise TransportError(f"{what}: rsync exit {proc.returncode}: {detail}")
+            raise classify(what, proc.returncode, proc.stderr)
         return proc.stdout
 
     # --- the contract --------------------------------------------------------------------
     def prepare(self) -> None:
-        """Make sure the user's remote directory has its fixed sub-directories."""
-        if not self.remote.startswith(("/", ".")):
+        """Local transport only: make the user's area and its fixed sub-directories."""
+        if self.rsh:
             return
-        for rel in (INCOMING_TMP, INCOMING_COMMIT, REQUESTS, TASKS, OUTBOX):
+        for rel in (INCOMING_TMP, INCOMING_COMMIT, REQUESTS):
             os.makedirs(self._remote(rel), exist_ok=True)
 
-    def push_task(self, task_id: str, task_dir: Path, members: Sequence[str], manifest_file: Path) -> PushResult:
+    def push_task(self, task_id: str, task_dir: Path, members: Sequence[str], manifest_file: Path,
+                  basis: str | None = None) -> PushResult:
         """Upload the members of ``task_dir`` into ``incoming/tmp/<id>/``, then the manifest
-        as ``incoming/commit/<id>.json``: only the second transfer makes it a task."""
+        as ``incoming/commit/<id>.json``: only the second transfer makes it a task.
+
+        ``basis`` (an earlier task of the same user, already accepted) lets rsync hard-link
+        unchanged files instead of sending them; an interrupted upload resumes from the
+        partial files kept in ``--partial-dir``."""
         srcs = [str(task_dir / m) for m in members]
-        out = self._run(["--stats", *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}")
+        # --checksum: rsync's default quick check (size + whole-second mtime) would link a
+        # file edited twice within one second (a parameter sweep) to the wrong content.
+        extra = ["--stats", "--checksum", f"--partial-dir={PARTIAL_DIR}"]
+        if basis:
+            extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/" if self.area else f"/{TASKS}/{basis}/")
+        out = self._run([*extra, *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}")
         self._run([str(manifest_file), self._remote(f"{INCOMING_COMMIT}/{task_id}.json")], f"commit of {task_id}")
-        return PushResult(_stat(out, "Total file size"), _stat(out, "Total transferred file size"))
+        return PushResult(_stat(out, "Total file size"), _stat(out, "Total bytes sent"))
 
     def send_request(self, task_id: str, kind: str, request_file: Path) -> None:
         self._run([str(request_file), self._remote(f"{REQUESTS}/{task_id}.{kind}")], f"{kind} request for {task_id}")
@@ -89,7 +103,13 @@ class RsyncTransport:
         """The logs directories, appending to what we already have: a growing log is not
         copied again from the start on every pass."""
         rels = [f"{t}/logs/" for t in task_ids]
-        self._pull_list(rels, dest, ["--append", "-r"], "log pull")
+        self._pull_list(rels, dest, ["--append"], "log pull")
+
+    def pull_file(self, rel: str, dest: Path) -> bool:
+        """One small file of the user's area (e.g. the published limits); False if absent."""
+        os.makedirs(dest.parent, exist_ok=True)
+        self._run(["--ignore-missing-args", self._remote(rel), str(dest)], f"pull of {rel}")
+        return dest.exists()
 
     def pull_results(self, task_id: str, workdir_rel: str, paths: Sequence[str], dest: Path) -> None:
         """``paths`` (relative to the task's workdir) into ``dest`` with the same relative
@@ -110,6 +130,12 @@ class RsyncTransport:
             fh.flush()
             self._run([*extra, "--ignore-missing-args", f"--files-from={fh.name}",
                        self._remote(OUTBOX) + "/", f"{dest}/"], what)
+
+    def close(self) -> None:
+        """End the shared ssh connection (ControlMaster), if there is one."""
+        if self.rsh and self.host_prefix:
+            destination = self.host_prefix.rstrip(":")
+            subprocess.run([*self.rsh, "-O", "exit", destination], capture_output=True, timeout=10, check=False)
 
 
 def _stat(out: str, label: str) -> int:

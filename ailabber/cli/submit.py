@@ -9,7 +9,9 @@ from pathlib import Path
 from ailabber import render
 from ailabber.cli.common import EXIT_USAGE, CliError, get_spool, print_json, spoold_pid, task_json
 from ailabber.config import ConfigError
+from ailabber.settings import SettingsError, load_spoold_settings
 from ailabber.submit import submit
+from ailabber.upload_limits import UploadLimits, published
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,8 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     spool = get_spool()
+    limits = published(spool.root)
     try:
-        result = submit(args.config, spool)
+        settings = load_spoold_settings(None)
+        limits = limits.tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
+    except SettingsError:
+        pass
+    try:
+        result = submit(args.config, spool, limits)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"ailabber: {line}", file=sys.stderr)

@@ -206,3 +206,17 @@ def test_commands_get_usr1_before_the_time_limit(tmp_path: Path) -> None:
         assert (tmp_path / "r" / "output" / "ckpt").read_text() == "ckpt\n"
     finally:
         p.stop_all()
+
+
+def test_a_quick_parameter_sweep_runs_each_version(pipeline: Pipeline, tmp_path: Path) -> None:
+    """Edits of the same size within one second must not be taken for unchanged files."""
+    proj = pipeline.project(["mkdir -p output; cat params.txt > output/seen"], files={"params.txt": "lr=0.1\n"},
+                            results=["output"])
+    ids = []
+    for lr in ("0.1", "0.2", "0.3"):
+        (proj / "params.txt").write_text(f"lr={lr}\n")
+        ids.append(pipeline.submit(proj))
+    for lr, task_id in zip(("0.1", "0.2", "0.3"), ids):
+        assert pipeline.wait_terminal(task_id)["state"] == "completed"
+        pipeline.cli("fetch", task_id, "--dest", str(tmp_path / task_id), check=True)
+        assert (tmp_path / task_id / "output" / "seen").read_text() == f"lr={lr}\n"

@@ -45,7 +45,13 @@ def test_spoold_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert d.spool == tmp_path / "home" / "spool" and d.remote == str(tmp_path / "home" / "remote")
     s = load_spoold_settings(_write(tmp_path, "remote: r\npoll_interval: 2\n"))
     assert s.remote == str(tmp_path / "r") and s.poll_interval == 2.0
-    for text in ("remote: 5\n", "remotes: /x\n", "ssh_options: x\n", "remote: ssh://u@h/p\n"):
+    ssh = load_spoold_settings(_write(tmp_path, "remote: ssh://alice@cluster.example:2222/\n"
+                                              "identity_file: key\nssh_options: [StrictHostKeyChecking=yes]\n"))
+    assert ssh.is_ssh and ssh.remote == "ssh://alice@cluster.example:2222/"
+    assert ssh.identity_file == str(tmp_path / "key") and ssh.ssh_options == ("StrictHostKeyChecking=yes",)
+    for text in ("remote: 5\n", "remotes: /x\n", "ssh_options: x\n", "remote: ssh://u@h/p/../q\n",
+                 "remote: ssh://u:pw@h/p\n", "remote: ssh://u@h:99999/p\n", "remote: http://h/p\n",
+                 "remote: ssh://u@/p\n", "ssh_options: ['-oProxyCommand=x']\n", "max_upload_bytes: 0\n"):
         with pytest.raises(SettingsError):
             load_spoold_settings(_write(tmp_path, text))
     with pytest.raises(SettingsError, match="not found"):

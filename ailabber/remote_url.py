@@ -1,0 +1,64 @@
+"""Where the remote spool is: a local path, or ``ssh://user@host[:port]/path``.
+
+For a local path the user's area is ``<path>/users/<login>``.  For ssh the path *is* the
+user's area as the remote side spells it: with a key pinned by ``rrsync`` it is ``/`` (the
+restricted directory's root); without, the absolute ``/srv/ailabber/users/<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+class RemoteUrlError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshRemote:
+    user: str | None
+    host: str
+    port: int | None
+    path: str            # the user's area on the remote side, no trailing slash (except "/")
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port else ""
+        return f"ssh://{self.destination}{port}{self.path}"
+
+
+def parse_ssh_url(url: str) -> SshRemote:
+    parts = urlsplit(url)
+    if parts.scheme != "ssh":
+        raise RemoteUrlError("must start with ssh://")
+    if parts.query or parts.fragment:
+        raise RemoteUrlError("must not have a query or fragment")
+    host = parts.hostname or ""
+    if parts.netloc.count("[") == 1 and "]" in parts.netloc:
+        host = "[" + host + "]"
+    if not host or not _HOST_RE.match(host):
+        raise RemoteUrlError(f"bad host {host!r}")
+    user = unquote(parts.username) if parts.username else None
+    if user is not None and not _USER_RE.match(user):
+        raise RemoteUrlError(f"bad user name {user!r}")
+    if parts.password:
+        raise RemoteUrlError("must not contain a password (use identity_file)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise RemoteUrlError("bad port") from None
+    path = unquote(parts.path) or "/"
+    if not path.startswith("/") or "\0" in path or any(seg == ".." for seg in path.split("/")):
+        raise RemoteUrlError(f"bad path {path!r}")
+    if any(ch.isspace() for ch in path):
+        raise RemoteUrlError("the path must not contain spaces")
+    path = path.rstrip("/") or "/"
+    return SshRemote(user, host, port, path)
