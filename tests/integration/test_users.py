@@ -164,8 +164,9 @@ def test_round_robin_across_students_and_per_student_limits(student_python: Path
         held = [alice.submit(_project(alice, f"h{i}", no_gpu)) for i in range(3)]
         st = alice.wait_for(held[2], lambda s: s["reason"] == "user_limit", 60, "user_limit")
         assert st["state"] == "pending" and "limit is 2" in st["message"]
-        running = [alice.status(t)["state"] for t in held[:2]]
-        assert running.count("running") == 2
+        for t in held[:2]:
+            alice.wait_for(t, lambda s: s["state"] == "running", 30, "running")
+        assert alice.status(held[2])["state"] == "pending"
         for t in held:
             assert alice.wait_terminal(t, 60)["state"] == "completed"
     finally:
