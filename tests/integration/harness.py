@@ -25,7 +25,8 @@ class Pipeline:
     def __init__(self, base: Path, gpus: int = 1, kill_grace: float = 2.0, scheduler: str = "local",
                  remoted_env: dict[str, str] | None = None, remoted_extra: dict[str, Any] | None = None,
                  client_user: str | None = None, client_python: str | None = None,
-                 root: Path | None = None, home: Path | None = None):
+                 root: Path | None = None, home: Path | None = None,
+                 spoold_extra: dict[str, Any] | None = None):
         """``client_user``: run spoold and the CLI as that Unix user (with ``client_python``),
         as a student on the workstation would; remoted stays with the test's own account."""
         self.base = base
@@ -41,7 +42,7 @@ class Pipeline:
         self.home.mkdir(parents=True, exist_ok=True)
         self.spoold_cfg.write_text(yaml.safe_dump({
             "spool": str(self.home / "spool"), "remote": str(self.root),
-            "poll_interval": 0.2, "rescan_interval": 1.0}))
+            "poll_interval": 0.2, "rescan_interval": 1.0, **(spoold_extra or {})}))
         self.remoted_env = remoted_env or {}
         self.remoted_cfg.write_text(yaml.safe_dump({
             "root": str(self.root), "scheduler": scheduler, "gpus": gpus,

@@ -13,24 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
 from tests.integration.harness import Pipeline
 from tests.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
-from tests.unix_users import can_make_users, chown_tree, ensure_user, shared_python, world_dir
+from tests.integration.conftest import STUDENTS
+from tests.unix_users import chown_tree, world_dir
 
-STUDENTS = ("ailabber-alice", "ailabber-bob")
-
-
-@pytest.fixture(scope="session")
-def student_python(pytestconfig: pytest.Config) -> Iterator[Path]:
-    ok, why = can_make_users()
-    require(pytestconfig, ok, why)
-    for name in STUDENTS:
-        ensure_user(name)
-    py = shared_python()
-    yield py
-    shutil.rmtree(py.parent.parent.parent, ignore_errors=True)
 
 
 def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None,

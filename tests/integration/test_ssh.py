@@ -1,0 +1,141 @@
+"""Tasks cross a real sshd on loopback as rsync only, each student's key pinned by rrsync."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.conftest import STUDENTS
+from tests.integration.harness import Pipeline
+from tests.sshd import Sshd, available, keygen
+from tests.unix_users import chown_tree, world_dir
+
+
+@dataclass
+class SshSetup:
+    base: Path
+    root: Path
+    sshd: Sshd
+    keys: dict[str, Path]
+    pipes: dict[str, Pipeline]
+
+
+def make_ssh_setup(py: Path, sshd: Sshd, base: Path, remoted_extra: dict[str, object] | None = None,
+                   listen_root: Path | None = None) -> SshSetup:
+    root = base / "remote"
+    (root / "users").mkdir(parents=True)
+    for d in (root, root / "users"):
+        os.chmod(d, 0o755)
+    keys: dict[str, Path] = {}
+    pipes: dict[str, Pipeline] = {}
+    for name in STUDENTS:
+        area = root / "users" / name
+        area.mkdir(mode=0o700)
+        chown_tree(area, name)
+        keydir = base / f"keys-{name}"
+        keydir.mkdir(mode=0o700)
+        chown_tree(keydir, name)
+        keys[name] = keydir / "id_ed25519"
+        sshd.authorize(name, keygen(keys[name], owner=name), rrsync_dir=area)
+        home = base / f"home-{name}"
+        p = Pipeline(base / name, client_user=name, client_python=str(py), root=root, home=home,
+                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0, **(remoted_extra or {})},
+                     spoold_extra={"remote": sshd.url(name, "/"), "identity_file": str(keys[name]),
+                                   "ssh_options": sshd.client_options(), "connect_timeout": 5})
+        os.chmod(base / name, 0o755)
+        chown_tree(home, name)
+        pipes[name] = p
+    return SshSetup(base, root, sshd, keys, pipes)
+
+
+@pytest.fixture
+def ssh_setup(pytestconfig: pytest.Config, student_python: Path) -> Iterator[SshSetup]:
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    sshd = Sshd()
+    sshd.start()
+    base = world_dir("ailabber-ssh-")
+    setup = make_ssh_setup(student_python, sshd, base)
+    yield setup
+    for p in setup.pipes.values():
+        p.stop_all()
+    sshd.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _project(p: Pipeline, name: str, cmd: str, files: dict[str, str] | None = None) -> Path:
+    d = p.project([cmd], name=name, results=["output"], files=files)
+    chown_tree(d, p.client_user or "root")
+    return d
+
+
+def test_task_goes_up_over_ssh_runs_and_comes_back(ssh_setup: SshSetup) -> None:
+    alice = ssh_setup.pipes[STUDENTS[0]]
+    alice.start("remoted")
+    alice.start("spoold")
+    task_id = alice.submit(_project(alice, "p", "echo over-ssh; mkdir -p output; id -un > output/who",
+                                    files={"data.txt": "x" * 1000}))
+    st = alice.wait_terminal(task_id, 90)
+    assert st["state"] == "completed", (st, alice.daemon_logs())
+    assert st["upload_bytes_total"] > 1000 and st["upload_bytes_sent"] > 0
+    assert "over-ssh" in alice.cli("logs", task_id, check=True).stdout
+    dest = Path(pwd.getpwnam(STUDENTS[0]).pw_dir) / "ssh-results" / task_id
+    alice.cli("fetch", task_id, "--dest", str(dest), check=True)
+    assert (dest / "output" / "who").read_text().strip() == STUDENTS[0]
+
+
+def _rsync_as(user: str, key: Path, sshd: Sshd, *args: str) -> subprocess.CompletedProcess[str]:
+    pw = pwd.getpwnam(user)
+    ssh = " ".join(["ssh", "-i", str(key), "-p", str(sshd.port), "-o", "BatchMode=yes",
+                    *[f"-o {o}" for o in sshd.client_options()]])
+    return subprocess.run(["rsync", "-rlpt", "-e", ssh, *args], capture_output=True, text=True, timeout=60,
+                          user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                          env={"PATH": os.environ["PATH"], "HOME": pw.pw_dir})
+
+
+def test_a_pinned_key_can_neither_read_nor_write_another_students_files(ssh_setup: SshSetup) -> None:
+    alice, bob = STUDENTS
+    sshd, key = ssh_setup.sshd, ssh_setup.keys[alice]
+    bob_area = ssh_setup.root / "users" / bob
+    (bob_area / "secret.txt").write_text("bob's work\n")
+    chown_tree(bob_area, bob)
+    host = f"{alice}@{sshd.listen}"
+    scratch = ssh_setup.base / "scratch"
+    scratch.mkdir()
+    chown_tree(scratch, alice)
+    probe = scratch / "probe.txt"
+    probe.write_text("alice was here\n")
+    chown_tree(scratch, alice)
+    # Her own area works.
+    assert _rsync_as(alice, key, sshd, str(probe), f"{host}:/probe.txt").returncode == 0
+    assert (ssh_setup.root / "users" / alice / "probe.txt").exists()
+    # Reading or writing Bob's area, by .., absolute path or a symlink she uploads, fails.
+    for src in (f"{host}:/../{bob}/secret.txt", f"{host}:{bob_area}/secret.txt"):
+        r = _rsync_as(alice, key, sshd, src, str(scratch / "stolen.txt"))
+        assert r.returncode != 0 and not (scratch / "stolen.txt").exists(), r.stdout + r.stderr
+    for dst in (f"{host}:/../{bob}/planted.txt", f"{host}:{bob_area}/planted.txt"):
+        _rsync_as(alice, key, sshd, str(probe), dst)
+        assert not (bob_area / "planted.txt").exists()
+    link = scratch / "to-bob"
+    os.symlink(str(bob_area), link)
+    os.lchown(link, pwd.getpwnam(alice).pw_uid, pwd.getpwnam(alice).pw_gid)
+    _rsync_as(alice, key, sshd, str(link), f"{host}:/")
+    r = _rsync_as(alice, key, sshd, f"{host}:/to-bob/secret.txt", str(scratch / "via-link.txt"))
+    assert not (scratch / "via-link.txt").exists(), r.stdout + r.stderr
+    r = _rsync_as(alice, key, sshd, "-L", f"{host}:/to-bob/", str(scratch / "via-dir"))
+    assert not (scratch / "via-dir" / "secret.txt").exists()
+    # And no shell at all.
+    pw = pwd.getpwnam(alice)
+    r = subprocess.run(["ssh", "-i", str(key), "-p", str(sshd.port), "-o", "BatchMode=yes",
+                        *sum((["-o", o] for o in sshd.client_options()), []), host, "cat", "/etc/hostname"],
+                       capture_output=True, text=True, timeout=30, user=pw.pw_uid, group=pw.pw_gid,
+                       extra_groups=[], env={"PATH": os.environ["PATH"], "HOME": pw.pw_dir})
+    assert r.returncode != 0 and r.stdout == ""
