@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import logging
+
 from ailabber.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS
 from spoold.errors import TransportError, classify
 
+log = logging.getLogger(__name__)
 RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
 PARTIAL_DIR = ".rsync-partial"
 
@@ -54,6 +57,7 @@ class RsyncTransport:
 
             cmd.append("--rsh=" + shlex.join(self.rsh))
         cmd += list(args)
+        log.debug("rsync: %s", " ".join(cmd))
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=self.timeout * 20)
@@ -86,7 +90,8 @@ class RsyncTransport:
         # file edited twice within one second (a parameter sweep) to the wrong content.
         extra = ["--stats", "--checksum", f"--partial-dir={PARTIAL_DIR}"]
         if basis:
-            extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/" if self.area else f"/{TASKS}/{basis}/")
+            # rrsync anchors a leading "/" at the student's restricted directory.
+            extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
         out = self._run([*extra, *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}")
         self._run([str(manifest_file), self._remote(f"{INCOMING_COMMIT}/{task_id}.json")], f"commit of {task_id}")
         return PushResult(_stat(out, "Total file size"), _stat(out, "Total bytes sent"))

@@ -139,3 +139,36 @@ def test_a_pinned_key_can_neither_read_nor_write_another_students_files(ssh_setu
                        capture_output=True, text=True, timeout=30, user=pw.pw_uid, group=pw.pw_gid,
                        extra_groups=[], env={"PATH": os.environ["PATH"], "HOME": pw.pw_dir})
     assert r.returncode != 0 and r.stdout == ""
+
+
+def _big_project(p: Pipeline, name: str, files: int = 2000, size: int = 100_000) -> Path:
+    d = p.project(["mkdir -p output; ls data | wc -l > output/count"], name=name, results=["output"])
+    data = d / "data"
+    data.mkdir()
+    for i in range(files):
+        (data / f"part{i:04d}.bin").write_bytes(os.urandom(size))
+    chown_tree(d, p.client_user or "root")
+    return d
+
+
+def test_resubmitting_a_mostly_unchanged_project_sends_under_one_percent(ssh_setup: SshSetup) -> None:
+    alice = ssh_setup.pipes[STUDENTS[0]]
+    alice.start("remoted")
+    alice.start("spoold")
+    proj = _big_project(alice, "big", files=int(os.environ.get("T_FILES", 2000)))
+    first = alice.submit(proj)
+    st1 = alice.wait_terminal(first, 180)
+    assert st1["state"] == "completed", st1
+    (proj / "data" / "part0007.bin").write_bytes(os.urandom(100_000))
+    second = alice.submit(proj)
+    st2 = alice.wait_terminal(second, 180)
+    assert st2["state"] == "completed", st2
+    total = st2["upload_bytes_total"]
+    assert total >= 200_000_000
+    assert st1["upload_bytes_sent"] >= total * 0.99          # the first upload sent everything
+    assert st2["upload_bytes_sent"] < total * 0.01, (st2["upload_bytes_sent"], total)
+    # Each task still has its own complete, frozen copy on the cluster.
+    remote = ssh_setup.root / "users" / STUDENTS[0] / "tasks"
+    a, b = remote / first / "files" / "data" / "part0007.bin", remote / second / "files" / "data" / "part0007.bin"
+    assert a.read_bytes() != b.read_bytes()
+    assert b.read_bytes() == (proj / "data" / "part0007.bin").read_bytes()
