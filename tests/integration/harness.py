@@ -26,13 +26,14 @@ class Pipeline:
                  remoted_env: dict[str, str] | None = None, remoted_extra: dict[str, Any] | None = None,
                  client_user: str | None = None, client_python: str | None = None,
                  root: Path | None = None, home: Path | None = None,
-                 spoold_extra: dict[str, Any] | None = None):
+                 spoold_extra: dict[str, Any] | None = None, spoold_prefix: list[str] | None = None):
         """``client_user``: run spoold and the CLI as that Unix user (with ``client_python``),
         as a student on the workstation would; remoted stays with the test's own account."""
         self.base = base
         self.home = home or base / "home"
         self.root = root or base / "remote"
         self.client_user = client_user
+        self.spoold_prefix = spoold_prefix or []   # e.g. ip netns exec NS setpriv ... (run as root)
         self.client_python = client_python or sys.executable
         self.logdir = base / "daemon-logs"
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -81,9 +82,12 @@ class Pipeline:
             env = {**self.remoted_env, **env}
         else:
             python = self.client_python
-        p = subprocess.Popen([python, "-m", which, "--config", str(cfg), "--verbose"],
-                             env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                             **self._as_client(which))
+        argv = [python, "-m", which, "--config", str(cfg), "--verbose"]
+        as_client = self._as_client(which)
+        if which == "spoold" and self.spoold_prefix:
+            argv, as_client = [*self.spoold_prefix, *argv], {}
+        p = subprocess.Popen(argv, env=self.env(**env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             **as_client)
         self.procs[which] = p
         return p
 

@@ -172,3 +172,71 @@ def test_resubmitting_a_mostly_unchanged_project_sends_under_one_percent(ssh_set
     a, b = remote / first / "files" / "data" / "part0007.bin", remote / second / "files" / "data" / "part0007.bin"
     assert a.read_bytes() != b.read_bytes()
     assert b.read_bytes() == (proj / "data" / "part0007.bin").read_bytes()
+
+
+def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pytest.Config,
+                                                             student_python: Path) -> None:
+    import json
+    import pwd as _pwd
+    import time
+
+    from tests import netns
+
+    ok, why = netns.available()
+    require(pytestconfig, ok, why)
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    hosts = netns.TwoHosts(rate="160mbit")
+    hosts.up()
+    sshd = Sshd(listen=hosts.cluster_addr, netns=hosts.cluster)
+    base = world_dir("ailabber-netns-")
+    try:
+        sshd.start()
+        alice = STUDENTS[0]
+        setup = make_ssh_setup(student_python, sshd, base)
+        p = setup.pipes[alice]
+        pw = _pwd.getpwnam(alice)
+        p.spoold_prefix = [*hosts.exec_prefix(hosts.local), "setpriv", f"--reuid={pw.pw_uid}",
+                           f"--regid={pw.pw_gid}", "--init-groups", "--"]
+        p.start("remoted")
+        p.start("spoold")
+        runs = base / "runs"
+        runs.mkdir(mode=0o777)
+        os.chmod(runs, 0o777)
+        proj = _big_project(p, "big", files=200, size=1_000_000)
+        (proj / "task_config.toml").write_text(
+            (proj / "task_config.toml").read_text().replace('commands = [', f'commands = ["echo ran >> {runs}/count", '))
+        task_id = p.submit(proj)
+        upload = setup.root / "users" / alice / "incoming" / "tmp" / task_id
+
+        def arrived() -> int:
+            return sum(f.stat().st_size for f in upload.rglob("*") if f.is_file()) if upload.exists() else 0
+
+        deadline = time.monotonic() + 60
+        while arrived() < 40_000_000:
+            assert time.monotonic() < deadline, p.daemon_logs()
+            time.sleep(0.1)
+        hosts.cut()
+        before_cut = arrived()
+        p.wait_for(task_id, lambda s: s["reason"] == "waiting_for_upload" and s.get("upload_attempts", 0) >= 1,
+                   90, "the failed attempt to be reported")
+        st = p.status(task_id)
+        assert " failed: " in st["message"] and "retrying in" in st["message"] and st["last_error"]
+        hosts.restore()
+        st = p.wait_terminal(task_id, 180)
+        assert st["state"] == "completed", (st, p.daemon_logs())
+        assert st["upload_attempts"] >= 2
+        # The retry resumed: it did not send again what had already arrived.
+        assert st["upload_bytes_sent"] < st["upload_bytes_total"] - before_cut * 0.9, (st, before_cut)
+        assert (runs / "count").read_text() == "ran\n"
+        events = [json.loads(line) for line in
+                  (p.home / "spool" / "done" / task_id / "events.jsonl").read_text().splitlines()]
+        assert any(e.get("reason") == "waiting_for_upload" for e in events)
+        remoted_log = "\n".join(f.read_text() for f in p.logdir.glob("remoted-*.log"))
+        assert "rejecting" not in remoted_log and remoted_log.count("accepted task") == 1
+    finally:
+        for pipe in locals().get("setup", SshSetup(base, base, sshd, {}, {})).pipes.values():
+            pipe.stop_all()
+        sshd.stop()
+        hosts.down()
+        shutil.rmtree(base, ignore_errors=True)
