@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ailabber import __version__, fsutil, ids, statusfile
-from ailabber.config import TaskConfig, load_task_config
+from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.home import os_user
 from ailabber.manifest import build_manifest
 from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot

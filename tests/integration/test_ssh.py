@@ -240,3 +240,95 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
         sshd.stop()
         hosts.down()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_size_limits_are_checked_at_submit_and_by_remoted(pytestconfig: pytest.Config,
+                                                          student_python: Path) -> None:
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    sshd = Sshd()
+    sshd.start()
+    base = world_dir("ailabber-limits-")
+    setup = make_ssh_setup(student_python, sshd, base,
+                           remoted_extra={"limits": {"max_upload_bytes": 3_000_000, "max_upload_files": 50}})
+    alice = setup.pipes[STUDENTS[0]]
+    try:
+        alice.start("remoted")
+        alice.start("spoold")
+        # spoold brings the cluster's published limits home; then submit refuses early.
+        limits = alice.home / "spool" / "limits.json"
+        import time
+
+        deadline = time.monotonic() + 30
+        while not limits.exists():
+            assert time.monotonic() < deadline, alice.daemon_logs()
+            time.sleep(0.2)
+        proj = _big_project(alice, "big", files=5, size=1_000_000)
+        r = alice.cli("submit", cwd=proj)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "files.upload" in lines[0] and "over the upload limit" in lines[0]
+        assert "data/part0000.bin (1.0 MB)" in lines[0] and "files.ignore" in lines[0]
+        assert not list((alice.home / "spool" / "new").iterdir())
+        # A client that skips the check is stopped on the cluster side: upload by hand.
+        other_home = base / "other-home"
+        other_home.mkdir()
+        chown_tree(other_home, STUDENTS[0])
+        pw = pwd.getpwnam(STUDENTS[0])
+        r = subprocess.run([str(student_python), "-m", "ailabber", "submit", "--json"], cwd=proj, text=True,
+                           capture_output=True, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                           env={"PATH": os.environ["PATH"], "HOME": pw.pw_dir, "AILABBER_HOME": str(other_home)})
+        assert r.returncode == 0, r.stderr
+        import json as _json
+
+        task_id = _json.loads(r.stdout)["id"]
+        task_dir = other_home / "spool" / "new" / task_id
+        host = f"{STUDENTS[0]}@{sshd.listen}"
+        key = setup.keys[STUDENTS[0]]
+        up = _rsync_as(STUDENTS[0], key, sshd, "--mkpath", str(task_dir / "task.toml"), str(task_dir / "meta.json"),
+                       str(task_dir / "files"), f"{host}:/incoming/tmp/{task_id}/")
+        assert up.returncode == 0, up.stderr
+        up = _rsync_as(STUDENTS[0], key, sshd, "--mkpath", str(task_dir / "manifest.json"),
+                       f"{host}:/incoming/commit/{task_id}.json")
+        assert up.returncode == 0, up.stderr
+        outbox = setup.root / "users" / STUDENTS[0] / "outbox" / task_id / "status.json"
+        deadline = time.monotonic() + 30
+        while not outbox.exists():
+            assert time.monotonic() < deadline, alice.daemon_logs()
+            time.sleep(0.2)
+        st = _json.loads(outbox.read_text())
+        assert (st["state"], st["reason"]) == ("failed", "rejected") and "over the upload limit" in st["message"]
+        assert not (setup.root / "users" / STUDENTS[0] / "tasks" / task_id).exists()
+        assert (setup.root / "users" / STUDENTS[0] / "limits.json").exists()
+    finally:
+        for p in setup.pipes.values():
+            p.stop_all()
+        sshd.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) -> None:
+    import time
+
+    alice = ssh_setup.pipes[STUDENTS[0]]
+    alice.start("remoted")
+    alice.start("spoold")
+    task_id = alice.submit(_project(alice, "f", "for i in $(seq 1 12); do echo tick$i; sleep 0.5; done"))
+    log = alice.home / "spool" / "outbox" / task_id / "logs" / "output.log"
+    alice.wait_for(task_id, lambda s: s["state"] == "running", 60, "running")
+    deadline = time.monotonic() + 30
+    while "tick2" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, alice.daemon_logs()
+        time.sleep(0.1)
+    inode = log.stat().st_ino
+    seen_at = {}
+    while time.monotonic() < deadline and "tick12" not in log.read_text():
+        text = log.read_text()
+        for i in range(1, 13):
+            if f"tick{i}\n" in text and i not in seen_at:
+                seen_at[i] = time.monotonic()
+        time.sleep(0.1)
+    assert log.stat().st_ino == inode          # appended in place, never copied again whole
+    assert len(seen_at) >= 6                   # lines arrived while the job ran, not only at the end
+    r = alice.cli("logs", "-f", task_id, timeout=60)
+    assert all(f"tick{i}\n" in r.stdout for i in range(1, 13))
