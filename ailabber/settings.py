@@ -74,6 +74,7 @@ class RemotedSettings:
     job_python: str | None = None    # interpreter that runs the job wrapper (default: remoted's own)
     uv: str | None = None            # uv used to build environments (default: found on PATH)
     signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
+    transport_account: str | None = None  # service account that owns users/<name> when keys are pinned there
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     limits: UserLimits = field(default_factory=UserLimits)
     source: Path | None = None
@@ -197,7 +198,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
-                "job_python", "uv", "signal_before_timeout", "slurm", "limits")
+                "job_python", "uv", "signal_before_timeout", "transport_account", "slurm", "limits")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files")
@@ -283,10 +284,25 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         job_python=_program(path, data, "job_python"),
         uv=_program(path, data, "uv"),
         signal_before_timeout=_slurm(path, data).signal_before_timeout,
+        transport_account=_account(path, data.get("transport_account")),
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,
     )
+
+
+def _account(path: Path, v: Any) -> str | None:
+    if v is None:
+        return None
+    import pwd
+
+    if not isinstance(v, str) or not v:
+        raise SettingsError(f"{path}: transport_account: must be a user name")
+    try:
+        pwd.getpwnam(v)
+    except KeyError:
+        raise SettingsError(f"{path}: transport_account: no account named {v!r}") from None
+    return v
 
 
 def _program(path: Path, data: dict[str, Any], key: str) -> str | None:

@@ -39,7 +39,8 @@ class Remoted:
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
                              settings.job_python, settings.uv, settings.signal_before_timeout,
-                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files))
+                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
+                             settings.transport_account)
         self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}

@@ -42,8 +42,13 @@ def user_areas(root: Path) -> list[UserArea]:
     return [UserArea(root, n) for n in names if valid_user(n)]
 
 
-def open_area(root: Path, user: str) -> tuple[SafeDir, RunAs]:
-    """The user's directory as a handle, and who tasks found there run as."""
+def open_area(root: Path, user: str, transport_account: str | None = None) -> tuple[SafeDir, RunAs]:
+    """The user's directory as a handle, and who tasks found there run as.
+
+    The directory's owner is the identity: the student's own account, or the service
+    account whose ssh keys the admin pinned (with rrsync) to exactly this directory, in
+    which case the directory's name says whose it is and tasks run as that account when
+    it exists (else as the service account)."""
     with SafeDir.open(root / "users") as users:
         adir = users.sub(user)
     if not privileged():
@@ -54,10 +59,27 @@ def open_area(root: Path, user: str) -> tuple[SafeDir, RunAs]:
     except KeyError:
         adir.close()
         raise IdentityError(f"{adir.path} is owned by uid {st.st_uid}, which has no account") from None
-    if pw.pw_name != user:
-        adir.close()
-        raise IdentityError(f"{adir.path} is owned by {pw.pw_name}, not {user}; ask the admin to fix its owner")
-    return adir, RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+    if pw.pw_name == user:
+        return adir, RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+    if transport_account and pw.pw_name == transport_account:
+        try:
+            student = pwd.getpwnam(user)
+        except KeyError:
+            student = pw
+        return adir, RunAs(student.pw_name, student.pw_uid, student.pw_gid, student.pw_dir)
+    adir.close()
+    raise IdentityError(f"{adir.path} is owned by {pw.pw_name}, not {user}; ask the admin to fix its owner")
+
+
+def hand_over(tdir: SafeDir, run_as: RunAs) -> None:
+    """Give an accepted task's files to the account it runs as (uploaded by a service
+    account, they would not be writable by the job).  Never follows a symlink."""
+    if not privileged() or os.fstat(tdir.fd).st_uid == run_as.uid:
+        return
+    os.fchown(tdir.fd, run_as.uid, run_as.gid)
+    for _dirpath, dirnames, filenames, dirfd in os.fwalk(dir_fd=tdir.fd, follow_symlinks=False):
+        for name in dirnames + filenames:
+            os.chown(name, run_as.uid, run_as.gid, dir_fd=dirfd, follow_symlinks=False)
 
 
 def owned_dir(parent: SafeDir, name: str) -> SafeDir:
@@ -91,7 +113,8 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
 class Intake:
     def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
                  job_python: str | None = None, uv: str | None = None, signal_before: int = 0,
-                 limits: UploadLimits | None = None):
+                 limits: UploadLimits | None = None, transport_account: str | None = None):
+        self.transport_account = transport_account
         self.limits = limits or UploadLimits()
         self.signal_before = signal_before
         self.job_python = job_python
@@ -115,7 +138,7 @@ class Intake:
         return accepted
 
     def _scan_area(self, area: UserArea, order: int) -> list[TaskRecord]:
-        adir, run_as = open_area(self.root, area.user)
+        adir, run_as = open_area(self.root, area.user, self.transport_account)
         out: list[TaskRecord] = []
         try:
             self._publish_limits(adir)
@@ -177,6 +200,7 @@ class Intake:
                 for name in tdir.listdir():     # only what a task consists of stays
                     if name not in local_spool.UPLOAD_MEMBERS:
                         _remove(tdir, name)
+                hand_over(tdir, run_as)
         rec = self._make_record(area, task_id, order, run_as)
         if rec.status.terminal:
             self.store.finish(rec)
@@ -206,7 +230,7 @@ class Intake:
         """Complete an accept interrupted after its rename, once its marker is gone."""
         area = UserArea(self.root, rec.user)
         try:
-            adir, run_as = open_area(self.root, rec.user)
+            adir, run_as = open_area(self.root, rec.user, self.transport_account)
         except (OSError, IdentityError):
             return None
         try:

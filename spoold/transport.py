@@ -122,9 +122,10 @@ class RsyncTransport:
         if not paths:
             return
         base = f"{TASKS}/{task_id}/files" + ("" if workdir_rel in ("", ".") else f"/{workdir_rel}")
-        srcs = [self._remote(f"{base}/./{p}") for p in paths]
         os.makedirs(dest, exist_ok=True)
-        self._run(["-R", "--ignore-missing-args", *srcs, f"{dest}/"], f"result pull of {task_id}")
+        # One transfer of the workdir filtered down to the wanted paths: a path the job never
+        # created is simply not matched (rrsync refuses a missing path given as an argument).
+        self._run(["-m", *result_filters(paths), self._remote(base) + "/", f"{dest}/"], f"result pull of {task_id}")
 
     def _pull_list(self, rels: list[str], dest: Path, extra: list[str], what: str) -> None:
         if not rels:
@@ -141,6 +142,32 @@ class RsyncTransport:
         if self.rsh and self.host_prefix:
             destination = self.host_prefix.rstrip(":")
             subprocess.run([*self.rsh, "-O", "exit", destination], capture_output=True, timeout=10, check=False)
+
+
+def result_filters(paths: Sequence[str]) -> list[str]:
+    """rsync filter rules selecting exactly ``paths`` (files or whole directories)."""
+    rules: list[str] = []
+    seen: set[str] = set()
+    for p in paths:
+        parts = [x for x in p.strip("/").split("/") if x not in ("", ".")]
+        if not parts:
+            return []                       # the whole workdir
+        for i in range(1, len(parts)):
+            parent = "/" + "/".join(parts[:i]) + "/"
+            if parent not in seen:
+                seen.add(parent)
+                rules.append(f"--include={_escape(parent)}")
+        whole = "/" + "/".join(parts)
+        rules += [f"--include={_escape(whole)}", f"--include={_escape(whole)}/***"]
+    return [*rules, "--exclude=*"]
+
+
+def _escape(path: str) -> str:
+    """Filter patterns treat * ? [ and \\ specially; results paths are taken literally."""
+    out = []
+    for ch in path:
+        out.append("\\" + ch if ch in "*?[\\" else ch)
+    return "".join(out)
 
 
 def _stat(out: str, label: str) -> int:

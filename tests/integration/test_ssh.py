@@ -332,3 +332,63 @@ def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) ->
     assert len(seen_at) >= 6                   # lines arrived while the job ran, not only at the end
     r = alice.cli("logs", "-f", task_id, timeout=60)
     assert all(f"tick{i}\n" in r.stdout for i in range(1, 13))
+
+
+def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path) -> None:
+    """All students log in as one service account; each key is pinned to that student's
+    directory; tasks still run as the student."""
+    from tests.unix_users import ensure_user
+
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    svc = "ailabber-svc"
+    ensure_user(svc)
+    sshd = Sshd()
+    sshd.start()
+    base = world_dir("ailabber-svc-")
+    root = base / "remote"
+    (root / "users").mkdir(parents=True)
+    for d in (root, root / "users"):
+        os.chmod(d, 0o755)
+    alice = STUDENTS[0]
+    area = root / "users" / alice
+    area.mkdir()
+    chown_tree(area, svc)
+    os.chmod(area, 0o711)     # the service account's; students' jobs may pass through, not list
+    keydir = base / "keys"
+    keydir.mkdir(mode=0o700)
+    chown_tree(keydir, alice)
+    key = keydir / "id_ed25519"
+    sshd.authorize(svc, keygen(key, owner=alice), rrsync_dir=area)
+    home = base / "home"
+    p = Pipeline(base / "p", client_user=alice, client_python=str(student_python), root=root, home=home,
+                 remoted_extra={"job_python": str(student_python), "signal_before_timeout": 0,
+                                "transport_account": svc},
+                 spoold_extra={"remote": sshd.url(svc, "/"), "identity_file": str(key),
+                               "ssh_options": sshd.client_options(), "connect_timeout": 5})
+    os.chmod(base / "p", 0o755)
+    chown_tree(home, alice)
+    try:
+        p.start("remoted")
+        p.start("spoold")
+        task_id = p.submit(_project(p, "s", "mkdir -p output; id -un > output/who; echo made > output/new.txt"))
+        st = p.wait_terminal(task_id, 90)
+        assert st["state"] == "completed", (st, p.cli("logs", task_id).stdout, p.daemon_logs())
+        dest = Path(pwd.getpwnam(alice).pw_dir) / "svc-results" / task_id
+        p.cli("fetch", task_id, "--dest", str(dest), check=True)
+        assert (dest / "output" / "who").read_text().strip() == alice
+    finally:
+        p.stop_all()
+        sshd.stop()
+        if not os.environ.get("AILABBER_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_failed_job_without_results_still_comes_home(ssh_setup: SshSetup) -> None:
+    alice = ssh_setup.pipes[STUDENTS[0]]
+    alice.start("remoted")
+    alice.start("spoold")
+    task_id = alice.submit(_project(alice, "nores", "echo before; exit 3"))
+    st = alice.wait_terminal(task_id, 60)       # in done/, although output/ never existed
+    assert (st["state"], st["exit_code"]) == ("failed", 3)
+    assert "before" in alice.cli("logs", task_id, check=True).stdout
