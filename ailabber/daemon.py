@@ -1,7 +1,9 @@
-"""The loop both daemons share: single-instance lock, signals, rescan cadence, logging.
+"""The loop both daemons share: single-instance lock, signals, rescan cadence, systemd
+notifications, logging.
 
-spoold and remoted only supply ``step()`` (one full pass over their directories) and the
-directories worth watching; everything about *when* to run a pass lives here.
+spoold and remoted only supply ``step()`` (one full pass over their directories), the
+directories worth watching, a one-line status and a reload; everything about *when* to run
+a pass, and what to tell systemd, lives here.
 """
 
 from __future__ import annotations
@@ -10,25 +12,39 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from ailabber.daemonlock import AlreadyRunning, SingleInstance
+from ailabber.notify import Notifier
 from ailabber.watch import Waker
 
 log = logging.getLogger("ailabber")
 
+#: A pass may legitimately take long (a big upload); past this, the watchdog stops
+#: vouching for it and systemd may restart the daemon.
+MAX_PASS_SECONDS = 3600.0
+
+_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<N>message``: journald reads the priority from the prefix; it adds its own time."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
 
 def setup_logging(name: str, verbose: bool = False) -> None:
-    """Log to stderr; under systemd (JOURNAL_STREAM set) leave timestamps to the journal."""
+    """Log to stderr; under systemd (JOURNAL_STREAM set) with priorities and no timestamps."""
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("JOURNAL_STREAM"):
-        fmt = "%(message)s"
+        handler.setFormatter(_JournalFormatter("%(message)s"))
     else:
-        fmt = f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -43,6 +59,8 @@ class DaemonLoop:
         step: Callable[[], float],
         watch_dirs: Callable[[], list[Path]],
         rescan_interval: float,
+        status: Callable[[], str] | None = None,
+        reload: Callable[[], None] | None = None,
     ):
         """``step`` does one full pass and returns how soon (seconds) it wants the next one."""
         self.what = what
@@ -50,12 +68,40 @@ class DaemonLoop:
         self.step = step
         self.watch_dirs = watch_dirs
         self.rescan_interval = rescan_interval
+        self.status = status or (lambda: "")
+        self.reload = reload
         self.waker = Waker()
+        self.notify = Notifier()
         self._stop = False
+        self._reload = False
+        self._pass_started: float | None = None
+        self._last_pass_end = time.monotonic()
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         self._stop = True
         self.waker.poke()
+
+    def request_reload(self, signum: int = 0, _frame: FrameType | None = None) -> None:
+        self._reload = True
+        self.waker.poke()
+
+    def healthy(self) -> bool:
+        """Both threads alive and the main loop making progress."""
+        if not self.waker.alive():
+            return False
+        now = time.monotonic()
+        if self._pass_started is not None:
+            return now - self._pass_started < MAX_PASS_SECONDS
+        return now - self._last_pass_end < max(3 * self.rescan_interval, 60.0)
+
+    def _watchdog(self) -> None:
+        interval = self.notify.watchdog_interval
+        if not interval:
+            return
+        while not self._stop:
+            if self.healthy():
+                self.notify.watchdog()
+            time.sleep(interval / 3)
 
     def run(self) -> int:
         try:
@@ -65,18 +111,40 @@ class DaemonLoop:
             return 3
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        first = True
         try:
             for d in self.watch_dirs():
                 self.waker.watch(d)
             self.waker.start()
+            threading.Thread(target=self._watchdog, name="watchdog", daemon=True).start()
             log.info("%s started (pid %d)", self.what, os.getpid())
             while not self._stop:
+                if self._reload:
+                    self._reload = False
+                    self.notify.reloading()
+                    try:
+                        if self.reload:
+                            self.reload()
+                        log.info("%s: configuration reloaded", self.what)
+                    except Exception as exc:  # a bad new config keeps the old one running
+                        log.error("%s: reload failed, keeping the previous configuration: %s", self.what, exc)
                 started = time.monotonic()
+                self._pass_started = started
                 try:
                     wanted = self.step()
                 except Exception:  # one bad pass must not kill the service; next pass retries
                     log.exception("%s: pass failed; retrying", self.what)
                     wanted = min(self.rescan_interval, 2.0)
+                finally:
+                    self._pass_started = None
+                    self._last_pass_end = time.monotonic()
+                status = self.status()
+                if first:
+                    self.notify.ready(status)   # the first full rescan is done
+                    first = False
+                elif status:
+                    self.notify.status(status)
                 for d in self.watch_dirs():
                     self.waker.watch(d)
                 if not self.waker.alive():
@@ -87,6 +155,7 @@ class DaemonLoop:
                 log.debug("%s: pass took %.3fs; next in %.2fs", self.what, time.monotonic() - started, timeout)
                 self.waker.wait(timeout)
             log.info("%s stopping", self.what)
+            self.notify.stopping()
             return 0
         finally:
             self.waker.stop()

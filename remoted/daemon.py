@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ailabber import fsutil
@@ -28,6 +29,7 @@ from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, Sch
 
 log = logging.getLogger("remoted")
 HEARTBEAT_EVERY = 5.0
+USER_HEARTBEAT_EVERY = 30.0
 
 
 class Remoted:
@@ -45,9 +47,25 @@ class Remoted:
         self._order = 0
         self._last_served: dict[str, float] = {}
         self._last_heartbeat = 0.0
+        self._last_user_heartbeat = 0.0
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
+    def reconfigure(self, settings: RemotedSettings) -> None:
+        """SIGHUP: limits, intervals and job settings change; root and scheduler need a restart."""
+        if settings.root != self.settings.root or settings.scheduler != self.settings.scheduler:
+            raise ValueError("root and scheduler cannot change while remoted runs; restart it instead")
+        self.settings = settings
+        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
+                             settings.job_python, settings.uv, settings.signal_before_timeout,
+                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
+                             settings.transport_account)
+
+    def status_line(self) -> str:
+        queued = sum(1 for r in self.active.values() if r.phase == QUEUED)
+        running = sum(1 for r in self.active.values() if r.phase in (LAUNCHING, LAUNCHED))
+        return f"{queued} queued, {running} handed to {self.scheduler.name}"
+
     def prepare(self) -> None:
         fsutil.ensure_dirs(self.root, self.root / "users", self.settings.env_cache_dir)
         self.store.ensure()
@@ -286,6 +304,9 @@ class Remoted:
         self._change(rec, PENDING, "launching", job_id=handle.job_id)
 
     def heartbeat(self) -> None:
+        """``heartbeat.json`` at the root for the admin, and ``remoted.json`` in each user's
+        area so that ``ailabber doctor`` on a workstation can tell remoted is alive, its
+        scheduler answers and uv is there."""
         now = time.time()
         if now - self._last_heartbeat < HEARTBEAT_EVERY:
             return
@@ -295,10 +316,36 @@ class Remoted:
             "active": len(self.active),
             "queued": sum(1 for r in self.active.values() if r.phase == QUEUED),
         })
+        if now - self._last_user_heartbeat < USER_HEARTBEAT_EVERY:
+            return
+        self._last_user_heartbeat = now
+        import json
+
+        from ailabber import __version__
+        from remoted.identity import find_uv
+
+        health = getattr(self.scheduler, "health", lambda: None)()
+        body = json.dumps({
+            "pid": os.getpid(), "at": now, "version": __version__, "scheduler": self.scheduler.name,
+            "scheduler_ok": health is None, "scheduler_problem": health,
+            "uv": self.settings.uv or find_uv(self.settings.job_python),
+        }, sort_keys=True).encode()
+        for area in user_areas(self.root):
+            try:
+                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir:
+                    adir.write_atomic("remoted.json", body)
+            except OSError as exc:
+                log.debug("%s: cannot write remoted.json: %s", area.user, exc)
 
 
-def run(settings: RemotedSettings) -> int:
+def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:
     d = Remoted(settings)
     d.prepare()
-    loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval)
+
+    def reload() -> None:
+        if reload_settings is not None:
+            d.reconfigure(reload_settings())
+
+    loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval,
+                      status=d.status_line, reload=reload)
     return loop.run()

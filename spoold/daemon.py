@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 import time
 from pathlib import Path
 
@@ -38,6 +39,24 @@ class Spoold:
         self._attempts: dict[str, int] = {}
         self._last_tmp_clean = 0.0
         self._limits_at = 0.0
+        self.last_contact: float | None = None
+
+    def reconfigure(self, settings: SpooldSettings) -> None:
+        """SIGHUP: new intervals, remote or key take effect from the next pass."""
+        if settings.spool != self.settings.spool:
+            raise ValueError("the spool path cannot change while spoold runs; restart it instead")
+        old = self.transport
+        self.settings = settings
+        self.transport = make_transport(settings)
+        old.close()
+        self._limits_at = 0.0
+
+    def status_line(self) -> str:
+        waiting = len(self.spool.ids_in(NEW))
+        active = len(self.spool.ids_in(SYNCED))
+        contact = "never" if self.last_contact is None else f"{time.time() - self.last_contact:.0f}s ago"
+        retrying = f", {len(self._retry_at)} retrying" if self._retry_at else ""
+        return f"{waiting} to upload{retrying}, {active} on the cluster, last contact with the remote {contact}"
 
     def prepare(self) -> None:
         self.spool.ensure()
@@ -169,6 +188,7 @@ class Spoold:
                              upload_attempts=n, last_error=str(exc))
                 continue
             crash_point("spoold:after_push")
+            self.last_contact = time.time()
             self._retry_at.pop(task_id, None)
             self._attempts.pop(task_id, None)
             self._record(task_dir, PENDING, "queued", upload_bytes_total=result.bytes_total,
@@ -188,6 +208,7 @@ class Spoold:
         except TransportError as exc:
             log.warning("status pull failed: %s", exc)
             return active
+        self.last_contact = time.time()
         for task_id in active:
             task_dir = self.spool.stage_dir(SYNCED) / task_id
             st = self.merge(task_id, task_dir)
@@ -234,8 +255,17 @@ def make_transport(settings: SpooldSettings) -> RsyncTransport:
     return RsyncTransport(str(UserArea(Path(settings.remote), os_user()).path))
 
 
-def run(settings: SpooldSettings) -> int:
+def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] | None = None) -> int:
     d = Spoold(settings)
     d.prepare()
-    loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval)
-    return loop.run()
+
+    def reload() -> None:
+        if reload_settings is not None:
+            d.reconfigure(reload_settings())
+
+    loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval,
+                      status=d.status_line, reload=reload)
+    try:
+        return loop.run()
+    finally:
+        d.transport.close()

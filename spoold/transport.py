@@ -110,6 +110,18 @@ class RsyncTransport:
         rels = [f"{t}/logs/" for t in task_ids]
         self._pull_list(rels, dest, ["--append"], "log pull")
 
+    def list_area(self) -> str:
+        """List the top of the user's area: the cheapest proof that it is reachable."""
+        return self._run(["--list-only", self._remote("")], "listing of your remote directory")
+
+    def escapes_area(self) -> bool:
+        """Whether the key can list the directory above the user's area (it must not)."""
+        try:
+            self._run(["--list-only", self._remote("..") + "/"], "confinement probe")
+        except TransportError:
+            return False
+        return True
+
     def pull_file(self, rel: str, dest: Path) -> bool:
         """One small file of the user's area (e.g. the published limits); False if absent."""
         os.makedirs(dest.parent, exist_ok=True)

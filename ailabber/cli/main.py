@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ailabber import __version__
-from ailabber.cli import cancel, fetch, init, logs, status, submit, wait, whoami
+from ailabber.cli import cancel, doctor, fetch, init, logs, status, submit, wait, whoami
 from ailabber.cli.common import EXIT_USAGE, CliError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_parser(sub)
     wait.add_parser(sub)
     init.add_parser(sub)
+    doctor.add_parser(sub)
     p = sub.add_parser("up", help="run spoold and remoted on this machine, in the foreground")
     p.add_argument("--scheduler", choices=["local", "slurm"], default=None,
                    help="scheduler for remoted (saved in $AILABBER_HOME/remoted.yaml; default local)")

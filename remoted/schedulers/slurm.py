@@ -223,6 +223,16 @@ class SlurmScheduler:
                 return token.split("=", 1)[1]
         return None
 
+    def health(self) -> str | None:
+        """None when the controller answers; otherwise what is wrong, in one line."""
+        try:
+            proc = self._run([self._bin("sinfo"), "-h", "-o", "%P %a"], timeout=15)
+        except (SubmitError, SchedulerUnavailable) as exc:
+            return str(exc)
+        if proc.returncode != 0:
+            return f"sinfo failed: {proc.stderr.strip()[:200] or proc.returncode}"
+        return None
+
     def cancel(self, handle: JobHandle) -> None:
         handle.data["cancel_sent"] = True
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))

@@ -1,0 +1,35 @@
+"""``ailabber-remoted --check``: the cluster side as an admin sees it.  Used by
+``ailabber doctor --remoted-config``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ailabber import fsutil
+from ailabber.checks import Check
+from ailabber.daemonlock import holder_pid
+from ailabber.settings import RemotedSettings
+from remoted.identity import find_uv
+from remoted.schedulers import load_scheduler
+
+
+def run_checks(settings: RemotedSettings) -> list[Check]:
+    root = settings.root
+    checks = [Check("configuration valid", True, str(settings.source))]
+    users = root / "users"
+    ok_root = root.is_dir() and users.is_dir() and os.access(root, os.W_OK)
+    checks.append(Check("remote root", ok_root, str(root) if ok_root else f"{users} is missing or not writable"))
+    pid = holder_pid(root / "remoted.lock")
+    checks.append(Check("remoted running", pid is not None, f"pid {pid}" if pid else "no remoted holds the root's lock"))
+    beat = fsutil.read_json_or_none(root / "heartbeat.json")
+    age = time.time() - float(beat.get("at", 0)) if isinstance(beat, dict) else None
+    checks.append(Check("remoted heartbeat", age is not None and age < 60,
+                        f"{age:.0f}s ago" if age is not None else "no heartbeat.json"))
+    scheduler = load_scheduler(settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace,
+                               slurm=settings.slurm)
+    problem = getattr(scheduler, "health", lambda: None)()
+    checks.append(Check("scheduler reachable", problem is None, problem or f"{settings.scheduler} answers"))
+    uv = settings.uv or find_uv(settings.job_python)
+    checks.append(Check("uv present", bool(uv), uv or "no uv on PATH: tasks with uv.lock will fail"))
+    return checks
