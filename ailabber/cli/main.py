@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from ailabber import __version__
@@ -68,7 +69,13 @@ def _help(ap: argparse.ArgumentParser, sub: argparse._SubParsersAction, args: ar
     return 0
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so that a half-written submission is removed from tmp/.
+    raise SystemExit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     ap = build_parser()
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,0 +1,212 @@
+"""The real infrastructure the benchmarks run on, started on first use and stopped once.
+
+* a single-node Slurm (``tests/slurm_cluster.SlurmCluster``), with enough slots that the
+  short benchmark jobs never wait for each other;
+* Unix accounts ``ailabber-bench1..5`` and a world-usable interpreter with ailabber in it
+  (``tests/unix_users``), so remoted runs as root and each task as its student;
+* an sshd on loopback whose keys are pinned with rrsync (``tests/sshd.Sshd``), a fresh one
+  per site so that a lingering ssh ControlMaster can never reach another site's area.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import BenchPipeline
+from tests import slurm_cluster, sshd as sshd_mod, unix_users
+
+BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
+
+
+class Unavailable(RuntimeError):
+    """This machine cannot provide what a benchmark needs; the text says what is missing."""
+
+
+class Infra:
+    def __init__(self) -> None:
+        self._slurm: slurm_cluster.SlurmCluster | None = None
+        self._slurm_error: str | None = None
+        self._python: Path | None = None
+        self._python_error: str | None = None
+        self._users: list[str] = []
+
+    # --- Slurm ---------------------------------------------------------------------------
+    def slurm(self) -> slurm_cluster.SlurmCluster:
+        if self._slurm is not None:
+            return self._slurm
+        if self._slurm_error:
+            raise Unavailable(self._slurm_error)
+        ok, why = slurm_cluster.available()
+        if not ok:
+            self._slurm_error = f"no Slurm here: needs {why}"
+            raise Unavailable(self._slurm_error)
+        cluster = slurm_cluster.SlurmCluster(cpus=16, memory_mb=16000, gpus=2)
+        try:
+            cluster.start()
+        except slurm_cluster.SlurmClusterError as exc:
+            self._slurm_error = f"Slurm did not start: {str(exc).splitlines()[0]}"
+            raise Unavailable(self._slurm_error) from None
+        self._slurm = cluster
+        return cluster
+
+    def slurm_version(self) -> str:
+        exe = slurm_cluster.find_binary("slurmctld")
+        if not exe:
+            return "not installed"
+        r = subprocess.run([exe, "-V"], capture_output=True, text=True, check=False)
+        return r.stdout.strip() or "unknown"
+
+    def cancel_all_jobs(self) -> None:
+        if self._slurm is not None:
+            self._slurm.run("scancel", "--state=PENDING", check=False)
+            self._slurm.run("scancel", "--state=RUNNING", check=False)
+
+    # --- accounts ------------------------------------------------------------------------
+    def student_python(self) -> Path:
+        if self._python is not None:
+            return self._python
+        if self._python_error:
+            raise Unavailable(self._python_error)
+        ok, why = unix_users.can_make_users()
+        if not ok:
+            self._python_error = f"cannot create Unix accounts: needs {why}"
+            raise Unavailable(self._python_error)
+        try:
+            self._python = unix_users.shared_python()
+        except subprocess.CalledProcessError as exc:
+            self._python_error = f"could not build the shared interpreter: {exc}"
+            raise Unavailable(self._python_error) from None
+        return self._python
+
+    def users(self, n: int) -> list[str]:
+        self.student_python()
+        for name in BENCH_USERS[:n]:
+            unix_users.ensure_user(name)
+            if name not in self._users:
+                self._users.append(name)
+        return list(BENCH_USERS[:n])
+
+    # --- sshd ----------------------------------------------------------------------------
+    def new_sshd(self) -> sshd_mod.Sshd:
+        ok, why = sshd_mod.available()
+        if not ok:
+            raise Unavailable(f"no sshd here: needs {why}")
+        d = sshd_mod.Sshd()
+        d.start()
+        return d
+
+    def stop(self) -> None:
+        if self._slurm is not None:
+            try:
+                self._slurm.stop()
+            except slurm_cluster.SlurmClusterError:
+                pass
+            self._slurm = None
+        if self._python is not None:
+            shutil.rmtree(self._python.parent.parent.parent, ignore_errors=True)
+            self._python = None
+
+
+class StudentPipeline(BenchPipeline):
+    """A student's pipeline: no root-only runtime directory leaks into their processes."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = super().env(**extra)
+        env.pop("XDG_RUNTIME_DIR", None)
+        return env
+
+
+@dataclass
+class Site:
+    """One remote root served by one remoted (as root), and one pipeline per student."""
+
+    base: Path
+    root: Path
+    pipes: dict[str, BenchPipeline]
+    sshd: sshd_mod.Sshd | None = None
+    keys: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def first(self) -> BenchPipeline:
+        return next(iter(self.pipes.values()))
+
+    def start(self, spoold: bool = True) -> None:
+        self.first.start("remoted")
+        if spoold:
+            for p in self.pipes.values():
+                p.start("spoold")
+
+    def stop(self) -> None:
+        for p in self.pipes.values():
+            p.stop_all()
+        if self.sshd is not None:
+            for user, key in self.keys.items():
+                _close_master(user, key, self.sshd)
+            self.sshd.stop()
+            self.sshd = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def make_site(infra: Infra, prefix: str, users: list[str], *, transport: str, scheduler: str = "local",
+              remoted_extra: dict[str, Any] | None = None, gpus: int = 0,
+              spoold_extra: dict[str, Any] | None = None) -> Site:
+    """The deployment the admin guide describes: ``users/<name>`` made by the admin and
+    owned by the student; over ssh each student's key is pinned with rrsync to it."""
+    py = infra.student_python()
+    base = unix_users.world_dir(f"ailabber-bench-{prefix}-")
+    root = base / "remote"
+    (root / "users").mkdir(parents=True)
+    for d in (root, root / "users"):
+        os.chmod(d, 0o755)
+    remoted_env: dict[str, str] = {}
+    if scheduler == "slurm":
+        remoted_env["SLURM_CONF"] = str(infra.slurm().conf)
+    site = Site(base, root, {})
+    if transport == "ssh":
+        site.sshd = infra.new_sshd()
+    for name in users:
+        area = root / "users" / name
+        area.mkdir(mode=0o700)
+        unix_users.chown_tree(area, name)
+        extra = {"connect_timeout": 5, **(spoold_extra or {})}
+        if site.sshd is not None:
+            keydir = base / f"keys-{name}"
+            keydir.mkdir(mode=0o700)
+            unix_users.chown_tree(keydir, name)
+            key = keydir / "id_ed25519"
+            site.sshd.authorize(name, sshd_mod.keygen(key, owner=name), rrsync_dir=area)
+            site.keys[name] = key
+            extra.update({"remote": site.sshd.url(name, "/"), "identity_file": str(key),
+                          "ssh_options": site.sshd.client_options()})
+        home = base / f"home-{name}"
+        p = StudentPipeline(base / name, scheduler=scheduler, client_user=name, client_python=str(py),
+                            root=root, home=home, gpus=gpus, remoted_env=remoted_env,
+                            remoted_extra={"job_python": str(py), "signal_before_timeout": 0,
+                                           **(remoted_extra or {})},
+                            spoold_extra=extra)
+        os.chmod(base / name, 0o755)
+        unix_users.chown_tree(home, name)
+        site.pipes[name] = p
+    return site
+
+
+def _close_master(user: str, key: Path, sshd: sshd_mod.Sshd) -> None:
+    """End the student's multiplexed ssh connection, if spoold left one behind."""
+    import pwd
+
+    pw = pwd.getpwnam(user)
+    control = Path(f"/tmp/ailabber-ssh-{pw.pw_uid}")      # spoold.ssh.control_dir() for that uid
+    if not control.is_dir():
+        return
+    subprocess.run(["ssh", "-o", f"ControlPath={control}/%C", "-p", str(sshd.port), "-O", "exit",
+                    f"{user}@{sshd.listen}"], capture_output=True, timeout=10, check=False,
+                   user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": pw.pw_dir})

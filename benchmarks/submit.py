@@ -1,0 +1,109 @@
+"""Figures 1 and 2: ``ailabber submit`` of a small and of a large project.
+
+Small: the wall time of the whole command (interpreter start, imports, validation,
+snapshot, fsync, commit) against the cheapest possible command on the same interpreter,
+``python -c pass``.  Large: against ``cp -a`` of the same tree, which is the least any
+snapshot must cost; ``cp -a`` does not fsync, so the row with ``AILABBER_FSYNC=0`` is
+shown as well, and ``cp -a`` followed by ``sync`` is in the notes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from benchmarks.common import PY, Ctx, Row, drop_dirty_pages, make_tree, median, ratio, timed, tree_bytes, write_config
+
+SMALL = ("submit, small project (50 files, 1 MB)", "s", "<= 3x")
+LARGE = ("submit, large project, fsync on (default)", "s", "<= 1.2x")
+LARGE_NOSYNC = ("submit, large project, AILABBER_FSYNC=0 (context)", "s", "<= 1.2x")
+FIGURES = (SMALL, LARGE, LARGE_NOSYNC)
+
+
+def _env(home: Path, fsync: str | None = None) -> dict[str, str]:
+    env = dict(os.environ, AILABBER_HOME=str(home))
+    env.pop("AILABBER_FSYNC", None)
+    if fsync is not None:
+        env["AILABBER_FSYNC"] = fsync
+    return env
+
+
+def _submit(project: Path, home: Path, fsync: str | None = None) -> None:
+    r = subprocess.run([PY, "-m", "ailabber", "submit", "--json"], cwd=project, env=_env(home, fsync),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"ailabber submit exited {r.returncode}: {r.stderr.strip()[-500:]}")
+
+
+def _clear_spool(home: Path) -> None:
+    for stage in ("new", "tmp"):
+        d = home / "spool" / stage
+        if d.is_dir():
+            for entry in d.iterdir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def small(ctx: Ctx) -> Row:
+    base = ctx.scratch / "submit-small"
+    project, home = base / "project", base / "home"
+    make_tree(project, files=50, total_bytes=1_000_000, dirs=5)
+    write_config(project, ["python train.py"])
+    n = ctx.n(10, 10)
+    _submit(project, home)                                       # warm the page cache and pyc files
+    subprocess.run([PY, "-c", "pass"], check=True)
+    cli, floor = [], []
+    for _ in range(n):                                           # interleaved: same conditions for both
+        floor.append(timed(lambda: subprocess.run([PY, "-c", "pass"], env=_env(home), check=True)))
+        cli.append(timed(lambda: _submit(project, home)))
+    v, f = median(cli), median(floor)
+    r = ratio(v, f)
+    return Row(*SMALL, value=v, floor=f, ratio=r, met=r is not None and r <= 3.0,
+               floor_what="`python -c pass`, same interpreter",
+               notes=f"median of {n}; AILABBER_FSYNC default (on); min {min(cli):.3f} s, max {max(cli):.3f} s")
+
+
+def large(ctx: Ctx) -> list[Row]:
+    base = ctx.scratch / "submit-large"
+    project, home = base / "project", base / "home"
+    total = 200_000_000 if ctx.quick else 500_000_000
+    make_tree(project / "data", files=2000, total_bytes=total, dirs=20)
+    write_config(project, ["python train.py"])
+    size = tree_bytes(project)
+    reps = ctx.n(3, 2)
+    fsync_t, nosync_t, cp_t, cp_sync_t = [], [], [], []
+    _submit(project, home, "0")                                 # read the tree once: a warm cache for all
+    _clear_spool(home)
+    for i in range(reps):
+        drop_dirty_pages()
+        fsync_t.append(timed(lambda: _submit(project, home)))
+        _clear_spool(home)
+        drop_dirty_pages()
+        nosync_t.append(timed(lambda: _submit(project, home, "0")))
+        _clear_spool(home)
+        drop_dirty_pages()
+        dst = base / f"cp-{i}"
+        cp_t.append(timed(lambda: subprocess.run(["cp", "-a", str(project), str(dst)], check=True)))
+        shutil.rmtree(dst)
+        drop_dirty_pages()
+        dst = base / f"cp-sync-{i}"
+        cp_sync_t.append(timed(lambda: (subprocess.run(["cp", "-a", str(project), str(dst)], check=True),
+                                        os.sync())))
+        shutil.rmtree(dst)
+    shutil.rmtree(base, ignore_errors=True)
+    f = median(cp_t)
+    what = f"`cp -a` of the same tree ({size / 1e6:.0f} MB, 2,000 files; no fsync)"
+    common = f"median of {reps}; page cache warm for every variant; `cp -a` + `sync`: {median(cp_sync_t):.2f} s"
+    rows = []
+    for spec, times, extra in ((LARGE, fsync_t, "fsyncs every file, directory and the commit rename"),
+                               (LARGE_NOSYNC, nosync_t, "atomic commit kept, fsync off")):
+        v = median(times)
+        r = ratio(v, f)
+        rows.append(Row(*spec, value=v, floor=f, ratio=r, met=r is not None and r <= 1.2, floor_what=what,
+                        notes=f"{extra}; {common}"))
+    return rows
+
+
+def run(ctx: Ctx) -> list[Row]:
+    return [small(ctx), *large(ctx)]

@@ -1,0 +1,128 @@
+"""The daemons as systemd runs them: unit files that verify, the notify protocol, reload,
+and stops that lose nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.harness import Pipeline
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+USER_UNITS = ("ailabber-spoold.service", "ailabber-spoold.path")
+SYSTEM_UNITS = ("ailabber-spoold@.service", "ailabber-remoted.service")
+
+
+@pytest.mark.parametrize("unit", USER_UNITS + SYSTEM_UNITS)
+def test_unit_files_verify_cleanly(unit: str, pytestconfig: pytest.Config, tmp_path: Path) -> None:
+    require(pytestconfig, bool(shutil.which("systemd-analyze")), "systemd-analyze (package systemd)")
+    require(pytestconfig, all(Path(f"/usr/local/bin/{b}").exists() for b in ("ailabber-spoold", "ailabber-remoted")),
+            "ailabber installed where the units expect it (/usr/local/bin; .ci/run installs it)")
+    cmd = ["systemd-analyze", "verify", str(UNITS / unit)]
+    env = dict(os.environ)
+    if unit in USER_UNITS:
+        cmd.insert(1, "--user")
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    # verify exits 0 on unknown keys and bad values: any output at all is a failure.
+    assert r.returncode == 0 and r.stderr.strip() == "" and r.stdout.strip() == "", r.stdout + r.stderr
+
+
+class NotifySocket:
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def drain(self, seconds: float) -> list[str]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                continue
+        return self.messages
+
+    def collect(self, until: str, timeout: float = 20) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                continue
+            if any(until in m for m in self.messages):
+                return self.messages
+        raise AssertionError(f"no {until!r} in {self.messages}")
+
+
+@pytest.mark.parametrize("which", ["spoold", "remoted"])
+def test_notify_protocol(which: str, tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    ns = NotifySocket(tmp_path / "notify.sock")
+    proc = p.start(which, NOTIFY_SOCKET=str(ns.path), WATCHDOG_USEC="300000")
+    try:
+        ns.collect("READY=1")
+        ready = next(m for m in ns.messages if "READY=1" in m)
+        assert f"MAINPID={proc.pid}" in ready and "STATUS=" in ready
+        n = sum("WATCHDOG=1" in m for m in ns.messages)
+        ns.drain(1.0)
+        assert sum("WATCHDOG=1" in m for m in ns.messages) >= n + 2     # keeps coming while healthy
+        status = [m for m in ns.messages if m.startswith("STATUS=")]
+        assert status or "STATUS=" in ready
+        proc.send_signal(signal.SIGHUP)
+        ns.collect("RELOADING=1")
+        assert proc.poll() is None                                     # a reload is not a restart
+        proc.send_signal(signal.SIGTERM)
+        ns.collect("STOPPING=1")
+        assert proc.wait(20) == 0
+    finally:
+        p.stop_all()
+
+
+def test_spoold_status_line_says_what_it_is_doing(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    p.submit(p.project(["true"]))          # waiting while only spoold runs: the remote never answers
+    ns = NotifySocket(tmp_path / "n.sock")
+    p.start("spoold", NOTIFY_SOCKET=str(ns.path))
+    try:
+        ns.collect("READY=1")
+        text = " ".join(ns.messages)
+        assert "on the cluster" in text and "last contact with the remote" in text
+    finally:
+        p.stop_all()
+
+
+def test_sigterm_during_submit_leaves_no_task_behind(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    proj = p.project(["true"])
+    big = proj / "data"
+    big.mkdir()
+    for i in range(400):
+        (big / f"f{i}").write_bytes(os.urandom(250_000))
+    env = dict(p.env(), AILABBER_FSYNC="1")
+    sub = subprocess.Popen([sys.executable, "-m", "ailabber", "submit"], cwd=proj, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp_dir = p.home / "spool" / "tmp"
+    deadline = time.monotonic() + 30
+    while not (tmp_dir.exists() and any(tmp_dir.iterdir())):
+        assert time.monotonic() < deadline and sub.poll() is None, "submit finished before it could be stopped"
+        time.sleep(0.005)
+    sub.send_signal(signal.SIGTERM)
+    sub.wait(30)
+    assert sub.returncode != 0
+    assert list((p.home / "spool" / "new").iterdir()) == []
+    assert list(tmp_dir.iterdir()) == []                  # the half-written task was removed
+    assert p.cli("list", check=True).stdout.strip() == "no tasks"
