@@ -61,6 +61,7 @@ class DaemonLoop:
         rescan_interval: float,
         status: Callable[[], str] | None = None,
         reload: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ):
         """``step`` does one full pass and returns how soon (seconds) it wants the next one."""
         self.what = what
@@ -70,6 +71,7 @@ class DaemonLoop:
         self.rescan_interval = rescan_interval
         self.status = status or (lambda: "")
         self.reload = reload
+        self.on_stop = on_stop
         self.waker = Waker()
         self.notify = Notifier()
         self._stop = False
@@ -80,6 +82,8 @@ class DaemonLoop:
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         self._stop = True
         self.waker.poke()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def request_reload(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         self._reload = True

@@ -175,6 +175,10 @@ class Spoold:
                                                   basis=self.basis())
             except TransportError as exc:
                 self._attempts[task_id] = n
+                if getattr(self.transport, "_aborted", False):
+                    self._record(task_dir, PENDING, "waiting_for_upload", message="upload interrupted by a stop; "
+                                 "it resumes when spoold starts again", upload_attempts=n)
+                    return
                 if exc.permanent:
                     log.error("%s: upload refused for good: %s", task_id, exc)
                     self._record(task_dir, FAILED, "upload_rejected", message=str(exc), upload_attempts=n)
@@ -264,7 +268,7 @@ def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] 
             d.reconfigure(reload_settings())
 
     loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval,
-                      status=d.status_line, reload=reload)
+                      status=d.status_line, reload=reload, on_stop=lambda: d.transport.abort())
     try:
         return loop.run()
     finally:

@@ -45,6 +45,8 @@ class RsyncTransport:
         self.rsync = shutil.which(rsync) or rsync
         self.timeout = timeout
         self.name = "ssh" if rsh else "local"
+        self._proc: subprocess.Popen[str] | None = None
+        self._aborted = False
 
     # --- plumbing ------------------------------------------------------------------------
     def _remote(self, rel: str) -> str:
@@ -58,16 +60,35 @@ class RsyncTransport:
             cmd.append("--rsh=" + shlex.join(self.rsh))
         cmd += list(args)
         log.debug("rsync: %s", " ".join(cmd))
+        if self._aborted:
+            raise TransportError(f"{what}: stopped (spoold is shutting down)")
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=self.timeout * 20)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
         except FileNotFoundError:
             raise TransportError("rsync is not installed (needed to move tasks)", permanent=True) from None
+        self._proc = proc
+        try:
+            out, err = proc.communicate(timeout=self.timeout * 20)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             raise TransportError(f"{what}: no progress for {self.timeout * 20}s") from None
+        finally:
+            self._proc = None
+        if self._aborted:
+            raise TransportError(f"{what}: stopped (spoold is shutting down)")
         if proc.returncode != 0:
-            raise classify(what, proc.returncode, proc.stderr)
-        return proc.stdout
+            raise classify(what, proc.returncode, err)
+        return out
+
+    def abort(self) -> None:
+        """Stop the transfer in flight (called from a signal handler when spoold stops):
+        an upload resumes from its partial files on the next start."""
+        self._aborted = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
 
     # --- the contract --------------------------------------------------------------------
     def prepare(self) -> None:

@@ -392,3 +392,31 @@ def test_a_failed_job_without_results_still_comes_home(ssh_setup: SshSetup) -> N
     st = alice.wait_terminal(task_id, 60)       # in done/, although output/ never existed
     assert (st["state"], st["exit_code"]) == ("failed", 3)
     assert "before" in alice.cli("logs", task_id, check=True).stdout
+
+
+def test_sigterm_during_an_upload_loses_nothing(ssh_setup: SshSetup) -> None:
+    import signal
+    import time
+
+    alice = ssh_setup.pipes[STUDENTS[0]]
+    alice.start("remoted")
+    spoold = alice.start("spoold")
+    runs = ssh_setup.base / "runs"
+    runs.mkdir(mode=0o777)
+    os.chmod(runs, 0o777)
+    proj = _big_project(alice, "big", files=300, size=1_000_000)
+    cfg = proj / "task_config.toml"
+    cfg.write_text(cfg.read_text().replace('commands = [', f'commands = ["echo ran >> {runs}/count", '))
+    task_id = alice.submit(proj)
+    upload = ssh_setup.root / "users" / STUDENTS[0] / "incoming" / "tmp" / task_id
+    deadline = time.monotonic() + 60
+    while not (upload.exists() and sum(f.stat().st_size for f in upload.rglob("*") if f.is_file()) > 20_000_000):
+        assert time.monotonic() < deadline, alice.daemon_logs()
+        time.sleep(0.02)
+    spoold.send_signal(signal.SIGTERM)
+    assert spoold.wait(30) == 0                     # stops promptly and cleanly mid-upload
+    assert alice.status(task_id)["stage"] == "new"  # not committed, so not lost either
+    alice.start("spoold")
+    st = alice.wait_terminal(task_id, 120)
+    assert st["state"] == "completed", st
+    assert (runs / "count").read_text() == "ran\n"

@@ -1,0 +1,171 @@
+"""The printed table, the machine description and ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import PY, REPO, Row
+from benchmarks.causes import CAUSES
+
+DOC = REPO / "docs" / "benchmarks.md"
+
+
+def fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "s":
+        return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
+    if unit == "fraction":
+        return f"{v * 100:.2f} %"
+    if unit == "%":
+        return f"{v:.3f} %"
+    if unit == "MB":
+        return f"{v:.1f} MB"
+    if unit == "bytes":
+        return f"{v / 1e6:.2f} MB" if v >= 1e6 else f"{v / 1e3:.1f} kB"
+    return f"{v:.1f} {unit}"
+
+
+def _cells(r: Row) -> list[str]:
+    return [r.figure, fmt(r.value, r.unit), fmt(r.floor, r.unit),
+            "-" if r.ratio is None else f"{r.ratio:.2f}x", r.target, "yes" if r.met else "NO"]
+
+
+HEAD = ["figure", "ailabber", "floor", "ratio", "target", "met"]
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    cells = [HEAD, *(_cells(r) for r in rows)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEAD))]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(HEAD))).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    out = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    for r in rows:
+        cells = [c.replace("|", "\\|") for c in _cells(r)]
+        cells[-1] = "yes" if r.met else "**no**"
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _first_line(argv: list[str]) -> str:
+    exe = shutil.which(argv[0])
+    if not exe:
+        return "not installed"
+    r = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, check=False)
+    text = (r.stdout or r.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def machine_info(infra: object) -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        cpu = m.group(1).strip() if m else platform.processor() or "unknown"
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        m = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+        mem = f"{int(m.group(1)) / 1024 / 1024:.1f} GiB" if m else mem
+    except OSError:
+        pass
+    fs = subprocess.run(["df", "-T", "--output=fstype", "/tmp"], capture_output=True, text=True, check=False)
+    py = subprocess.run([PY, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True,
+                        check=False).stdout.strip()
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "Python": f"{py} ({PY})",
+        "rsync": _first_line(["rsync", "--version"]),
+        "Slurm": getattr(infra, "slurm_version")(),
+        "OpenSSH": _first_line(["ssh", "-V"]),
+        "uv": _first_line(["uv", "--version"]),
+        "filesystem of /tmp": (fs.stdout.split() or ["?", "unknown"])[-1],
+    }
+
+
+def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, seconds: float) -> None:
+    mode = "`--quick`" if quick else "full"
+    parts = [
+        "# Benchmarks",
+        "",
+        "Every figure below is a real measurement, made in the same run as its floor: the",
+        "cheapest way to do the same thing without ailabber on the same machine. Nothing is",
+        "estimated or carried over from an earlier run. This file is rewritten by",
+        "`uv run python -m benchmarks`.",
+        "",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode} mode, {seconds:.0f} s; "
+        f"{sum(r.met for r in rows)} of {len(rows)} targets met.",
+        "",
+        markdown_table(rows),
+        "",
+        "## How each figure was measured",
+        "",
+    ]
+    for r in rows:
+        notes = r.to_json()["notes"]
+        parts.append(f"- **{r.figure}**: {notes or '-'}")
+    missed = [r for r in rows if not r.met]
+    parts += ["", "## Targets missed, by how much, and the likely cause", ""]
+    if not missed:
+        parts.append("None in this run.")
+    for r in missed:
+        parts.append(f"### {r.figure}")
+        parts.append("")
+        parts.append(_shortfall(r))
+        cause = CAUSES.get(r.figure)
+        if cause and r.value is not None:
+            parts += ["", cause]
+        parts.append("")
+    parts += ["## The machine", "", "| | |", "|---|---|"]
+    parts += [f"| {k} | {v} |" for k, v in info.items()]
+    parts += ["", REPRODUCE]
+    DOC.write_text("\n".join(parts).rstrip() + "\n")
+
+
+def _shortfall(r: Row) -> str:
+    if r.value is None:
+        return f"Not measured in this run: {r.notes}"
+    t = r.target
+    m = re.match(r"(<=|>=)\s*([\d.]+)\s*(x|%|s|MB|ms)?", t)
+    if r.ratio is not None and m and m.group(3) == "x":
+        limit = float(m.group(2))
+        return f"Ratio {r.ratio:.2f}x against a target of {t}: {r.ratio / limit:.1f} times the allowed ratio."
+    return f"Measured {fmt(r.value, r.unit)} against a target of {t}."
+
+
+REPRODUCE = """\
+## How to reproduce
+
+As root on a Debian machine with `slurm-wlm`, `munge`, `openssh-server`, `rsync` and
+`uv` installed (what `.ci/run` installs), from a checkout:
+
+```sh
+uv sync
+uv run python -m benchmarks --quick --json bench.json   # under 5 minutes on 2 cores
+uv run python -m benchmarks                              # the full sizes and counts
+uv run python -m benchmarks --only submit,burst         # some groups (this file is left alone)
+```
+
+The run starts everything it needs itself, in temporary directories: the daemons (with
+the integration tests' `Pipeline`), a single-node Slurm with two fake GPUs
+(`tests/slurm_cluster.py`), an sshd on loopback whose keys are pinned with rrsync
+(`tests/sshd.py`), and five Unix accounts `ailabber-bench1` to `ailabber-bench5` with a
+shared interpreter (`tests/unix_users.py`). remoted runs as root, so every task runs as
+its student. The environment figure downloads numpy from PyPI into an empty uv cache.
+A figure that cannot be measured on a machine says so in its notes and counts as not met.
+"""
