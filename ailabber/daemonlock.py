@@ -45,7 +45,7 @@ def holder_pid(path: Path) -> int | None:
     """The pid of the live holder of the lock at ``path``, or None when nobody holds it."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:
         return None
     try:
         try:

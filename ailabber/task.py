@@ -26,6 +26,7 @@ TERMINAL = frozenset({COMPLETED, FAILED, CANCELED, TERMINATED})
 REASONS: dict[str, str] = {
     "waiting_for_upload": "waiting for spoold to send it to the cluster",
     "uploading": "being sent to the cluster",
+    "uploaded": "sent; waiting for the cluster to accept it",
     "too_large": "the upload is bigger than the cluster allows (see files.ignore)",
     "upload_rejected": "the cluster refused the upload",
     "queued": "accepted by the cluster, waiting for its turn",

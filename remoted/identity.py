@@ -43,21 +43,6 @@ def current() -> RunAs:
     return RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
 
 
-def owner_of(user_dir: Path) -> RunAs:
-    """The account a task found in ``user_dir`` runs as."""
-    if not privileged():
-        return current()
-    st = os.stat(user_dir, follow_symlinks=False)
-    try:
-        pw = pwd.getpwuid(st.st_uid)
-    except KeyError:
-        raise IdentityError(f"{user_dir} is owned by uid {st.st_uid}, which has no account") from None
-    if pw.pw_name != user_dir.name:
-        raise IdentityError(f"{user_dir} is owned by {pw.pw_name}, not {user_dir.name}; "
-                            "ask the admin to fix its owner")
-    return RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
-
-
 def popen_kwargs(uid: int | None, gid: int | None) -> dict[str, Any]:
     """Arguments for ``subprocess.Popen`` that start a process as the task's user."""
     if not privileged() or uid is None or uid == os.geteuid():

@@ -71,12 +71,18 @@ def open_area(root: Path, user: str, transport_account: str | None = None) -> tu
     raise IdentityError(f"{adir.path} is owned by {pw.pw_name}, not {user}; ask the admin to fix its owner")
 
 
-def hand_over(tdir: SafeDir, run_as: RunAs) -> None:
+def hand_over(tdir: SafeDir, run_as: RunAs, area_gid: int) -> None:
     """Give an accepted task's files to the account it runs as (uploaded by a service
-    account, they would not be writable by the job).  Never follows a symlink."""
-    if not privileged() or os.fstat(tdir.fd).st_uid == run_as.uid:
+    account, they would not be writable by the job), and close the task to everyone but
+    that account and the area's group (through which a service account pulls results).
+    Never follows a symlink."""
+    if not privileged():
         return
-    os.fchown(tdir.fd, run_as.uid, run_as.gid)
+    os.fchmod(tdir.fd, 0o750)
+    if os.fstat(tdir.fd).st_uid == run_as.uid:
+        os.fchown(tdir.fd, -1, area_gid)
+        return
+    os.fchown(tdir.fd, run_as.uid, area_gid)
     for _dirpath, dirnames, filenames, dirfd in os.fwalk(dir_fd=tdir.fd, follow_symlinks=False):
         for name in dirnames + filenames:
             os.chown(name, run_as.uid, run_as.gid, dir_fd=dirfd, follow_symlinks=False)
@@ -200,7 +206,7 @@ class Intake:
                 for name in tdir.listdir():     # only what a task consists of stays
                     if name not in local_spool.UPLOAD_MEMBERS:
                         _remove(tdir, name)
-                hand_over(tdir, run_as)
+                hand_over(tdir, run_as, os.fstat(adir.fd).st_gid)
         rec = self._make_record(area, task_id, order, run_as)
         if rec.status.terminal:
             self.store.finish(rec)
@@ -281,8 +287,10 @@ class Intake:
             return f"unreadable upload: {exc.strerror or exc}"
         if problems:
             return f"incomplete or inconsistent upload: {problems[0]}"
-        if isinstance(data, dict):
-            too_big = self.limits.problem(int(data.get("total_bytes") or 0), int(data.get("file_count") or 0))
+        if isinstance(data, dict) and isinstance(data.get("files"), dict):
+            # The project's files only, as submit counted them (not task.toml / meta.json).
+            project = {k: v for k, v in data["files"].items() if k.startswith(local_spool.FILES + "/")}
+            too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
             if too_big:
                 return too_big
         fsutil.fsync_tree(area.incoming_tmp / task_id)   # rsync does not fsync; the accept must be durable

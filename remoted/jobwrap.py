@@ -229,6 +229,7 @@ class Wrapper:
         return rc, stop
 
     def run(self) -> int:
+        os.umask(0o022)    # results must be readable by whoever pulls them back
         self.install_signals()
         proctree.become_subreaper()
         needs_env = bool(self.spec.pyproject and self.spec.uv_lock)

@@ -28,6 +28,7 @@ from spoold.transport import RsyncTransport, TransportError
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
 LIMITS_EVERY = 60.0
+RESULT_ATTEMPTS = 5
 
 
 class Spoold:
@@ -40,6 +41,7 @@ class Spoold:
         self._last_tmp_clean = 0.0
         self._limits_at = 0.0
         self.last_contact: float | None = None
+        self._result_failures: dict[str, int] = {}
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -167,7 +169,10 @@ class Spoold:
                 self._record(task_dir, FAILED, "too_large", message=too_big)
                 self.spool.move(task_id, NEW, DONE)
                 continue
-            n = self._attempts.get(task_id, 0) + 1
+            if task_id not in self._attempts:
+                st0 = statusfile.read_status(task_dir)
+                self._attempts[task_id] = int(st0.extra.get("upload_attempts", 0)) if st0 else 0
+            n = self._attempts[task_id] + 1
             self._record(task_dir, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
             try:
@@ -195,7 +200,7 @@ class Spoold:
             self.last_contact = time.time()
             self._retry_at.pop(task_id, None)
             self._attempts.pop(task_id, None)
-            self._record(task_dir, PENDING, "queued", upload_bytes_total=result.bytes_total,
+            self._record(task_dir, PENDING, "uploaded", upload_bytes_total=result.bytes_total,
                          upload_bytes_sent=result.bytes_sent)
             self.spool.move(task_id, NEW, SYNCED)
             log.info("%s: sent (%d of %d bytes transferred)", task_id, result.bytes_sent, result.bytes_total)
@@ -220,8 +225,15 @@ class Spoold:
                 try:
                     self.pull_results(task_id, task_dir)
                 except TransportError as exc:
-                    log.warning("%s: result pull failed: %s (will retry)", task_id, exc)
-                    continue
+                    n = self._result_failures[task_id] = self._result_failures.get(task_id, 0) + 1
+                    if n < RESULT_ATTEMPTS:
+                        log.warning("%s: result pull failed: %s (will retry)", task_id, exc)
+                        continue
+                    # Never let unreadable results keep a finished task "active" for ever.
+                    st.extra["results_error"] = str(exc)
+                    statusfile.record(task_dir, st, {"at": now_iso(), "event": "results_incomplete",
+                                                     "message": str(exc)})
+                self._result_failures.pop(task_id, None)
                 self.spool.move(task_id, SYNCED, DONE)
                 log.info("%s: %s; results in %s", task_id, st.state, self.spool.stage_dir(DONE) / task_id)
         return [t for t in active if (self.spool.stage_dir(SYNCED) / t).exists()]

@@ -25,6 +25,7 @@ from spoold.errors import TransportError, classify
 log = logging.getLogger(__name__)
 RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
 PARTIAL_DIR = ".rsync-partial"
+MAX_TRANSFER_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -66,14 +67,16 @@ class RsyncTransport:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
         except FileNotFoundError:
-            raise TransportError("rsync is not installed (needed to move tasks)", permanent=True) from None
+            raise TransportError("rsync is not installed on this machine (needed to move tasks)") from None
         self._proc = proc
         try:
-            out, err = proc.communicate(timeout=self.timeout * 20)
+            # Stalls are rsync's (--timeout) and ssh's (keepalives) to detect; this only
+            # bounds a transfer that somehow never ends.
+            out, err = proc.communicate(timeout=MAX_TRANSFER_SECONDS)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise TransportError(f"{what}: no progress for {self.timeout * 20}s") from None
+            raise TransportError(f"{what}: still running after {MAX_TRANSFER_SECONDS // 3600}h; retrying") from None
         finally:
             self._proc = None
         if self._aborted:

@@ -1,0 +1,122 @@
+"""``ailabber doctor`` names each broken piece of a deliberately broken setup."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require
+from tests.integration.harness import Pipeline
+from tests.sshd import Sshd, available, keygen
+
+
+def _doctor(p: Pipeline, *args: str) -> dict[str, dict[str, object]]:
+    r = p.cli("doctor", "--json", *args, timeout=120)
+    checks = json.loads(r.stdout)
+    assert r.returncode == (0 if all(c["ok"] for c in checks) else 1)
+    return {c["name"]: c for c in checks}
+
+
+def _wait_heartbeat(p: Pipeline) -> None:
+    import time
+
+    me = next((p.root / "users").iterdir()) if (p.root / "users").exists() else None
+    deadline = time.monotonic() + 30
+    while not (me and (me / "remoted.json").exists()):
+        assert time.monotonic() < deadline, p.daemon_logs()
+        time.sleep(0.2)
+        me = next((p.root / "users").iterdir(), None) if (p.root / "users").exists() else None
+
+
+def test_a_healthy_setup_passes_every_check(pipeline: Pipeline) -> None:
+    _wait_heartbeat(pipeline)
+    checks = _doctor(pipeline)
+    assert all(c["ok"] for c in checks.values()), checks
+    assert {"configuration valid", "spool writable", "spoold running", "remote reachable", "remoted alive",
+            "scheduler reachable", "uv on the cluster side"} <= set(checks)
+
+
+def test_broken_configuration(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    p.spoold_cfg.write_text("remote: [unclosed\n")
+    checks = _doctor(p)
+    assert not checks["configuration valid"]["ok"] and "syntax" in str(checks["configuration valid"]["detail"])
+
+
+def test_spool_not_writable_and_spoold_down(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    cfg = yaml.safe_load(p.spoold_cfg.read_text())
+    cfg["spool"] = str(blocker)
+    p.spoold_cfg.write_text(yaml.safe_dump(cfg))
+    checks = _doctor(p)
+    assert not checks["spool writable"]["ok"]
+    assert not checks["spoold running"]["ok"]
+
+
+def test_remoted_down_and_uv_missing(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    p.start("spoold")
+    path = ":".join(d for d in ("/usr/bin", "/bin") if not (Path(d) / "uv").exists())
+    p.start("remoted", PATH=path)
+    try:
+        _wait_heartbeat(p)
+        checks = _doctor(p)
+        assert checks["remoted alive"]["ok"] and not checks["uv on the cluster side"]["ok"], checks
+        p.kill("remoted")
+        beat = next((p.root / "users").iterdir()) / "remoted.json"
+        data = json.loads(beat.read_text())
+        data["at"] -= 3600                       # as if remoted had died an hour ago
+        beat.write_text(json.dumps(data))
+        checks = _doctor(p)
+        assert not checks["remoted alive"]["ok"] and "ago" in str(checks["remoted alive"]["detail"])
+    finally:
+        p.stop_all()
+
+
+def test_scheduler_unreachable(tmp_path: Path) -> None:
+    require_sinfo = shutil.which("sinfo")
+    if not require_sinfo:
+        pytest.skip("needs Slurm's client tools")
+    p = Pipeline(tmp_path, scheduler="slurm", remoted_env={"SLURM_CONF": str(tmp_path / "no-such-slurm.conf")})
+    p.start_all()
+    try:
+        _wait_heartbeat(p)
+        checks = _doctor(p)
+        assert not checks["scheduler reachable"]["ok"], checks
+        admin = _doctor(p, "--remoted-config", str(p.remoted_cfg))
+        assert admin["remoted running"]["ok"] and not admin["scheduler reachable"]["ok"]
+    finally:
+        p.stop_all()
+
+
+def test_unreachable_and_unconfined_remotes(tmp_path: Path, pytestconfig: pytest.Config) -> None:
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    sshd = Sshd()
+    sshd.start()
+    try:
+        key = tmp_path / "key"
+        area = tmp_path / "area"
+        area.mkdir()
+        sshd.authorize("root", keygen(key), rrsync_dir=None)      # a key that is NOT pinned
+        p = Pipeline(tmp_path / "p", spoold_extra={
+            "remote": sshd.url("root", str(area)), "identity_file": str(key),
+            "ssh_options": sshd.client_options(), "connect_timeout": 3})
+        checks = _doctor(p)
+        assert checks["remote reachable"]["ok"], checks
+        assert not checks["remote directory confined"]["ok"]
+        cfg = yaml.safe_load(p.spoold_cfg.read_text())
+        cfg["remote"] = f"ssh://root@127.0.0.1:{sshd.port + 1 if sshd.port < 65535 else 1}/"
+        p.spoold_cfg.write_text(yaml.safe_dump(cfg))
+        checks = _doctor(p)
+        assert not checks["remote reachable"]["ok"] and "refused" in str(checks["remote reachable"]["detail"])
+    finally:
+        sshd.stop()
+        os.environ.pop("AILABBER_UNUSED", None)
