@@ -207,13 +207,7 @@ class Intake:
                     if name not in local_spool.UPLOAD_MEMBERS:
                         _remove(tdir, name)
                 hand_over(tdir, run_as, os.fstat(adir.fd).st_gid)
-        rec = self._make_record(area, task_id, order, run_as)
-        if rec.status.terminal:
-            self.store.finish(rec)
-        else:
-            self.store.save(rec)
-        publish(self.root, rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
-                                 "reason": rec.status.reason, "message": rec.status.message})
+        rec = self._record_new(area, task_id, order, run_as)
         _unlink(commit, marker)
         _discard(incoming, "tmp", task_id)
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
@@ -254,14 +248,18 @@ class Intake:
             self.store.finish(rec)
             publish(self.root, rec, event)
             return rec
-        new = self._make_record(area, rec.id, rec.order, run_as)
-        if new.status.terminal:
-            self.store.finish(new)
+        return self._record_new(area, rec.id, rec.order, run_as)
+
+    def _record_new(self, area: UserArea, task_id: str, order: int, run_as: RunAs) -> TaskRecord:
+        """The accepted task's first real record, kept privately and published."""
+        rec = self._make_record(area, task_id, order, run_as)
+        if rec.status.terminal:
+            self.store.finish(rec)
         else:
-            self.store.save(new)
-        publish(self.root, new, {"at": new.status.updated_at, "seq": new.status.seq, "state": new.status.state,
-                                 "reason": new.status.reason, "message": new.status.message})
-        return new
+            self.store.save(rec)
+        publish(self.root, rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
+                                 "reason": rec.status.reason, "message": rec.status.message})
+        return rec
 
     def _check_upload(self, area: UserArea, incoming: SafeDir, commit: SafeDir, marker: str,
                       task_id: str) -> str | None:

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from ailabber.daemon import setup_logging
-from ailabber.settings import SettingsError, load_remoted_settings
+from ailabber.checks import Check
+from ailabber.daemon_cli import daemon_main
+from ailabber.settings import RemotedSettings, load_remoted_settings
+
+
+def _load(path: Path | None) -> RemotedSettings:
+    assert path is not None  # --config is required
+    return load_remoted_settings(path)
+
+
+def _check(settings: RemotedSettings) -> list[Check]:
+    from remoted.check import run_checks
+
+    return run_checks(settings)
+
+
+def _run(settings: RemotedSettings, reload: object) -> int:
+    from remoted.daemon import run
+
+    return run(settings, reload)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="ailabber-remoted", description="Run ailabber's cluster-side daemon.")
-    ap.add_argument("--config", required=True, type=Path, help="remoted YAML file (keys: root, scheduler, gpus, ...)")
-    ap.add_argument("--verbose", "-v", action="store_true")
-    ap.add_argument("--check", action="store_true", help="check this cluster-side setup, print JSON, exit")
-    args = ap.parse_args(argv)
-    setup_logging("remoted", args.verbose)
-    try:
-        settings = load_remoted_settings(args.config)
-    except SettingsError as exc:
-        print(f"ailabber-remoted: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        from ailabber.checks import dump
-        from remoted.check import run_checks
-
-        checks = run_checks(settings)
-        print(dump(checks))
-        return 0 if all(c.ok for c in checks) else 1
-    from remoted.daemon import run
-
-    return run(settings, lambda: load_remoted_settings(args.config))
+    return daemon_main("remoted", "Run ailabber's cluster-side daemon.", _load, _check, _run, argv,
+                       config_required=True, config_help="remoted YAML file (keys: root, scheduler, gpus, ...)")
 
 
 if __name__ == "__main__":

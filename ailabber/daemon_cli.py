@@ -1,0 +1,48 @@
+"""The command line both daemons share: ``--config``, ``--verbose``, ``--check``.
+
+Each daemon names its settings loader, its checks and its run function; parsing, logging
+set-up and the one-line settings error live here once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ailabber.checks import Check, dump
+from ailabber.daemon import setup_logging
+from ailabber.settings import SettingsError
+
+S = TypeVar("S")
+
+
+def daemon_main(
+    name: str,
+    description: str,
+    load: Callable[[Path | None], S],
+    check: Callable[[S], list[Check]],
+    run: Callable[[S, Callable[[], S]], int],
+    argv: list[str] | None = None,
+    config_required: bool = False,
+    config_help: str = "",
+) -> int:
+    ap = argparse.ArgumentParser(prog=f"ailabber-{name}", description=description)
+    ap.add_argument("--config", type=Path, required=config_required, default=None, help=config_help)
+    ap.add_argument("--verbose", "-v", action="store_true")
+    ap.add_argument("--check", action="store_true", help="check this side of the setup, print JSON, exit")
+    args = ap.parse_args(argv)
+    setup_logging(name, args.verbose)
+    try:
+        settings = load(args.config)
+    except SettingsError as exc:
+        print(f"ailabber-{name}: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        checks = check(settings)
+        print(dump(checks))
+        return 0 if all(c.ok for c in checks) else 1
+    reload: Callable[[], Any] = lambda: load(args.config)  # noqa: E731
+    return run(settings, reload)
