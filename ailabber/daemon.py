@@ -26,7 +26,7 @@ log = logging.getLogger("ailabber")
 
 #: A pass may legitimately take long (a big upload); past this, the watchdog stops
 #: vouching for it and systemd may restart the daemon.
-MAX_PASS_SECONDS = 3600.0
+MAX_PASS_SECONDS = 24 * 3600.0   # as long as one transfer may take (spoold.transport)
 
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
@@ -133,6 +133,7 @@ class DaemonLoop:
                         log.info("%s: configuration reloaded", self.what)
                     except Exception as exc:  # a bad new config keeps the old one running
                         log.error("%s: reload failed, keeping the previous configuration: %s", self.what, exc)
+                    self.notify.ready(self.status())   # the reload is over, either way
                 started = time.monotonic()
                 self._pass_started = started
                 try:

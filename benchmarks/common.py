@@ -132,6 +132,24 @@ def tree_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 
 
+def upload_span(events: Sequence[dict[str, Any]]) -> tuple[float, float] | None:
+    """(start, end) wall-clock times of a task's last upload, from its local history: the
+    ``uploading`` event spoold records before rsync, and the next local event (recorded
+    once the upload and its commit marker are sent)."""
+    from ailabber.task import parse_iso
+
+    start = None
+    for e in events:
+        if "source" in e:                      # merged from the remote side
+            continue
+        at = parse_iso(e.get("at"))
+        if e.get("reason") == "uploading":
+            start = at
+        elif start is not None and at is not None:
+            return start, at
+    return None
+
+
 def drop_dirty_pages() -> None:
     """Flush what earlier steps wrote so that one measurement does not pay for another's
     writes (``sync``; the page cache itself stays warm for every variant alike)."""

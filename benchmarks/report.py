@@ -29,6 +29,8 @@ def fmt(v: float | None, unit: str) -> str:
         return f"{v:.3f} %"
     if unit == "MB":
         return f"{v:.1f} MB"
+    if unit == "tasks":
+        return f"{v:.0f}"
     if unit == "bytes":
         return f"{v / 1e6:.2f} MB" if v >= 1e6 else f"{v / 1e3:.1f} kB"
     return f"{v:.1f} {unit}"

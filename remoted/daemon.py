@@ -55,6 +55,9 @@ class Remoted:
         """SIGHUP: limits, intervals and job settings change; root and scheduler need a restart."""
         if settings.root != self.settings.root or settings.scheduler != self.settings.scheduler:
             raise ValueError("root and scheduler cannot change while remoted runs; restart it instead")
+        old = self.settings
+        if (settings.gpus, settings.slurm, settings.kill_grace) != (old.gpus, old.slurm, old.kill_grace):
+            log.warning("gpus, slurm and kill_grace take effect at the next restart of remoted")
         self.settings = settings
         self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
                              settings.job_python, settings.uv, settings.signal_before_timeout,
@@ -345,6 +348,7 @@ def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings
     def reload() -> None:
         if reload_settings is not None:
             d.reconfigure(reload_settings())
+            loop.rescan_interval = d.settings.rescan_interval
 
     loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload)

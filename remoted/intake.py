@@ -130,6 +130,7 @@ class Intake:
         self.kill_grace = kill_grace
         self.env_cache = env_cache
         self._warned: set[str] = set()
+        self._limits_published: dict[Path, bytes] = {}
 
     def scan(self, next_order: int) -> list[TaskRecord]:
         accepted: list[TaskRecord] = []
@@ -218,13 +219,20 @@ class Intake:
         import json
 
         body = (json.dumps(self.limits.to_dict(), sort_keys=True) + "\n").encode()
+        if self._limits_published.get(adir.path) == body:
+            return
         try:
-            current = adir.lstat(LIMITS_FILE)
-            if stat.S_ISREG(current.st_mode) and current.st_size == len(body) and current.st_uid == os.geteuid():
-                return
-        except FileNotFoundError:
-            pass
-        adir.write_atomic(LIMITS_FILE, body)
+            fd = adir.open_file(LIMITS_FILE, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                st = os.fstat(fd)
+                same = stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and os.read(fd, 4096) == body
+            finally:
+                os.close(fd)
+        except OSError:
+            same = False
+        if not same:
+            adir.write_atomic(LIMITS_FILE, body)
+        self._limits_published[adir.path] = body
 
     def finish_orphan(self, rec: TaskRecord) -> TaskRecord | None:
         """Complete an accept interrupted after its rename, once its marker is gone."""

@@ -278,6 +278,7 @@ def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] 
     def reload() -> None:
         if reload_settings is not None:
             d.reconfigure(reload_settings())
+            loop.rescan_interval = d.settings.rescan_interval
 
     loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload, on_stop=lambda: d.transport.abort())

@@ -84,6 +84,11 @@ def test_notify_protocol(which: str, tmp_path: Path) -> None:
         assert status or "STATUS=" in ready
         proc.send_signal(signal.SIGHUP)
         ns.collect("RELOADING=1")
+        before = sum("READY=1" in m for m in ns.messages)
+        deadline = time.monotonic() + 10
+        while sum("READY=1" in m for m in ns.messages) == before:      # the reload ends with READY
+            assert time.monotonic() < deadline, ns.messages
+            ns.drain(0.2)
         assert proc.poll() is None                                     # a reload is not a restart
         proc.send_signal(signal.SIGTERM)
         ns.collect("STOPPING=1")

@@ -1,0 +1,197 @@
+"""Figure 4: a burst of tasks from five students, until every task has a Slurm job id.
+
+Five real accounts (``ailabber-bench1..5``), each with its own spool and spoold (running
+as that student), one remoted as root on one root, the real Slurm.  Each student's tasks
+are first committed with ``ailabber.submit.submit`` (the code behind ``ailabber submit``,
+run in a process with the student's uid) into a staging spool; at t0 they are renamed
+into the students' ``spool/new/`` all at once, round-robin, which is exactly the commit
+``submit`` does.  The clock stops when ``squeue`` lists a job named ``ailabber-<id>``
+for every task.  Then Slurm is asked once more: a task without a job is lost, a task with
+two is duplicated.  The floor is a plain loop of ``sbatch`` of the same count, as the same
+students in turn, with the same resources.  On both sides the jobs are submitted held
+(``--hold``, for remoted through ``slurm.extra_args``), so that two cores measure
+dispatch rather than also running hundreds of jobs; they are cancelled afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+from ailabber.spool import Spool
+from ailabber.submit import prepare, submit
+from benchmarks.common import Ctx, Row, TINY, ratio, wait_until, write_config
+from benchmarks.infra import Site, make_site
+from tests.unix_users import chown_tree, world_dir
+
+FIGURES = (
+    ("burst, tasks/s until all have a job id (local transport)", "tasks/s", ">= 0.5x sbatch loop"),
+    ("burst, tasks lost + duplicated (local transport)", "tasks", "= 0"),
+    ("burst, tasks/s until all have a job id (ssh)", "tasks/s", ">= 0.25x sbatch loop"),
+    ("burst, tasks lost + duplicated (ssh)", "tasks", "= 0"),
+)
+N_USERS = 5
+
+
+def _stage(user: str, home: Path, config: Path, count: int) -> int:
+    """Commit ``count`` tasks as ``user`` into ``home/staging`` (a forked child).  The
+    interpreter's own files may not be readable by the student, so everything submit needs
+    is imported, and the config validated once, before the fork."""
+    prepare(config)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            pw = pwd.getpwnam(user)
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.environ.update(AILABBER_HOME=str(home), HOME=pw.pw_dir, USER=user, LOGNAME=user)
+            staging = Spool(home / "staging")
+            for _ in range(count):
+                submit(config, staging)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _prepare(site: Site, users: list[str], n: int) -> dict[str, list[str]]:
+    pids = []
+    for k, user in enumerate(users):
+        p = site.pipes[user]
+        project = site.base / f"project-{user}"
+        project.mkdir()
+        (project / "train.py").write_text("print('hello')\n")
+        write_config(project, ["true"], **TINY)
+        chown_tree(project, user)
+        pids.append(_stage(user, p.home, project / "task_config.toml", n // len(users) + (k < n % len(users))))
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise RuntimeError("staging the burst's tasks failed (see the traceback above)")
+    return {u: sorted(os.listdir(site.pipes[u].home / "staging" / "new")) for u in users}
+
+
+def _job_names(cluster: object) -> Counter[str]:
+    r = cluster.run("squeue", "-h", "-t", "all", "-o", "%j", check=False)  # type: ignore[attr-defined]
+    return Counter(r.stdout.split())
+
+
+def _burst(ctx: Ctx, transport: str, users: list[str], n: int) -> tuple[float, int, int, str]:
+    cluster = ctx.infra.slurm()
+    site = make_site(ctx.infra, f"burst-{transport}", users, transport=transport, scheduler="slurm",
+                     remoted_extra={"slurm": {"extra_args": ["--hold"]}})
+    try:
+        staged = _prepare(site, users, n)
+        site.start()
+        for u in users:
+            new = site.pipes[u].home / "spool" / "new"
+            wait_until(new.is_dir, 30, f"{u}'s spool")
+            wait_until(lambda u=u: any("pass took" in f.read_text(errors="replace")
+                                       for f in site.pipes[u].logdir.glob("spoold-*.log")), 30, f"{u}'s spoold")
+        wanted = {f"ailabber-{t}" for ids in staged.values() for t in ids}
+        order = [(u, t) for i in range(max(map(len, staged.values()))) for u in users
+                 if i < len(staged[u]) for t in [staged[u][i]]]
+        t0, wall0 = time.monotonic(), time.time()
+        for u, t in order:
+            home = site.pipes[u].home
+            os.rename(home / "staging" / "new" / t, home / "spool" / "new" / t)
+        deadline = t0 + 120 + n
+        seen: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            seen = _job_names(cluster)
+            if wanted <= set(seen):
+                break
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        time.sleep(2.0)                                   # let a duplicate, if any, show up too
+        seen = _job_names(cluster)
+        lost = sum(1 for w in wanted if w not in seen)
+        dup = sum(seen[w] - 1 for w in wanted if seen[w] > 1)
+        note = "" if not lost else f"; {lost} tasks still had no job after {elapsed:.0f} s"
+        note += _stages(site, staged, wall0)
+        return (n - lost) / elapsed, lost, dup, note
+    finally:
+        cluster.run("scancel", "--state=PENDING", check=False)
+        site.cleanup()
+
+
+def _stages(site: Site, staged: dict[str, list[str]], wall0: float) -> str:
+    """When the last upload finished and the last job id was published, from the tasks'
+    own event histories (local upload events, remote launch events merged by spoold)."""
+    from ailabber.fsutil import read_json_lines
+    from ailabber.task import parse_iso
+
+    from benchmarks.common import upload_span
+
+    uploaded, launched = [], []
+    for u, ids in staged.items():
+        spool = site.pipes[u].home / "spool"
+        for t in ids:
+            for stage in ("synced", "new", "done"):
+                f = spool / stage / t / "events.jsonl"
+                if f.exists():
+                    events = [e for e in read_json_lines(f) if isinstance(e, dict)]
+                    up = upload_span(events)
+                    if up is not None:
+                        uploaded.append(up[1] - wall0)
+                    for e in events:
+                        at = parse_iso(e.get("at"))
+                        if at is not None and e.get("reason") == "launching" and e.get("source") == "remote":
+                            launched.append(at - wall0)
+                    break
+    if not uploaded or not launched:
+        return ""
+    return (f"; from t0, the last upload finished after {max(uploaded):.1f} s (median {sorted(uploaded)[len(uploaded) // 2]:.1f} s)"
+            f" and remoted published the last job id after {max(launched):.1f} s")
+
+
+def _sbatch_loop(ctx: Ctx, users: list[str], n: int) -> float:
+    cluster = ctx.infra.slurm()
+    d = world_dir("ailabber-bench-floor-")
+    script = d / "job.sbatch"
+    script.write_text("#!/bin/bash\ntrue\n")
+    os.chmod(script, 0o755)
+    env = cluster.env(PATH=os.environ.get("PATH", "/usr/bin:/bin"), LANG="C.UTF-8")
+    args = ["sbatch", "--parsable", "--hold", "--job-name=bench-burst-floor", "--chdir=/tmp", "--output=/dev/null",
+            "--export=NONE,LANG=C.UTF-8", "--cpus-per-task=1", "--mem=100M", "--time=0-00:01:00", str(script)]
+    pws = [pwd.getpwnam(u) for u in users]
+    try:
+        t0 = time.monotonic()
+        for i in range(n):
+            pw = pws[i % len(pws)]
+            r = subprocess.run(args, env={**env, "HOME": pw.pw_dir, "USER": pw.pw_name}, capture_output=True,
+                               text=True, user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+            if r.returncode != 0:
+                raise RuntimeError(f"sbatch: {r.stderr.strip()}")
+        return n / (time.monotonic() - t0)
+    finally:
+        cluster.run("scancel", "--name=bench-burst-floor", check=False)
+        subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def run(ctx: Ctx) -> list[Row]:
+    n = ctx.n(500, 100)
+    users = ctx.infra.users(N_USERS)
+    rows = []
+    for transport, (rate_spec, loss_spec), need in (("local", FIGURES[0:2], 0.5), ("ssh", FIGURES[2:4], 0.25)):
+        floor = _sbatch_loop(ctx, users, n)
+        rate, lost, dup, note = _burst(ctx, transport, users, n)
+        r = ratio(rate, floor)
+        common = f"{n} tasks from {N_USERS} students; jobs held on both sides, cancelled afterwards"
+        rows.append(Row(*rate_spec, value=rate, floor=floor, ratio=r,
+                        met=r is not None and r >= need and lost == 0 and dup == 0,
+                        floor_what=f"a plain loop of {n} `sbatch` as the same students",
+                        notes=f"{common}; {lost} lost, {dup} duplicated{note}"))
+        rows.append(Row(*loss_spec, value=float(lost + dup), floor=0.0, met=lost == 0 and dup == 0,
+                        floor_what="the sbatch loop loses and duplicates nothing by construction",
+                        notes=f"{lost} lost, {dup} duplicated; checked with squeue 2 s after the last job id"))
+    return rows
