@@ -38,7 +38,7 @@ def fmt(v: float | None, unit: str) -> str:
 
 def _cells(r: Row) -> list[str]:
     return [r.figure, fmt(r.value, r.unit), fmt(r.floor, r.unit),
-            "-" if r.ratio is None else f"{r.ratio:.2f}x", r.target, "yes" if r.met else "NO"]
+            "-" if r.ratio is None else f"{r.ratio:.3g}x", r.target, "yes" if r.met else "NO"]
 
 
 HEAD = ["figure", "ailabber", "floor", "ratio", "target", "met"]
@@ -143,10 +143,22 @@ def _shortfall(r: Row) -> str:
     if r.value is None:
         return f"Not measured in this run: {r.notes}"
     t = r.target
-    m = re.match(r"(<=|>=)\s*([\d.]+)\s*(x|%|s|MB|ms)?", t)
-    if r.ratio is not None and m and m.group(3) == "x":
-        limit = float(m.group(2))
-        return f"Ratio {r.ratio:.2f}x against a target of {t}: {r.ratio / limit:.1f} times the allowed ratio."
+    m = re.match(r"(<=|>=|=)\s*(\+?)([\d.]+)\s*(x|%|s|MB)?", t)
+    if not m:
+        return f"Measured {fmt(r.value, r.unit)} against a target of {t}."
+    op, plus, limit, unit = m.group(1), m.group(2), float(m.group(3)), m.group(4)
+    if unit == "x" and r.ratio is not None:
+        if op == ">=":
+            return f"Ratio {r.ratio:.3g}x against a target of {t}: {r.ratio / limit * 100:.0f} % of the required ratio."
+        return f"Ratio {r.ratio:.3g}x against a target of {t}: {r.ratio / limit:.1f} times the allowed ratio."
+    if plus and r.floor is not None:
+        over = r.value - r.floor
+        return f"{fmt(over, r.unit)} over the floor against at most {fmt(limit, r.unit)}."
+    if op == "=":
+        return f"Measured {fmt(r.value, r.unit)} where the target is {t}."
+    scale = limit if unit in ("s", "MB", "%") else None
+    if scale:
+        return f"Measured {fmt(r.value, r.unit)} against a target of {t}: {r.value / scale:.2f} times the limit."
     return f"Measured {fmt(r.value, r.unit)} against a target of {t}."
 
 

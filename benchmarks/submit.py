@@ -57,11 +57,31 @@ def small(ctx: Ctx) -> Row:
     for _ in range(n):                                           # interleaved: same conditions for both
         floor.append(timed(lambda: subprocess.run([PY, "-c", "pass"], env=_env(home), check=True)))
         cli.append(timed(lambda: _submit(project, home)))
+    imports = median([timed(lambda: subprocess.run([PY, "-c", "import ailabber.cli.main"], check=True))
+                      for _ in range(n)])
+    nosync = median([timed(lambda: _submit(project, home, "0")) for _ in range(n)])
     v, f = median(cli), median(floor)
     r = ratio(v, f)
     return Row(*SMALL, value=v, floor=f, ratio=r, met=r is not None and r <= 3.0,
                floor_what="`python -c pass`, same interpreter",
-               notes=f"median of {n}; AILABBER_FSYNC default (on); min {min(cli):.3f} s, max {max(cli):.3f} s")
+               notes=(f"median of {n}; AILABBER_FSYNC default (on); min {min(cli):.3f} s, max {max(cli):.3f} s; "
+                      f"`python -c 'import ailabber.cli.main'` alone takes {imports * 1000:.0f} ms "
+                      f"({_heaviest_imports()}); with AILABBER_FSYNC=0 the submit takes {nosync * 1000:.0f} ms"))
+
+
+def _heaviest_imports(top: int = 3) -> str:
+    """The top-level packages whose import costs the CLI most (``python -X importtime``)."""
+    r = subprocess.run([PY, "-X", "importtime", "-c", "import ailabber.cli.main"], capture_output=True, text=True)
+    cost: dict[str, int] = {}
+    for line in r.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].strip()
+        if "." not in name and name != "ailabber":
+            cost[name] = max(cost.get(name, 0), int(parts[1]))
+    heavy = sorted(cost.items(), key=lambda kv: -kv[1])[:top]
+    return "heaviest imports, cumulative: " + ", ".join(f"{k} {v / 1000:.0f} ms" for k, v in heavy)
 
 
 def large(ctx: Ctx) -> list[Row]:
@@ -71,7 +91,7 @@ def large(ctx: Ctx) -> list[Row]:
     make_tree(project / "data", files=2000, total_bytes=total, dirs=20)
     write_config(project, ["python train.py"])
     size = tree_bytes(project)
-    reps = ctx.n(3, 2)
+    reps = 3
     fsync_t, nosync_t, cp_t, cp_sync_t = [], [], [], []
     _submit(project, home, "0")                                 # read the tree once: a warm cache for all
     _clear_spool(home)

@@ -48,6 +48,7 @@ class Remoted:
         self._last_served: dict[str, float] = {}
         self._last_heartbeat = 0.0
         self._last_user_heartbeat = 0.0
+        self._beating: set[str] = set()
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
@@ -319,9 +320,14 @@ class Remoted:
             "active": len(self.active),
             "queued": sum(1 for r in self.active.values() if r.phase == QUEUED),
         })
-        if now - self._last_user_heartbeat < USER_HEARTBEAT_EVERY:
+        areas = user_areas(self.root)
+        due = now - self._last_user_heartbeat >= USER_HEARTBEAT_EVERY
+        # A student's area seen for the first time gets its heartbeat now, not in 30 s.
+        areas = areas if due else [a for a in areas if a.user not in self._beating]
+        if not areas:
             return
-        self._last_user_heartbeat = now
+        if due:
+            self._last_user_heartbeat = now
         import json
 
         from ailabber import __version__
@@ -333,10 +339,11 @@ class Remoted:
             "scheduler_ok": health is None, "scheduler_problem": health,
             "uv": self.settings.uv or find_uv(self.settings.job_python),
         }, sort_keys=True).encode()
-        for area in user_areas(self.root):
+        for area in areas:
             try:
                 with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir:
                     adir.write_atomic("remoted.json", body)
+                self._beating.add(area.user)
             except OSError as exc:
                 log.debug("%s: cannot write remoted.json: %s", area.user, exc)
 
