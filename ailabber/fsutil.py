@@ -151,6 +151,26 @@ def commit_rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> N
         fsync_dir(src_parent)
 
 
+def sync_filesystem(path: str | os.PathLike[str]) -> None:
+    """Flush everything written to the filesystem holding ``path`` with one ``syncfs``:
+    for a task of thousands of files, far cheaper than one fsync per file and directory."""
+    if not _FSYNC:
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(fd) == 0:
+                return
+        except (OSError, AttributeError):
+            pass
+        os.sync()
+    finally:
+        os.close(fd)
+
+
 def fsync_tree(root: str | os.PathLike[str]) -> None:
     """fsync every file and directory under ``root`` (before a commit rename)."""
     if not _FSYNC:

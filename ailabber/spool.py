@@ -107,9 +107,10 @@ class Spool:
         return p
 
     def commit(self, task_id: str) -> Path:
-        """tmp -> new: from this rename on the task exists."""
+        """tmp -> new: from this rename on the task exists.  Everything under tmp/<id> is
+        flushed first (one syncfs), then renamed, then the rename itself is flushed."""
         src = self.stage_dir(TMP) / task_id
-        fsutil.fsync_tree(src)
+        fsutil.sync_filesystem(src)
         dst = self.stage_dir(NEW) / task_id
         fsutil.commit_rename(src, dst)
         return dst

@@ -52,7 +52,7 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
     try:
         files = tmp / FILES
         os.mkdir(files, 0o755)
-        copy_snapshot(plan, files)
+        copy_snapshot(plan, files, durable=False)   # commit() flushes the whole task at once
         fsutil.atomic_write_bytes(tmp / TASK_TOML, raw)
         submitted_at = now_iso()
         meta = {

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 got = list(mod.run(ctx))
             except Unavailable as exc:
                 got = failed_rows(mod.FIGURES, str(exc))
-            except Exception as exc:  # one broken group must not hide the others' figures
+            except Exception as exc:  # noqa: BLE001 - one broken group must not hide the others' figures
                 traceback.print_exc()
                 got = failed_rows(mod.FIGURES, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
             finally:

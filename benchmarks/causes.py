@@ -34,8 +34,10 @@ CAUSES: dict[str, str] = {
         "status and events, each an fsynced atomic write with a directory fsync, and runs one `sbatch`, "
         "one task after another in one thread; each intake fsyncs the upload tree and writes two more "
         "durable files. In spoold each task is one rsync for the files and one for the commit marker "
-        "(two processes each with the local transport), and every pass also pulls the status and logs "
-        "of all active tasks before the next push. The notes give the split: when the last upload "
+        "(two processes each with the local transport), and while tasks are active every pass (every "
+        "0.2 s here) also runs two rsyncs pulling the status and logs of all of them and rewrites each "
+        "changed status durably; in the profile these pulls took as much of spoold's time as the "
+        "pushes. The notes give the split: when the last upload "
         "finished and when remoted published the last job id. Batching (one rsync for several tasks, "
         "one fsync of the state directory per pass, launching while the next intake runs) is where "
         "the time is."),

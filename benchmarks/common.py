@@ -18,7 +18,6 @@ from tests.integration.harness import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
-TINY = {"memory": "100M", "time_limit": "1:00"}
 
 
 @dataclass
@@ -47,6 +46,18 @@ def failed_rows(specs: Sequence[tuple[str, str, str]], why: str) -> list[Row]:
     return [Row(figure, unit, target, notes=f"not measured: {why}") for figure, unit, target in specs]
 
 
+def attempt(specs: Sequence[tuple[str, str, str]], fn: Callable[[], list[Row]]) -> list[Row]:
+    """Run one part of a group; if it cannot run, its figures say why and the group's other
+    parts still count."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - reported in the row, with the reason
+        import traceback
+
+        traceback.print_exc()
+        return failed_rows(specs, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+
+
 def ratio(value: float | None, floor: float | None) -> float | None:
     if value is None or floor is None or floor <= 0:
         return None
@@ -61,7 +72,7 @@ def p95(xs: Sequence[float]) -> float:
     s = sorted(xs)
     if not s:
         return float("nan")
-    k = max(0, min(len(s) - 1, int(round(0.95 * (len(s) - 1)))))
+    k = max(0, min(len(s) - 1, round(0.95 * (len(s) - 1))))
     return float(s[k])
 
 
@@ -75,7 +86,7 @@ def run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
     """A subprocess that must succeed; its output is in the exception if it does not."""
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
-    r = subprocess.run(list(argv), **kw)
+    r = subprocess.run(list(argv), check=False, **kw)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))} exited {r.returncode}: {r.stderr.strip()[-800:]}")
     return r

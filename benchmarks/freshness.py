@@ -13,10 +13,14 @@ the root through a loopback sshd, key pinned with rrsync.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.common import TINY, BenchPipeline, Ctx, Row, median, p95, ratio, run as run_cmd, timed, write_config
+from benchmarks.common import BenchPipeline, Ctx, Row, attempt, median, p95, ratio, timed, write_config
+from benchmarks.common import run as run_cmd
 from benchmarks.infra import make_site
 from benchmarks.watch import SqueueWatch, StatusWatch
+from tests.slurm_cluster import SlurmCluster
+from tests.sshd import Sshd
 from tests.unix_users import chown_tree
 
 LOCAL = ("status freshness, Slurm change -> `ailabber status` (local)", "s", "<= 1.5 s")
@@ -25,11 +29,11 @@ FIGURES = (LOCAL, SSH)
 DONE = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
 
-def _samples(p: BenchPipeline, project: Path, cluster: object, n: int) -> tuple[list[float], str]:
+def _samples(p: BenchPipeline, project: Path, cluster: SlurmCluster, n: int) -> tuple[list[float], str]:
     out: list[float] = []
     spool = p.home / "spool"
     last = ""
-    with SqueueWatch(cluster) as sq:  # type: ignore[arg-type]
+    with SqueueWatch(cluster) as sq:
         for _ in range(n):
             task_id = p.submit(project)
             with StatusWatch(spool, task_id) as sw:
@@ -46,7 +50,8 @@ def _samples(p: BenchPipeline, project: Path, cluster: object, n: int) -> tuple[
     return out, last
 
 
-def _floor(p: BenchPipeline, task_id: str, cluster: object, reps: int, ssh: tuple | None = None) -> float:
+def _floor(p: BenchPipeline, task_id: str, cluster: SlurmCluster, reps: int,
+           ssh: tuple[Sshd, Path] | None = None) -> float:
     """The least any pull-based status path costs: one ``squeue`` for the job and one rsync
     of the task's published ``status.json`` over the same transport (over ssh as the
     student, through one multiplexed connection, as spoold does)."""
@@ -58,7 +63,7 @@ def _floor(p: BenchPipeline, task_id: str, cluster: object, reps: int, ssh: tupl
     user = p.client_user or "root"
     rel = f"outbox/{task_id}/status.json"
     dest = Path(tempfile.mkdtemp(prefix="ailabber-bench-fresh-"))
-    kw: dict = {}
+    kw: dict[str, Any] = {}
     if ssh is None:
         cmd = ["rsync", "-t", str(p.root / "users" / user / rel), str(dest / "status.json")]
     else:
@@ -91,7 +96,7 @@ def _project(base: Path, owner: str | None) -> Path:
     project = base / "project"
     project.mkdir(parents=True)
     (project / "train.py").write_text("print('hello')\n")
-    write_config(project, ["sleep 2"], **TINY)
+    write_config(project, ["sleep 2"])
     if owner:
         chown_tree(project, owner)
     return project
@@ -106,27 +111,33 @@ def _row(spec: tuple[str, str, str], xs: list[float], floor: float, limit: float
                       "on both daemons; an `ailabber status` call adds its own run time on top"))
 
 
-def run(ctx: Ctx) -> list[Row]:
+def _local(ctx: Ctx) -> list[Row]:
     cluster = ctx.infra.slurm()
-    n = ctx.n(10, 3)
-    rows = []
     base = ctx.scratch / "freshness-local"
     p = BenchPipeline(base, scheduler="slurm", gpus=0, remoted_env={"SLURM_CONF": str(cluster.conf)},
                       remoted_extra={"signal_before_timeout": 0})
     p.start_all()
     try:
-        xs, last = _samples(p, _project(base, None), cluster, n)
+        xs, last = _samples(p, _project(base, None), cluster, ctx.n(10, 3))
         floor = _floor(p, last, cluster, 5)
     finally:
         p.stop_all()
-    rows.append(_row(LOCAL, xs, floor, 1.5, "spoold reaches the root as a local path"))
+    return [_row(LOCAL, xs, floor, 1.5, "spoold reaches the root as a local path")]
+
+
+def _ssh(ctx: Ctx) -> list[Row]:
+    cluster = ctx.infra.slurm()
     user = ctx.infra.users(1)[0]
     site = make_site(ctx.infra, "fresh-ssh", [user], transport="ssh", scheduler="slurm")
     try:
         site.start()
-        xs, last = _samples(site.pipes[user], _project(site.base / "work", user), cluster, n)
+        xs, last = _samples(site.pipes[user], _project(site.base / "work", user), cluster, ctx.n(10, 3))
+        assert site.sshd is not None
         floor = _floor(site.pipes[user], last, cluster, 5, (site.sshd, site.keys[user]))
     finally:
         site.cleanup()
-    rows.append(_row(SSH, xs, floor, 3.0, "spoold reaches the root through sshd on loopback (rrsync-pinned key)"))
-    return rows
+    return [_row(SSH, xs, floor, 3.0, "spoold reaches the root through sshd on loopback (rrsync-pinned key)")]
+
+
+def run(ctx: Ctx) -> list[Row]:
+    return attempt([LOCAL], lambda: _local(ctx)) + attempt([SSH], lambda: _ssh(ctx))

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -41,6 +42,10 @@ def _hwm_mb(pid: int) -> float:
     return int(m.group(1)) / 1024
 
 
+def _says(log: Path, text: str) -> bool:
+    return text in log.read_text(errors="replace")
+
+
 def run(ctx: Ctx) -> list[Row]:
     window = ctx.n(60, 20)
     base = ctx.scratch / "idle"
@@ -61,7 +66,7 @@ def run(ctx: Ctx) -> list[Row]:
                                                stdin=subprocess.DEVNULL, stdout=fh, stderr=fh)
         procs["floor"] = subprocess.Popen([PY, "-c", f"import time; time.sleep({window + 30})"])
         for name in ("spoold", "remoted"):
-            wait_until(lambda n=name: "pass took" in logs[n].read_text(errors="replace"), 30, f"{name}'s first pass")
+            wait_until(partial(_says, logs[name], "pass took"), 30, f"{name}'s first pass")
         time.sleep(1.0)
         ps = {n: psutil.Process(p.pid) for n, p in procs.items()}
         c0 = {n: _cpu(p) for n, p in ps.items()}

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BenchPipeline
-from tests import slurm_cluster, sshd as sshd_mod, unix_users
+from tests import slurm_cluster, unix_users
+from tests import sshd as sshd_mod
 
 BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
 
@@ -110,6 +112,11 @@ class Infra:
         if self._python is not None:
             shutil.rmtree(self._python.parent.parent.parent, ignore_errors=True)
             self._python = None
+        for name in self._users:     # spoold's ssh ControlPath directories, once empty
+            try:
+                os.rmdir(f"/tmp/ailabber-ssh-{pwd.getpwnam(name).pw_uid}")
+            except (KeyError, OSError):
+                pass
 
 
 class StudentPipeline(BenchPipeline):
@@ -200,8 +207,6 @@ def make_site(infra: Infra, prefix: str, users: list[str], *, transport: str, sc
 
 def _close_master(user: str, key: Path, sshd: sshd_mod.Sshd) -> None:
     """End the student's multiplexed ssh connection, if spoold left one behind."""
-    import pwd
-
     pw = pwd.getpwnam(user)
     control = Path(f"/tmp/ailabber-ssh-{pw.pw_uid}")      # spoold.ssh.control_dir() for that uid
     if not control.is_dir():

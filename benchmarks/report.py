@@ -7,13 +7,16 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from benchmarks.common import PY, REPO, Row
 from benchmarks.causes import CAUSES
+from benchmarks.common import PY, REPO, Row
+
+if TYPE_CHECKING:
+    from benchmarks.infra import Infra
 
 DOC = REPO / "docs" / "benchmarks.md"
 
@@ -70,7 +73,7 @@ def _first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else "unknown"
 
 
-def machine_info(infra: object) -> dict[str, str]:
+def machine_info(infra: Infra) -> dict[str, str]:
     cpu = "unknown"
     try:
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
@@ -83,7 +86,7 @@ def machine_info(infra: object) -> dict[str, str]:
         mem = f"{int(m.group(1)) / 1024 / 1024:.1f} GiB" if m else mem
     except OSError:
         pass
-    fs = subprocess.run(["df", "-T", "--output=fstype", "/tmp"], capture_output=True, text=True, check=False)
+    fs = subprocess.run(["df", "--output=fstype", "/tmp"], capture_output=True, text=True, check=False)
     py = subprocess.run([PY, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True,
                         check=False).stdout.strip()
     return {
@@ -93,7 +96,7 @@ def machine_info(infra: object) -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "Python": f"{py} ({PY})",
         "rsync": _first_line(["rsync", "--version"]),
-        "Slurm": getattr(infra, "slurm_version")(),
+        "Slurm": infra.slurm_version(),
         "OpenSSH": _first_line(["ssh", "-V"]),
         "uv": _first_line(["uv", "--version"]),
         "filesystem of /tmp": (fs.stdout.split() or ["?", "unknown"])[-1],
@@ -110,8 +113,8 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         "estimated or carried over from an earlier run. This file is rewritten by",
         "`uv run python -m benchmarks`.",
         "",
-        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode} mode, {seconds:.0f} s; "
-        f"{sum(r.met for r in rows)} of {len(rows)} targets met.",
+        (f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mode} mode, {seconds:.0f} s; "
+         f"{sum(r.met for r in rows)} of {len(rows)} targets met."),
         "",
         markdown_table(rows),
         "",
@@ -176,8 +179,8 @@ uv run python -m benchmarks --only submit,burst         # some groups (this file
 ```
 
 The run starts everything it needs itself, in temporary directories: the daemons (with
-the integration tests' `Pipeline`), a single-node Slurm with two fake GPUs
-(`tests/slurm_cluster.py`), an sshd on loopback whose keys are pinned with rrsync
+the integration tests' `Pipeline`), a single-node Slurm declaring 16 CPUs and two fake
+GPUs (`tests/slurm_cluster.py`), an sshd on loopback whose keys are pinned with rrsync
 (`tests/sshd.py`), and five Unix accounts `ailabber-bench1` to `ailabber-bench5` with a
 shared interpreter (`tests/unix_users.py`). remoted runs as root, so every task runs as
 its student. The environment figure downloads numpy from PyPI into an empty uv cache.

@@ -2,7 +2,8 @@
 
 The tasks are written directly in the layout ``ailabber/spool.py`` and
 ``ailabber/statusfile.py`` define (``done/<id>/`` with ``status.json``, ``events.jsonl``
-and ``meta.json``), with ids from ``ailabber.ids.new_task_id`` and statuses built by
+and ``meta.json``: what the CLI and spoold read of a finished task; its snapshot is not
+read again, and creating files is the slow part), with ids from ``ailabber.ids.new_task_id`` and statuses built by
 ``ailabber.task.transition``, so every one of them reads back as a valid completed task.
 remoted's side gets 10,000 done records (``state/done/<user>/<id>.json``).
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -30,41 +33,41 @@ STATUS = ("`ailabber status ID`, 10,000 tasks in the spool", "s", "<= 0.15 s")
 SPOOLD_START = ("spoold start-up + first pass, 10,000 tasks", "s", "<= 3 s")
 REMOTED_START = ("remoted start-up + first pass, 10,000 done records", "s", "<= 3 s")
 FIGURES = (LIST, STATUS, SPOOLD_START, REMOTED_START)
-USER = "root"
+USER = pwd.getpwuid(os.getuid()).pw_name   # spoold writes under users/<its own account>
 FIRST_PASS = re.compile(r"pass took")
-# What the CLI and spoold read of a finished task (its snapshot and manifest are not read
-# again once it is done; creating files is slow on this disk, so only these are written).
-KEPT = ("status.json", "events.jsonl", "meta.json")
 
 
-def _task_files(task_id: str, t: float) -> dict[str, bytes]:
+STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
+    ("pending", "waiting_for_upload", {"upload_bytes_total": 2048}),
+    ("pending", "queued", {"upload_bytes_sent": 2300}),
+    ("pending", "launching", {"job_id": "local-4242"}),
+    ("running", None, {}),
+    ("completed", None, {"exit_code": 0}),
+)
+
+
+def _task_files(task_id: str, t: float) -> tuple[TaskStatus, dict[str, bytes]]:
+    """A finished task's status, history and metadata, one second per step."""
     st = TaskStatus(id=task_id, owner=USER, submitted_at=now_iso(t))
     events = []
-    for i, (state, reason, kw) in enumerate((("pending", "waiting_for_upload", {"upload_bytes_total": 2048}),
-                                             ("pending", "queued", {"upload_bytes_sent": 2300}),
-                                             ("pending", "launching", {"job_id": f"local-{int(t) % 100000}"}),
-                                             ("running", None, {}),
-                                             ("completed", None, {"exit_code": 0}))):
-        st, ev = transition(st, state, reason, now=t + i, **kw)
+    for i, (state, reason, fields) in enumerate(STEPS):
+        st, ev = transition(st, state, reason, now=t + i, **fields)
         events.append(ev)
-    meta = {"id": task_id, "owner": USER, "uid": 0, "host": "bench", "submitted_at": st.submitted_at,
+    meta = {"id": task_id, "owner": USER, "uid": os.getuid(), "host": "bench", "submitted_at": st.submitted_at,
             "client_version": "0.1.0", "config_file": "/bench/task_config.toml", "upload_root": "/bench",
             "workdir": ".", "logs": [], "results": [], "file_count": 1, "total_bytes": 2048}
-    toml = b'[resources]\ngpus = 0\nmemory = "100M"\ntime_limit = "1:00"\n\n[run]\ncommands = ["true"]\n'
-    manifest = {"version": 1, "id": task_id, "files": {"files/train.py": 2048, "task.toml": len(toml)},
-                "symlinks": {}, "file_count": 2, "total_bytes": 2048 + len(toml)}
-    return {"status.json": (json.dumps(st.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
-            "events.jsonl": "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
-                                    for e in events).encode(),
-            "meta.json": json.dumps(meta, indent=2, sort_keys=True).encode(),
-            "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode(),
-            "task.toml": toml, "files/train.py": b"#" * 2048, "_status": json.dumps(st.to_dict()).encode()}
+    return st, {
+        "status.json": (json.dumps(st.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
+        "events.jsonl": "".join(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n"
+                                for e in events).encode(),
+        "meta.json": json.dumps(meta, indent=2, sort_keys=True).encode(),
+    }
 
 
 def populate(spool: Path, root: Path, n: int) -> list[str]:
     """``n`` completed tasks, one millisecond apart, in the local spool and on remoted's side."""
-    for d in ("tmp", "new", "synced", "done", "requests", "outbox"):
-        (spool / d).mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stage in ("tmp", "new", "synced", "done", "requests", "outbox"):
+        (spool / stage).mkdir(parents=True, exist_ok=True, mode=0o700)
     done_records = root / "state" / "done" / USER
     for d in (done_records, root / "state" / "active"):
         d.mkdir(parents=True, exist_ok=True)
@@ -73,20 +76,19 @@ def populate(spool: Path, root: Path, n: int) -> list[str]:
     for i in range(n):
         t = t0 + i / 1000
         task_id = ids.new_task_id(t)
-        files = _task_files(task_id, t)
-        status = json.loads(files.pop("_status"))
-        d = spool / "done" / task_id
-        d.mkdir()
-        for rel in KEPT:
-            (d / rel).write_bytes(files[rel])
-        rec = TaskRecord(id=task_id, user=USER, status=TaskStatus.from_dict(status), phase=FINISHED, order=i)
+        status, files = _task_files(task_id, t)
+        task_dir = spool / "done" / task_id
+        task_dir.mkdir()
+        for name, body in files.items():
+            (task_dir / name).write_bytes(body)
+        rec = TaskRecord(id=task_id, user=USER, status=status, phase=FINISHED, order=i)
         (done_records / f"{task_id}.json").write_text(json.dumps(rec.to_dict(), indent=2, sort_keys=True) + "\n")
         out.append(task_id)
     return out
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([PY, "-m", "ailabber", *args], env=env, capture_output=True, text=True)
+    r = subprocess.run([PY, "-m", "ailabber", *args], env=env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"ailabber {' '.join(args)} exited {r.returncode}: {r.stderr.strip()[-400:]}")
     return r.stdout

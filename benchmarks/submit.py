@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 
 from benchmarks.common import PY, Ctx, Row, drop_dirty_pages, make_tree, median, ratio, timed, tree_bytes, write_config
@@ -32,7 +33,7 @@ def _env(home: Path, fsync: str | None = None) -> dict[str, str]:
 
 def _submit(project: Path, home: Path, fsync: str | None = None) -> None:
     r = subprocess.run([PY, "-m", "ailabber", "submit", "--json"], cwd=project, env=_env(home, fsync),
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"ailabber submit exited {r.returncode}: {r.stderr.strip()[-500:]}")
 
@@ -43,6 +44,12 @@ def _clear_spool(home: Path) -> None:
         if d.is_dir():
             for entry in d.iterdir():
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _cp(src: Path, dst: Path, sync: bool = False) -> None:
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    if sync:
+        os.sync()
 
 
 def small(ctx: Ctx) -> Row:
@@ -71,7 +78,8 @@ def small(ctx: Ctx) -> Row:
 
 def _heaviest_imports(top: int = 3) -> str:
     """The top-level packages whose import costs the CLI most (``python -X importtime``)."""
-    r = subprocess.run([PY, "-X", "importtime", "-c", "import ailabber.cli.main"], capture_output=True, text=True)
+    r = subprocess.run([PY, "-X", "importtime", "-c", "import ailabber.cli.main"], capture_output=True, text=True,
+                       check=False)
     cost: dict[str, int] = {}
     for line in r.stderr.splitlines():
         parts = line.split("|")
@@ -104,12 +112,11 @@ def large(ctx: Ctx) -> list[Row]:
         _clear_spool(home)
         drop_dirty_pages()
         dst = base / f"cp-{i}"
-        cp_t.append(timed(lambda: subprocess.run(["cp", "-a", str(project), str(dst)], check=True)))
+        cp_t.append(timed(partial(_cp, project, dst)))
         shutil.rmtree(dst)
         drop_dirty_pages()
         dst = base / f"cp-sync-{i}"
-        cp_sync_t.append(timed(lambda: (subprocess.run(["cp", "-a", str(project), str(dst)], check=True),
-                                        os.sync())))
+        cp_sync_t.append(timed(partial(_cp, project, dst, sync=True)))
         shutil.rmtree(dst)
     shutil.rmtree(base, ignore_errors=True)
     f = median(cp_t)

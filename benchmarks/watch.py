@@ -27,7 +27,7 @@ class SqueueWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> SqueueWatch:
+    def __enter__(self) -> SqueueWatch:  # noqa: PYI034 (typing.Self needs 3.11)
         self._thread.start()
         return self
 
@@ -82,7 +82,7 @@ class StatusWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> StatusWatch:
+    def __enter__(self) -> StatusWatch:  # noqa: PYI034 (typing.Self needs 3.11)
         self._thread.start()
         return self
 

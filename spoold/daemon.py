@@ -29,6 +29,8 @@ log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
 LIMITS_EVERY = 60.0
 RESULT_ATTEMPTS = 5
+BATCH_TASK_BYTES = 1_000_000    # tasks up to this size travel together
+BATCH_TASKS = 200
 
 
 class Spoold:
@@ -158,32 +160,52 @@ class Spoold:
         return None
 
     def push_new(self) -> None:
+        """Send what is in new/: small tasks together in one batch (a burst of submissions
+        costs two rsync runs, not two per task), large ones one by one so that each is
+        linked against the previous upload and only its changes cross the network."""
         now = time.time()
+        small: list[str] = []
         for task_id in self.spool.ids_in(NEW):
             if self._retry_at.get(task_id, 0) > now:
                 continue
             task_dir = self.spool.stage_dir(NEW) / task_id
             meta = fsutil.read_json_or_none(task_dir / META) or {}
-            too_big = self.limits().problem(int(meta.get("total_bytes") or 0), int(meta.get("file_count") or 0))
+            total = int(meta.get("total_bytes") or 0)
+            too_big = self.limits().problem(total, int(meta.get("file_count") or 0))
             if too_big:
                 self._record(task_dir, FAILED, "too_large", message=too_big)
                 self.spool.move(task_id, NEW, DONE)
                 continue
+            if total <= BATCH_TASK_BYTES:
+                small.append(task_id)
+            elif not self._push([task_id], self.basis()):
+                return
+        for start in range(0, len(small), BATCH_TASKS):
+            if not self._push(small[start:start + BATCH_TASKS], None):
+                return
+
+    def _push(self, batch: list[str], basis: str | None) -> bool:
+        """Upload and commit ``batch``; False when spoold is stopping."""
+        now = time.time()
+        new_dir = self.spool.stage_dir(NEW)
+        attempts: dict[str, int] = {}
+        for task_id in batch:
             if task_id not in self._attempts:
-                st0 = statusfile.read_status(task_dir)
+                st0 = statusfile.read_status(new_dir / task_id)
                 self._attempts[task_id] = int(st0.extra.get("upload_attempts", 0)) if st0 else 0
-            n = self._attempts[task_id] + 1
-            self._record(task_dir, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
+            attempts[task_id] = n = self._attempts[task_id] + 1
+            self._record(new_dir / task_id, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
-            try:
-                result = self.transport.push_task(task_id, task_dir, UPLOAD_MEMBERS, task_dir / MANIFEST,
-                                                  basis=self.basis())
-            except TransportError as exc:
-                self._attempts[task_id] = n
+        try:
+            results = self.transport.push_tasks(batch, new_dir, UPLOAD_MEMBERS, MANIFEST, basis=basis)
+        except TransportError as exc:
+            for task_id in batch:
+                n = self._attempts[task_id] = attempts[task_id]
+                task_dir = new_dir / task_id
                 if getattr(self.transport, "_aborted", False):
                     self._record(task_dir, PENDING, "waiting_for_upload", message="upload interrupted by a stop; "
                                  "it resumes when spoold starts again", upload_attempts=n)
-                    return
+                    continue
                 if exc.permanent:
                     log.error("%s: upload refused for good: %s", task_id, exc)
                     self._record(task_dir, FAILED, "upload_rejected", message=str(exc), upload_attempts=n)
@@ -195,15 +217,18 @@ class Spoold:
                 self._record(task_dir, PENDING, "waiting_for_upload",
                              message=f"attempt {n} failed: {exc}; retrying in {delay:.0f}s",
                              upload_attempts=n, last_error=str(exc))
-                continue
-            crash_point("spoold:after_push")
-            self.last_contact = time.time()
+            return not getattr(self.transport, "_aborted", False)
+        crash_point("spoold:after_push")
+        self.last_contact = time.time()
+        for task_id in batch:
+            result = results[task_id]
             self._retry_at.pop(task_id, None)
             self._attempts.pop(task_id, None)
-            self._record(task_dir, PENDING, "uploaded", upload_bytes_total=result.bytes_total,
+            self._record(new_dir / task_id, PENDING, "uploaded", upload_bytes_total=result.bytes_total,
                          upload_bytes_sent=result.bytes_sent)
             self.spool.move(task_id, NEW, SYNCED)
             log.info("%s: sent (%d of %d bytes transferred)", task_id, result.bytes_sent, result.bytes_total)
+        return True
 
     # --- status and logs -----------------------------------------------------------------
     def sync_active(self) -> list[str]:

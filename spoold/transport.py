@@ -120,6 +120,36 @@ class RsyncTransport:
         self._run([str(manifest_file), self._remote(f"{INCOMING_COMMIT}/{task_id}.json")], f"commit of {task_id}")
         return PushResult(_stat(out, "Total file size"), _stat(out, "Total bytes sent"))
 
+    def push_tasks(self, task_ids: Sequence[str], stage_dir: Path, members: Sequence[str], manifest_name: str,
+                   basis: str | None = None) -> dict[str, PushResult]:
+        """Upload several tasks with one rsync and commit them with a second one.
+
+        A single task keeps its ``--link-dest`` basis; a batch (small tasks) goes without,
+        since a basis directory can only match one task's relative paths."""
+        if len(task_ids) == 1:
+            t = task_ids[0]
+            return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis)}
+        srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
+        out = self._run(["-R", "--checksum", f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
+                         *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
+        sent: dict[str, int] = {t: 0 for t in task_ids}
+        for line in out.splitlines():
+            name, _, nbytes = line.rpartition("|")
+            t = name.split("/", 1)[0]
+            if t in sent and nbytes.isdigit():
+                sent[t] += int(nbytes)
+        # Hard links beside the spool (same filesystem), dot-named so rescans skip them.
+        with tempfile.TemporaryDirectory(prefix=".markers-", dir=stage_dir.parent) as tmp:
+            for t in task_ids:   # the manifests, named as their markers
+                os.link(stage_dir / t / manifest_name, Path(tmp) / f"{t}.json")
+            self._run([*(f"{tmp}/{t}.json" for t in task_ids), self._remote(INCOMING_COMMIT) + "/"],
+                      f"commit of {len(task_ids)} tasks")
+        results = {}
+        for t in task_ids:
+            total = sum(v for v in _manifest_files(stage_dir / t / manifest_name).values())
+            results[t] = PushResult(total, sent[t])
+        return results
+
     def send_request(self, task_id: str, kind: str, request_file: Path) -> None:
         self._run([str(request_file), self._remote(f"{REQUESTS}/{task_id}.{kind}")], f"{kind} request for {task_id}")
 
@@ -178,6 +208,17 @@ class RsyncTransport:
         if self.rsh and self.host_prefix:
             destination = self.host_prefix.rstrip(":")
             subprocess.run([*self.rsh, "-O", "exit", destination], capture_output=True, timeout=10, check=False)
+
+
+def _manifest_files(path: Path) -> dict[str, int]:
+    import json
+
+    try:
+        data = json.loads(path.read_bytes())
+        files = data.get("files", {})
+        return {k: int(v) for k, v in files.items() if isinstance(v, int)}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def result_filters(paths: Sequence[str]) -> list[str]:

@@ -97,3 +97,21 @@ def test_random_kills_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None
         assert {n: _runs(runs, n) for n in names} == {n: 1 for n in names}
     finally:
         p.stop_all()
+
+
+def test_a_burst_waiting_in_the_spool_goes_up_in_batches_and_runs_once(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path, gpus=0)
+    runs = tmp_path / "runs"
+    ids = {f"b{i}": _counted_task(p, runs, f"b{i}", seconds=0) for i in range(30)}   # daemons still down
+    p.start_all()
+    try:
+        for name, task_id in ids.items():
+            assert p.wait_terminal(task_id, 120)["state"] == "completed", name
+        assert {n: _runs(runs, n) for n in ids} == {n: 1 for n in ids}
+        log = "\n".join(f.read_text() for f in p.logdir.glob("spoold-*.log"))
+        batch_pushes = [ln for ln in log.splitlines() if "rsync:" in ln and "--out-format=%n|%b" in ln]
+        assert batch_pushes and max(ln.count("/task.toml") for ln in batch_pushes) >= 10   # together, not one by one
+        st = p.status(ids["b0"])
+        assert st["upload_bytes_total"] > 0 and st["upload_bytes_sent"] > 0
+    finally:
+        p.stop_all()
