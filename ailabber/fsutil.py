@@ -164,7 +164,7 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.syncfs(fd) == 0:
                 return
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, ImportError):
             pass
         os.sync()
     finally:
