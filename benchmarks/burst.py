@@ -3,7 +3,7 @@
 Five real accounts (``ailabber-bench1..5``), each with its own spool and spoold (running
 as that student), one remoted as root on one root, the real Slurm.  Each student's tasks
 are first committed with ``ailabber.submit.submit`` (the code behind ``ailabber submit``,
-run in a process with the student's uid) into a staging spool; at t0 they are renamed
+run as the student) into a staging spool; at t0 they are renamed
 into the students' ``spool/new/`` all at once, round-robin, which is exactly the commit
 ``submit`` does.  The clock stops when ``squeue`` lists a job named ``ailabber-<id>``
 for every task.  Then Slurm is asked once more: a task without a job is lost, a task with
@@ -19,14 +19,11 @@ import os
 import pwd
 import subprocess
 import time
-import traceback
 from collections import Counter
 from functools import partial
 from pathlib import Path
 
 from ailabber.fsutil import read_json_lines
-from ailabber.spool import Spool
-from ailabber.submit import prepare, submit
 from ailabber.task import parse_iso
 from benchmarks.common import Ctx, Row, attempt, ratio, upload_span, wait_until, write_config
 from benchmarks.infra import Site, make_site
@@ -42,33 +39,21 @@ FIGURES = (
 N_USERS = 5
 
 
-def _stage(user: str, home: Path, config: Path, count: int) -> int:
-    """Commit ``count`` tasks as ``user`` into ``home/staging`` (a forked child).  The
-    interpreter's own files may not be readable by the student, so everything submit needs
-    is imported, and the config validated once, before the fork."""
-    prepare(config)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            pw = pwd.getpwnam(user)
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-            os.environ.update(AILABBER_HOME=str(home), HOME=pw.pw_dir, USER=user, LOGNAME=user)
-            staging = Spool(home / "staging")
-            for _ in range(count):
-                submit(config, staging)
-            code = 0
-        except BaseException:  # noqa: BLE001 - a forked child must never return into the parent's code
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
+STAGE = """\
+import sys
+from pathlib import Path
+from ailabber.spool import Spool
+from ailabber.submit import submit
+staging = Spool(Path(sys.argv[2]))
+for _ in range(int(sys.argv[3])):
+    submit(Path(sys.argv[1]), staging)
+"""
 
 
-def _prepare(site: Site, users: list[str], n: int) -> dict[str, list[str]]:
-    pids = []
+def _prepare(site: Site, py: Path, users: list[str], n: int) -> dict[str, list[str]]:
+    """Commit each student's share of the ``n`` tasks, as that student and with the code
+    behind ``ailabber submit``, into ``<home>/staging`` (all students at once)."""
+    procs = []
     for k, user in enumerate(users):
         p = site.pipes[user]
         project = site.base / f"project-{user}"
@@ -76,11 +61,16 @@ def _prepare(site: Site, users: list[str], n: int) -> dict[str, list[str]]:
         (project / "train.py").write_text("print('hello')\n")
         write_config(project, ["true"])
         chown_tree(project, user)
-        pids.append(_stage(user, p.home, project / "task_config.toml", n // len(users) + (k < n % len(users))))
-    for pid in pids:
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise RuntimeError("staging the burst's tasks failed (see the traceback above)")
+        count = n // len(users) + (k < n % len(users))
+        pw = pwd.getpwnam(user)
+        procs.append(subprocess.Popen(
+            [str(py), "-c", STAGE, str(project / "task_config.toml"), str(p.home / "staging"), str(count)],
+            env=p.env(), user=pw.pw_uid, group=pw.pw_gid, extra_groups=[], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"staging the burst's tasks failed: {err.strip()[-500:]}")
     return {u: sorted(os.listdir(site.pipes[u].home / "staging" / "new")) for u in users}
 
 
@@ -98,7 +88,7 @@ def _burst(ctx: Ctx, transport: str, users: list[str], n: int) -> tuple[float, i
     site = make_site(ctx.infra, f"burst-{transport}", users, transport=transport, scheduler="slurm",
                      remoted_extra={"slurm": {"extra_args": ["--hold"]}})
     try:
-        staged = _prepare(site, users, n)
+        staged = _prepare(site, ctx.infra.student_python(), users, n)
         site.start()
         for u in users:
             new = site.pipes[u].home / "spool" / "new"

@@ -120,6 +120,8 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         "",
         "## How each figure was measured",
         "",
+        SETUP,
+        "",
     ]
     for r in rows:
         notes = r.to_json()["notes"]
@@ -163,6 +165,19 @@ def _shortfall(r: Row) -> str:
     if scale:
         return f"Measured {fmt(r.value, r.unit)} against a target of {t}: {r.value / scale:.2f} times the limit."
     return f"Measured {fmt(r.value, r.unit)} against a target of {t}."
+
+
+SETUP = """\
+Unless a figure says otherwise: durability is on (`AILABBER_FSYNC` unset) for the CLI and
+both daemons; the daemons run with the integration tests' intervals (`poll_interval: 0.2`,
+`rescan_interval: 1.0`); remoted runs as root; "local" means spoold reaches the remote
+root as a path, "ssh" means through a loopback sshd with the student's key pinned by
+rrsync to their directory; the page cache is warm; every Python process (CLI, daemons,
+floors) runs with compiled bytecode, as an installed package does (a shared
+`PYTHONPYCACHEPREFIX` in the scratch directory, filled once at the start: a bare `uv sync`
+checkout has no `.pyc` files, and with `PYTHONDONTWRITEBYTECODE=1` none are ever written). "floor" is what the same work costs
+without ailabber, measured in the same run; a ratio below 1 is better for times and
+bytes, above 1 for rates. Per figure:"""
 
 
 REPRODUCE = """\

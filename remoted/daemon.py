@@ -254,6 +254,7 @@ class Remoted:
                 running[r.user] = running.get(r.user, 0) + 1
                 gpus[r.user] = gpus.get(r.user, 0) + (r.spec.gpus if r.spec else 0)
         limits = self.settings.limits
+        batch: list[TaskRecord] = []
         for rec in fair_order(queued, running, self._last_served):
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
@@ -274,11 +275,33 @@ class Remoted:
                 else:
                     self._change(rec, PENDING, b.reason, message=b.message)
                 continue
+            if getattr(self.scheduler, "queues", False):
+                batch.append(rec)          # Slurm queues by itself: launch together below
+                running[rec.user] = running.get(rec.user, 0) + 1
+                gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus
+                continue
             self.launch(rec)
             self._last_served[rec.user] = time.monotonic()
             if rec.phase == LAUNCHED:
                 running[rec.user] = running.get(rec.user, 0) + 1
                 gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus
+        if batch:
+            self.launch_batch(batch)
+
+    def launch_batch(self, batch: list[TaskRecord]) -> None:
+        """Record every launch intent, make them durable with one flush, then submit:
+        the same exactly-once rule as ``launch`` at a fraction of the flushes."""
+        with fsutil.deferred_fsync(self.root) as group:
+            for rec in batch:
+                assert rec.spec is not None
+                rec.spec.write()
+                rec.phase = LAUNCHING
+                self.store.save(rec)
+            group.barrier()
+            crash_point("remoted:before_submit")
+            for rec in batch:
+                self._submit(rec)
+                self._last_served[rec.user] = time.monotonic()
 
     def launch(self, rec: TaskRecord) -> None:
         assert rec.spec is not None
@@ -286,6 +309,11 @@ class Remoted:
         rec.phase = LAUNCHING
         self.store.save(rec)
         crash_point("remoted:before_submit")
+        self._submit(rec)
+
+    def _submit(self, rec: TaskRecord) -> None:
+        """Hand a task whose intent is already recorded (phase launching) to the scheduler."""
+        assert rec.spec is not None
         try:
             handle = self.scheduler.submit(rec.spec, self._active_handles())
         except Blocked as b:

@@ -153,7 +153,7 @@ class Intake:
                 incoming = adir.sub("incoming")
             except FileNotFoundError:
                 return out
-            with incoming, incoming.sub("commit") as commit:
+            with incoming, incoming.sub("commit") as commit, fsutil.deferred_fsync(self.root):
                 for name in commit.listdir():
                     if name.startswith(".") or not name.endswith(".json"):
                         continue  # rsync's temporary files, editors' leftovers
@@ -195,6 +195,7 @@ class Intake:
                 known = TaskRecord(id=task_id, user=area.user, status=TaskStatus(id=task_id, owner=area.user),
                                    phase=ACCEPTING, order=order)
                 self.store.save(known)
+                fsutil.flush_deferred(self.root)   # the intent is on disk before the rename
             try:
                 tasks.lstat(task_id)
             except FileNotFoundError:

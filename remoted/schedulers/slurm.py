@@ -44,6 +44,7 @@ def job_name(task_id: str) -> str:
 
 class SlurmScheduler:
     name = "slurm"
+    queues = True    # never blocks: remoted may launch a whole batch at once
 
     def __init__(self, options: SlurmOptions | None = None, kill_grace: float = 10.0):
         self.opts = options or SlurmOptions()
