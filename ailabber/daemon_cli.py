@@ -7,6 +7,7 @@ set-up and the one-line settings error live here once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,4 +46,13 @@ def daemon_main(
         print(dump(checks))
         return 0 if all(c.ok for c in checks) else 1
     reload: Callable[[], Any] = lambda: load(args.config)  # noqa: E731
+    profile = os.environ.get("AILABBER_PROFILE_DIR")
+    if profile:   # where a daemon spends its time, for the benchmarks (cProfile, one file per pid)
+        import cProfile
+
+        prof = cProfile.Profile()
+        try:
+            return int(prof.runcall(run, settings, reload))
+        finally:
+            prof.dump_stats(os.path.join(profile, f"{name}-{os.getpid()}.prof"))
     return run(settings, reload)

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                 got = failed_rows(mod.FIGURES, str(exc))
             except Exception as exc:  # noqa: BLE001 - one broken group must not hide the others' figures
                 traceback.print_exc()
-                got = failed_rows(mod.FIGURES, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                first = str(exc).splitlines()[0][:300] if str(exc) else ""
+                got = failed_rows(mod.FIGURES, f"{type(exc).__name__}: {first}")
             finally:
                 infra.cancel_all_jobs()
             names = {r.figure for r in got}
@@ -88,11 +89,19 @@ def bytecode_cache(scratch: Path) -> None:
     os.chmod(cache, 0o1777)
     os.environ["PYTHONPYCACHEPREFIX"] = str(cache)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-c", WARM], check=True)
+    subprocess.run([sys.executable, "-c", WARM], check=False)
 
 
-WARM = ("import ailabber.cli.main, ailabber.submit, ailabber.up, spoold.main, spoold.daemon, remoted.main, "
-        "remoted.daemon, remoted.jobwrap, remoted.envs, remoted.schedulers.slurm, remoted.schedulers.local")
+WARM = """\
+import importlib
+for name in ("ailabber.cli.main", "ailabber.submit", "spoold.main", "spoold.daemon", "remoted.main",
+             "remoted.daemon", "remoted.jobwrap", "remoted.envs", "remoted.schedulers.slurm",
+             "remoted.schedulers.local"):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+"""
 
 
 def _say(msg: str) -> None:

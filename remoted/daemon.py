@@ -89,6 +89,13 @@ class Remoted:
 
     # --- the pass ------------------------------------------------------------------------
     def step(self) -> float:
+        # Group commit for the whole pass; the two orderings that matter (an accept's
+        # intent before its rename, a launch's intent before the scheduler is called) are
+        # flushed explicitly where they happen.
+        with fsutil.deferred_fsync(self.root):
+            return self._step()
+
+    def _step(self) -> float:
         if not self._loaded:
             self.load()
         for rec in self.intake.scan(self._order):
@@ -308,6 +315,7 @@ class Remoted:
         rec.spec.write()
         rec.phase = LAUNCHING
         self.store.save(rec)
+        fsutil.flush_deferred(self.root)     # the intent is on disk before the scheduler hears of it
         crash_point("remoted:before_submit")
         self._submit(rec)
 
