@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ailabber.home import ailabber_home
 
 
@@ -88,6 +86,8 @@ SCHEDULERS = ("local", "slurm")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml   # only when there is a file to read: the CLI starts faster without it
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -325,5 +325,7 @@ def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
     from ailabber import fsutil
+
+    import yaml
 
     fsutil.atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())

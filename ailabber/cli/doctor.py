@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 from ailabber.checks import Check, load, render
 from ailabber.cli.common import print_json
 from ailabber.daemonlock import holder_pid
@@ -62,6 +60,8 @@ def local_checks() -> tuple[list[Check], Path | None]:
         checks.append(Check("spool writable", False, f"{settings.spool}: {exc.strerror or exc}"))
     pid = holder_pid(settings.spool / "spoold.lock")
     if pid and pid > 0:
+        import psutil
+
         try:
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(psutil.Process(pid).create_time()))
         except psutil.Error:

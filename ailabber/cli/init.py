@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ailabber.cli.common import EXIT_USAGE, CliError
-from ailabber.config import TEMPLATE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if path.exists() and not args.force:
         raise CliError(f"{path} already exists (use --force to overwrite)", EXIT_USAGE)
+    from ailabber.config import TEMPLATE
+
     path.write_text(TEMPLATE, encoding="utf-8")
     print(f"wrote {path}: set run.commands, then: ailabber submit {path}")
     return 0

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from ailabber import render
 from ailabber.cli.common import EXIT_USAGE, CliError, get_spool, print_json, spoold_pid, task_json
-from ailabber.config import ConfigError
 from ailabber.settings import SettingsError, load_spoold_settings
-from ailabber.submit import submit
 from ailabber.upload_limits import UploadLimits, published
 
 
@@ -22,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run(args: argparse.Namespace) -> int:
+    from ailabber.config import ConfigError      # imported here: the other verbs start faster
+    from ailabber.submit import submit
+
     spool = get_spool()
     limits = published(spool.root)
     try:
