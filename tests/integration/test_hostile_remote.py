@@ -104,14 +104,20 @@ class Remote:
         task_id = task_id or task_dir.name
         area = self.area(user)
         dst = area / "incoming/tmp" / task_id
-        dst.mkdir(parents=True, exist_ok=True)
+        # Build beside the area and move in with one rename, as a finished rsync leaves it.
+        stage = self.base / f"upload-{task_id}-{self._n}"
+        stage.mkdir(parents=True)
         for m in UPLOAD_MEMBERS:
             src = task_dir / m
             if src.is_dir():
-                shutil.copytree(src, dst / m, symlinks=True)
+                shutil.copytree(src, stage / m, symlinks=True)
             else:
-                shutil.copy2(src, dst / m)
-        _chown_tree(dst, user)
+                shutil.copy2(src, stage / m)
+        _chown_tree(stage, user)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.rename(stage, dst)
         if commit:
             shutil.copy2(task_dir / MANIFEST, area / "incoming/commit" / f"{task_id}.json")
         return task_id
