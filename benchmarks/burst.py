@@ -113,12 +113,31 @@ def _burst(ctx: Ctx, transport: str, users: list[str], n: int) -> tuple[float, i
         seen = _job_names(cluster)
         lost = sum(1 for w in wanted if w not in seen)
         dup = sum(seen[w] - 1 for w in wanted if seen[w] > 1)
-        note = "" if not lost else f"; {lost} tasks still had no job after {elapsed:.0f} s"
+        note = "" if not lost else f"; {lost} tasks still had no job after {elapsed:.0f} s ({_why(site, staged, seen)})"
         note += _stages(site, staged, wall0)
         return (n - lost) / elapsed, lost, dup, note
     finally:
         cluster.run("scancel", "--state=PENDING", check=False)
         site.cleanup()
+
+
+def _why(site: Site, staged: dict[str, list[str]], seen: Counter[str]) -> str:
+    """What the tasks without a job say about themselves (their status in the spool)."""
+    from ailabber.spool import Spool
+
+    states: Counter[str] = Counter()
+    example = ""
+    for u, ids in staged.items():
+        spool = Spool(site.pipes[u].home / "spool")
+        for t in ids:
+            if f"ailabber-{t}" in seen:
+                continue
+            st = spool.read_status(t)
+            key = f"{st.state}/{st.reason}" if st else "unreadable"
+            states[key] += 1
+            if st is not None and st.message and not example:
+                example = st.message[:200]
+    return ", ".join(f"{k}: {v}" for k, v in states.most_common(3)) + (f"; e.g. {example!r}" if example else "")
 
 
 def _stages(site: Site, staged: dict[str, list[str]], wall0: float) -> str:

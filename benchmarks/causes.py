@@ -70,6 +70,20 @@ CAUSES: dict[str, str] = {
     "dispatch latency, submit -> running (local transport, Slurm)": (
         "Likely cause: the `ailabber submit` run itself (see the small submit row) and the daemons' "
         "passes; the notes split submit -> job in squeue from Slurm's own start time."),
+    "idle spoold: CPU": (
+        "Likely cause: wake-ups rather than work. An idle pass lists three directories and takes well "
+        "under a millisecond, but on this virtual machine every wake-up of an idle process is charged "
+        "several milliseconds (the floor, which does nothing but wake and list, shows how much). "
+        "spoold wakes more than once per pass: its own directory scans open the watched directories, "
+        "and watchdog's thread wakes to read and dispatch those open/close inotify events, which the "
+        "handler then ignores (`watch._Hint`); every 60 s it also runs rsync to pull the published "
+        "upload limits. Watching only for changes (no open/close events) would remove the extra "
+        "wake-ups."),
+    "idle remoted: CPU": (
+        "Likely cause: as for spoold, wake-ups rather than work: the pass every `rescan_interval`, "
+        "watchdog's thread woken by the open/close events of remoted's own scans of `users/` and each "
+        "user's `incoming/commit` and `requests`, and `heartbeat.json` replaced (with an fsync) every "
+        "5 s."),
     "environment, same uv.lock again (warm cache)": (
         "Likely cause: a cache hit still runs `uv python find` and `uv python list` (two uv "
         "processes) to compute the interpreter identity that is part of the key, before "
