@@ -7,18 +7,16 @@ from __future__ import annotations
 
 CAUSES: dict[str, str] = {
     "submit, small project (50 files, 1 MB)": (
-        "Likely cause: imports, not the snapshot. In a profile the submit itself (validate, copy, "
-        "manifest, commit) takes about 20 ms; the rest is the interpreter and the CLI's import graph "
-        "(the notes give what `import ailabber.cli.main` alone costs and its heaviest packages). "
-        "`ailabber/cli/main.py` imports every verb module up front: `cli/common.py` pulls in "
-        "`ailabber.settings` and with it PyYAML (the CLI needs one key of spoold.yaml), `cli/doctor.py` "
-        "pulls in psutil, `cli/init.py` pulls in `ailabber.config`, and `ailabber.task` pulls in "
-        "dataclasses (and with it inspect). Importing a verb's module only when that verb runs, and "
-        "reading spoold.yaml's `spool` without PyYAML, would remove most of it; a target of three "
-        "times an empty interpreter leaves about 20 ms for everything, so it also needs a smaller "
-        "import graph for `submit` itself. Without a bytecode cache (as a bare `uv sync` checkout "
-        "runs on a machine with PYTHONDONTWRITEBYTECODE=1) the command is several times slower "
-        "again (in the notes)."),
+        "Likely cause: start-up, not the snapshot. In a profile the submit itself (validate, copy, "
+        "manifest, commit) takes about 20 ms; the rest is the interpreter and the import graph of "
+        "`ailabber.cli.main` (the notes give what importing it alone costs in this run, and its "
+        "heaviest packages). `ailabber/cli/main.py` imports every verb's module up front, and with "
+        "them standard-library modules such as argparse, subprocess, pathlib, enum, re and "
+        "dataclasses (which imports inspect) for `TaskStatus`. Three times an empty interpreter "
+        "leaves about 20 ms beyond its own start, less than those imports alone; importing only what "
+        "`submit` needs (and nothing for the other verbs) is the way towards it. Without a bytecode "
+        "cache (as a bare `uv sync` checkout runs on a machine with PYTHONDONTWRITEBYTECODE=1) the "
+        "command is several times slower again (in the notes)."),
     "submit, large project, fsync on (default)": (
         "Likely cause: the copy itself, file by file in Python, plus the final flush. In a profile "
         "nearly all the time is in `snapshot._Copier.file`: opening the source and creating the copy "
@@ -71,8 +69,8 @@ CAUSES: dict[str, str] = {
         "Likely cause: the `ailabber submit` run itself (see the small submit row) and the daemons' "
         "passes; the notes split submit -> job in squeue from Slurm's own start time."),
     "idle spoold: CPU": (
-        "Likely cause: wake-ups rather than work. An idle pass lists three directories and takes well "
-        "under a millisecond, but on this virtual machine every wake-up of an idle process is charged "
+        "Likely cause: wake-ups rather than work. An idle pass lists three directories (tens of "
+        "microseconds when passes run back to back), but on this virtual machine every wake-up of an idle process is charged "
         "several milliseconds (the floor, which does nothing but wake and list, shows how much). "
         "spoold wakes more than once per pass: its own directory scans open the watched directories, "
         "and watchdog's thread wakes to read and dispatch those open/close inotify events, which the "

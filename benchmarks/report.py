@@ -163,7 +163,8 @@ def _shortfall(r: Row) -> str:
         return f"Measured {fmt(r.value, r.unit)} where the target is {t}."
     scale = limit if unit in ("s", "MB", "%") else None
     if scale:
-        return f"Measured {fmt(r.value, r.unit)} against a target of {t}: {r.value / scale:.2f} times the limit."
+        over = (r.value / scale - 1) * 100
+        return f"Measured {fmt(r.value, r.unit)} against a target of {t}: {over:.1f} % over the limit."
     return f"Measured {fmt(r.value, r.unit)} against a target of {t}."
 
 
@@ -175,9 +176,10 @@ root as a path, "ssh" means through a loopback sshd with the student's key pinne
 rrsync to their directory; the page cache is warm; every Python process (CLI, daemons,
 floors) runs with compiled bytecode, as an installed package does (a shared
 `PYTHONPYCACHEPREFIX` in the scratch directory, filled once at the start: a bare `uv sync`
-checkout has no `.pyc` files, and with `PYTHONDONTWRITEBYTECODE=1` none are ever written). "floor" is what the same work costs
-without ailabber, measured in the same run; a ratio below 1 is better for times and
-bytes, above 1 for rates. Per figure:"""
+checkout has no `.pyc` files, and with `PYTHONDONTWRITEBYTECODE=1` none are ever
+written). "floor" is what the same work costs without ailabber, measured in the same run;
+"ratio" is ailabber's figure divided by the floor. Other processes may share the machine:
+the load average at the start and end of the run is given with the machine. Per figure:"""
 
 
 REPRODUCE = """\
