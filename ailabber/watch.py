@@ -11,7 +11,22 @@ import logging
 import threading
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+#: Only what can mean "new work": not the open/close events our own rescans cause, which
+#: would wake the watcher thread on every pass for nothing.
+EVENTS = [FileCreatedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent,
+          DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
@@ -42,7 +57,10 @@ class Waker:
         if path in self._watched or not path.is_dir():
             return
         try:
-            self._observer.schedule(_Hint(self.event), str(path), recursive=False)
+            try:
+                self._observer.schedule(_Hint(self.event), str(path), recursive=False, event_filter=EVENTS)
+            except TypeError:   # watchdog before 4.0 has no event filter
+                self._observer.schedule(_Hint(self.event), str(path), recursive=False)
             self._watched.add(path)
         except OSError as exc:  # inotify watch limit: periodic rescans still cover us
             log.warning("cannot watch %s (%s); relying on periodic rescans", path, exc)
