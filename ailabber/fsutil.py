@@ -59,23 +59,26 @@ def flush_deferred(path: str | os.PathLike[str]) -> None:
         _deferred = saved
 
 
-def fsync_fd(fd: int) -> None:
+def _sync_now() -> bool:
+    """Whether a flush must happen now: not when durability is off, nor inside a group
+    commit (which only notes that a flush is owed)."""
     global _dirty
     if not _FSYNC:
-        return
+        return False
     if _deferred:
         _dirty = True
-        return
-    os.fsync(fd)
+        return False
+    return True
+
+
+def fsync_fd(fd: int) -> None:
+    if _sync_now():
+        os.fsync(fd)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename or create inside ``path`` durable."""
-    global _dirty
-    if not _FSYNC:
-        return
-    if _deferred:
-        _dirty = True
+    if not _sync_now():
         return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -225,8 +228,8 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
 
 def fsync_tree(root: str | os.PathLike[str]) -> None:
     """fsync every file and directory under ``root`` (before a commit rename)."""
-    if not _FSYNC:
-        return
+    if not _sync_now():
+        return   # inside a group commit the pass's next flush covers the whole tree
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             p = os.path.join(dirpath, name)
