@@ -8,17 +8,16 @@ Errors are collected (not first-only) so one run shows everything to fix, each a
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
 import stat
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ailabber.ignore import IgnoreRules
+from ailabber.suggest import closest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,8 +41,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Resources:
+class Resources(NamedTuple):
     gpus: int = 0
     cpus: int = 1
     memory: str = "8G"          # as written (normalised upper-case unit), e.g. "32G"
@@ -52,35 +50,34 @@ class Resources:
     time_limit_s: int = 3600     # the same in seconds
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     pyproject_toml: str | None = None   # relative to the upload dir, normalised ("pyproject.toml")
     uv_lock: str | None = None
     extra_wheels: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Files:
+class Files(NamedTuple):
     upload: str = "."                   # relative to the config file's directory
     ignore: tuple[str, ...] = ()        # gitignore-syntax patterns, relative to the upload dir
     workdir: str = "."                  # relative to the upload dir, normalised
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     commands: tuple[str, ...] = ()
     logs: tuple[str, ...] = ()          # relative to workdir, normalised
     results: tuple[str, ...] = ()       # relative to workdir, normalised
 
 
-@dataclass(frozen=True)
-class TaskConfig:
+_DEFAULT_RESOURCES, _DEFAULT_FILES = Resources(), Files()
+
+
+class TaskConfig(NamedTuple):
     resources: Resources
     environment: Environment
     files: Files
     run: Run
-    source: Path = field(default=Path("task_config.toml"))   # the config file as given
-    upload_root: Path = field(default=Path("."))             # absolute, resolved upload dir
+    source: Path = Path("task_config.toml")   # the config file as given
+    upload_root: Path = Path(".")             # absolute, resolved upload dir
 
 
 class ConfigError(ValueError):
@@ -137,9 +134,9 @@ class _Problems:
 def _unknown(key: str, table: str | None) -> str:
     known = SCHEMA[table] if table else tuple(SCHEMA)
     message = f"unknown key {_q(key)}"
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    close = closest(key, known, cutoff=0.7)
     if close:
-        return f"{message} (did you mean {_q(close[0])}?)"
+        return f"{message} (did you mean {_q(close)}?)"
     for other, keys in SCHEMA.items():
         if other != table and key in keys:
             return f"{message} (it belongs in [{other}])"
@@ -169,7 +166,7 @@ _KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 
 def _memory(p: _Problems, tbl: dict[str, Any]) -> tuple[str, int]:
-    default = (Resources.memory, Resources.memory_mb)
+    default = (_DEFAULT_RESOURCES.memory, _DEFAULT_RESOURCES.memory_mb)
     if "memory" not in tbl:
         return default
     value, name = tbl["memory"], "resources.memory"
@@ -228,7 +225,7 @@ def _slurm_seconds(text: str) -> int | str:
 
 
 def _time_limit(p: _Problems, tbl: dict[str, Any]) -> tuple[str, int]:
-    default = (Resources.time_limit, Resources.time_limit_s)
+    default = (_DEFAULT_RESOURCES.time_limit, _DEFAULT_RESOURCES.time_limit_s)
     if "time_limit" not in tbl:
         return default
     value, name = tbl["time_limit"], "resources.time_limit"
@@ -368,8 +365,8 @@ def _tables(p: _Problems, doc: dict[str, Any]) -> dict[str, dict[str, Any] | Non
 
 
 def _resources(p: _Problems, tbl: dict[str, Any]) -> Resources:
-    gpus = _int(p, tbl, "resources", "gpus", 0, 64, Resources.gpus)
-    cpus = _int(p, tbl, "resources", "cpus", 1, 1024, Resources.cpus)
+    gpus = _int(p, tbl, "resources", "gpus", 0, 64, _DEFAULT_RESOURCES.gpus)
+    cpus = _int(p, tbl, "resources", "cpus", 1, 1024, _DEFAULT_RESOURCES.cpus)
     memory, memory_mb = _memory(p, tbl)
     time_limit, time_limit_s = _time_limit(p, tbl)
     return Resources(
@@ -381,7 +378,7 @@ def _resources(p: _Problems, tbl: dict[str, Any]) -> Resources:
 def _upload_root(p: _Problems, tbl: dict[str, Any], source: Path,
                  override: Path | None) -> tuple[str, Path | None]:
     """Normalised ``files.upload`` and the resolved directory to check files against."""
-    raw = tbl.get("upload", Files.upload)
+    raw = tbl.get("upload", _DEFAULT_FILES.upload)
     norm = _rel_path(p, "files.upload", raw)
     if override is not None:
         root = Path(os.path.realpath(override))
@@ -423,7 +420,7 @@ def _patterns(p: _Problems, tbl: dict[str, Any]) -> tuple[str, ...]:
 def _workdir(p: _Problems, tbl: dict[str, Any], root: Path | None,
              rules: IgnoreRules | None) -> tuple[str, bool]:
     """Normalised ``files.workdir`` and whether it can be used to place logs/results."""
-    raw = tbl.get("workdir", Files.workdir)
+    raw = tbl.get("workdir", _DEFAULT_FILES.workdir)
     norm = _rel_path(p, "files.workdir", raw)
     if norm is None:
         return ".", False

@@ -7,8 +7,8 @@ needs two submissions in the same millisecond drawing the same 30 bits.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import time
 from collections.abc import Iterable
 
@@ -20,7 +20,9 @@ def new_task_id(now: float | None = None) -> str:
     total_ms = round((time.time() if now is None else now) * 1000)
     secs, ms = divmod(total_ms, 1000)
     tm = time.gmtime(secs)
-    rand = "".join(secrets.choice(_ALPHABET) for _ in range(6))
+    # 30 random bits as six base-32 digits (os.urandom: no hashlib import at start-up)
+    rand_bits = int.from_bytes(os.urandom(4), "big")
+    rand = "".join(_ALPHABET[(rand_bits >> (5 * i)) & 31] for i in range(6))
     return time.strftime("%y%m%d-%H%M%S", tm) + f"{ms:03d}-{rand}"
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 IGNORE_FILE = ".ailabberignore"
 
@@ -30,8 +30,7 @@ BUILTIN_PATTERNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class _Rule:
+class _Rule(NamedTuple):
     regex: re.Pattern[str]
     negated: bool
     dir_only: bool

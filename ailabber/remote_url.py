@@ -8,7 +8,7 @@ restricted directory's root); without, the absolute ``/srv/ailabber/users/<name>
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
@@ -19,8 +19,7 @@ class RemoteUrlError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class SshRemote:
+class SshRemote(NamedTuple):
     user: str | None
     host: str
     port: int | None

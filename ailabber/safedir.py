@@ -9,7 +9,6 @@ rename or symlink swap of its path no longer changes what we write into.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -86,7 +85,7 @@ class SafeDir:
 
     def write_atomic(self, name: str, data: bytes, mode: int = 0o644) -> None:
         _check_name(name)
-        tmp = f".{name}.tmp-{os.getpid()}-{secrets.token_hex(3)}"
+        tmp = f".{name}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
                      dir_fd=self.fd)
         try:

@@ -6,20 +6,18 @@ keys, wrong types and impossible values each get one line naming the file and th
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ailabber.home import ailabber_home
+from ailabber.suggest import closest
 
 
 class SettingsError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class SpooldSettings:
+class SpooldSettings(NamedTuple):
     spool: Path
     remote: str                      # a local path, or ssh://user@host[:port]/path later
     poll_interval: float = 1.0       # seconds between status pulls while tasks are active
@@ -36,8 +34,7 @@ class SpooldSettings:
         return self.remote.startswith("ssh://")
 
 
-@dataclass(frozen=True)
-class SlurmOptions:
+class SlurmOptions(NamedTuple):
     """The admin's choices for every sbatch call; never influenced by a task."""
 
     partition: str | None = None
@@ -51,8 +48,7 @@ class SlurmOptions:
     jobcomp_log: str | None = None    # JobCompLoc of jobcomp/filetxt, read when sacct has nothing
 
 
-@dataclass(frozen=True)
-class UserLimits:
+class UserLimits(NamedTuple):
     max_running: int | None = None    # tasks handed to the scheduler at once, per user
     max_gpus: int | None = None       # GPUs of those tasks together, per user
     max_queued: int | None = None     # tasks waiting in remoted's queue, per user
@@ -60,8 +56,7 @@ class UserLimits:
     max_upload_files: int | None = None
 
 
-@dataclass(frozen=True)
-class RemotedSettings:
+class RemotedSettings(NamedTuple):
     root: Path
     scheduler: str = "local"
     gpus: int | None = None          # None: count with nvidia-smi -L
@@ -73,8 +68,8 @@ class RemotedSettings:
     uv: str | None = None            # uv used to build environments (default: found on PATH)
     signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
     transport_account: str | None = None  # service account that owns users/<name> when keys are pinned there
-    slurm: SlurmOptions = field(default_factory=SlurmOptions)
-    limits: UserLimits = field(default_factory=UserLimits)
+    slurm: SlurmOptions = SlurmOptions()
+    limits: UserLimits = UserLimits()
     source: Path | None = None
 
     @property
@@ -108,12 +103,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _hint(key: str, allowed: tuple[str, ...]) -> str:
+    close = closest(key, allowed)
+    return f" (did you mean '{close}'?)" if close else ""
+
+
 def _check_keys(path: Path, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
     for key in data:
         if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise SettingsError(f"{path}: {key}: unknown key{extra}")
+            raise SettingsError(f"{path}: {key}: unknown key{_hint(str(key), allowed)}")
 
 
 def _number(path: Path, data: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -210,9 +208,7 @@ def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...
         raise SettingsError(f"{path}: {key}: must be a mapping")
     for k in sec:
         if k not in allowed:
-            hint = difflib.get_close_matches(str(k), allowed, n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise SettingsError(f"{path}: {key}.{k}: unknown key{extra}")
+            raise SettingsError(f"{path}: {key}.{k}: unknown key{_hint(str(k), allowed)}")
     return sec
 
 

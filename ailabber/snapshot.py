@@ -14,9 +14,9 @@ import heapq
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from typing import NamedTuple
 from ailabber.config import ConfigError, TaskConfig
 from ailabber.fsutil import fsync_dir, fsync_fd
 from ailabber.ignore import IgnoreRules
@@ -30,8 +30,7 @@ _FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, e
                     errno.EBADF, errno.ETXTBSY}
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     rel: str            # POSIX path relative to the upload root
     kind: str           # "file" | "dir" | "symlink"
     size: int           # bytes for files, 0 otherwise
@@ -39,8 +38,7 @@ class Entry:
     target: str | None = None  # symlinks only: the link text as written
 
 
-@dataclass
-class SnapshotPlan:
+class SnapshotPlan(NamedTuple):
     root: Path
     entries: list[Entry]
     total_bytes: int

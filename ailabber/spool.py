@@ -13,7 +13,6 @@ The stage a task is in is the directory it is in: ``ls`` tells the truth.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +120,8 @@ class Spool:
         return dst
 
     def discard_tmp(self, task_id: str) -> None:
+        import shutil   # only on a failed submit: not on every command's start-up
+
         shutil.rmtree(self.stage_dir(TMP) / task_id, ignore_errors=True)
 
     def clean_stale_tmp(self, max_age: float = STALE_TMP_SECONDS, now: float | None = None) -> list[str]:
@@ -131,6 +132,8 @@ class Spool:
             try:
                 if now - entry.stat(follow_symlinks=False).st_mtime > max_age:
                     if entry.is_dir(follow_symlinks=False):
+                        import shutil
+
                         shutil.rmtree(entry.path, ignore_errors=True)
                     else:
                         os.unlink(entry.path)

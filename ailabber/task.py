@@ -6,9 +6,7 @@ Pure model: no I/O.  Both daemons and the CLI read and write status records thro
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 PENDING = "pending"
@@ -110,42 +108,74 @@ class IllegalTransition(ValueError):
     pass
 
 
-@dataclass
-class TaskStatus:
-    """The public status record (``status.json``).  Field names are an interface."""
+#: The fields of ``status.json`` that every reader may rely on (an interface).
+STATUS_FIELDS: tuple[str, ...] = ("id", "state", "reason", "message", "exit_code", "submitted_at", "started_at",
+                                  "finished_at", "updated_at", "job_id", "owner", "seq")
 
-    id: str
-    state: str = PENDING
-    reason: str | None = None
-    message: str | None = None
-    exit_code: int | None = None
-    submitted_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str | None = None
-    job_id: str | None = None
-    owner: str | None = None
-    seq: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+class TaskStatus:
+    """The public status record (``status.json``).  Field names are an interface.
+
+    A plain class rather than a dataclass: every CLI command builds these, and importing
+    ``dataclasses`` (which imports ``inspect``) would double a small command's start-up.
+    Fields that are not in STATUS_FIELDS travel in ``extra`` and are written back as they
+    came, so newer daemons can add fields without older readers dropping them."""
+
+    __slots__ = (*STATUS_FIELDS, "extra")
+
+    def __init__(self, id: str, state: str = PENDING, reason: str | None = None, message: str | None = None,
+                 exit_code: int | None = None, submitted_at: str | None = None, started_at: str | None = None,
+                 finished_at: str | None = None, updated_at: str | None = None, job_id: str | None = None,
+                 owner: str | None = None, seq: int = 0, extra: dict[str, Any] | None = None) -> None:
+        self.id = id
+        self.state = state
+        self.reason = reason
+        self.message = message
+        self.exit_code = exit_code
+        self.submitted_at = submitted_at
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.updated_at = updated_at
+        self.job_id = job_id
+        self.owner = owner
+        self.seq = seq
+        self.extra: dict[str, Any] = {} if extra is None else extra
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskStatus):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]   # mutable: not a dict key
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"TaskStatus({inner})"
+
+    def copy(self) -> TaskStatus:
+        """An independent copy (``extra`` included) to derive the next status from."""
+        return TaskStatus(**{name: getattr(self, name) for name in STATUS_FIELDS}, extra=dict(self.extra))
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        extra = d.pop("extra")
-        d.update(extra)
+        d = {name: getattr(self, name) for name in STATUS_FIELDS}
+        d.update(self.extra)
         d["reason_text"] = explain(self.reason)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskStatus:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: d[k] for k in names if k in d}
-        extra = {k: v for k, v in d.items() if k not in names and k != "reason_text"}
-        st = cls(**known)
-        st.extra = extra
+        known = {k: d[k] for k in STATUS_FIELDS if k in d}
+        if "id" not in known:
+            raise ValueError("status has no id")
+        extra = {k: v for k, v in d.items() if k not in known and k != "reason_text"}
+        st = cls(**known, extra=extra)
         if st.state not in STATES:
             raise ValueError(f"unknown state {st.state!r}")
         return st
@@ -173,7 +203,7 @@ def transition(
     if state not in _ALLOWED[status.state]:
         raise IllegalTransition(f"task {status.id}: {status.state} -> {state} is not allowed")
     ts = now_iso(now)
-    new = dataclasses.replace(status, extra=dict(status.extra))
+    new = status.copy()
     new.state = state
     new.reason = reason
     new.message = message
@@ -184,7 +214,7 @@ def transition(
     if state in TERMINAL:
         new.finished_at = ts
     for k, v in fields.items():
-        if hasattr(new, k) and k != "extra":
+        if k in STATUS_FIELDS:
             setattr(new, k, v)
         else:
             new.extra[k] = v

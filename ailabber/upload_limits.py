@@ -7,17 +7,15 @@ into the spool, so the CLI knows them without touching the network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ailabber import fsutil
 
 LIMITS_FILE = "limits.json"
 
 
-@dataclass(frozen=True)
-class UploadLimits:
+class UploadLimits(NamedTuple):
     max_bytes: int | None = None
     max_files: int | None = None
 

@@ -8,7 +8,6 @@ story from submit to finish.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ailabber.task import TaskStatus
@@ -22,7 +21,7 @@ def merge_remote(local: TaskStatus, remote: TaskStatus, remote_events: list[dict
     seen = int(local.extra.get("remote_seq", 0))
     if remote.seq <= seen or remote.id != local.id or local.terminal:
         return None
-    new = dataclasses.replace(local, extra=dict(local.extra))
+    new = local.copy()
     for name in REMOTE_FIELDS:
         setattr(new, name, getattr(remote, name))
     new.extra["remote_seq"] = remote.seq

@@ -7,8 +7,7 @@ import argparse
 from ailabber.cli.common import find_task, get_spool, spoold_pid
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("cancel", help="cancel a task (pending: canceled; running: terminated)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.set_defaults(func=run)
 

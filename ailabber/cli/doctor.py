@@ -20,8 +20,7 @@ from ailabber.home import ailabber_home
 from ailabber.settings import SettingsError, load_spoold_settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("doctor", help="check your setup (config, spool, spoold, remote, remoted, scheduler, uv)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--remoted-config", type=Path, help="(admins, on the cluster) check this remoted setup instead")
     p.add_argument("--timeout", type=float, default=60)

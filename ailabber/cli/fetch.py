@@ -17,8 +17,7 @@ from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spool
 from ailabber.spool import NEW, RESULTS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("fetch", help="copy a task's logs and results (default ./ailabber-results/<id>/)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.add_argument("--dest", type=Path, default=None)
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for spoold (unfinished tasks)")

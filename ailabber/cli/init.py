@@ -8,8 +8,7 @@ from pathlib import Path
 from ailabber.cli.common import EXIT_USAGE, CliError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("init", help="write a commented ./task_config.toml")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=run)

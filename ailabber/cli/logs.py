@@ -15,8 +15,7 @@ from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
 STREAMS = ("output", "stdout", "stderr", "setup")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("logs", help="print a task's output (-f: follow while it runs)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--stream", choices=STREAMS, default="output")

@@ -1,68 +1,95 @@
-"""Entry point of the ``ailabber`` command."""
+"""Entry point of the ``ailabber`` command.
+
+Only the module of the verb being run is imported: every verb pays for its own imports
+and nothing else, which keeps a small ``ailabber submit`` close to the interpreter's
+own start-up time.  ``ailabber --help`` needs nothing but the table below.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import signal
 import sys
 
 from ailabber import __version__
-from ailabber.cli import cancel, doctor, fetch, init, logs, status, submit, wait, whoami
-from ailabber.cli.common import EXIT_USAGE, CliError
+
+# verb -> (module under ailabber.cli, function that adds its arguments, one-line help)
+VERBS: dict[str, tuple[str, str, str]] = {
+    "whoami": ("whoami", "configure", "show your identity, spool and remote"),
+    "submit": ("submit", "configure", "submit a task (default config: ./task_config.toml)"),
+    "status": ("status", "configure_status", "show one task"),
+    "list": ("status", "configure_list", "list your tasks, oldest first"),
+    "logs": ("logs", "configure", "print a task's output (-f: follow while it runs)"),
+    "fetch": ("fetch", "configure", "copy a task's logs and results (default ./ailabber-results/<id>/)"),
+    "cancel": ("cancel", "configure", "cancel a task (pending: canceled; running: terminated)"),
+    "wait": ("wait", "configure", "wait for a task to end (exit 0 only if it completed)"),
+    "init": ("init", "configure", "write a commented ./task_config.toml"),
+    "doctor": ("doctor", "configure", "check your setup (config, spool, spoold, remote, remoted, scheduler, uv)"),
+    "up": ("up", "configure", "run spoold and remoted on this machine, in the foreground"),
+    "demo": ("demo", "configure", "run the bundled example end to end in a temporary home"),
+}
+
+EXIT_USAGE = 2      # as ailabber.cli.common.EXIT_USAGE, without importing it for --help
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own formatter imports shutil (and with it bz2 and lzma) for the terminal
+    width on every ``add_argument``; this one asks os, as shutil would."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
+
+
+def _columns() -> int:
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def verbs_named(argv: list[str]) -> set[str]:
+    """The verbs whose arguments this command line needs: the verb itself (the first word
+    that is not an option) and, for ``help VERB``, the verb asked about."""
+    words = [w for w in argv if not w.startswith("-")]
+    if not words:
+        return set()
+    if words[0] == "help":
+        return set(words[1:2])
+    return {words[0]}
+
+
+def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the verbs in ``configure`` (all if None) get their arguments."""
     ap = argparse.ArgumentParser(
-        prog="ailabber",
+        prog="ailabber", formatter_class=_Formatter,
         description="Send GPU tasks to the cluster and get their results back. Every command works on "
                     "your local spool ($AILABBER_HOME/spool), even while the daemons or the network are down.",
     )
     ap.add_argument("--version", action="version", version=f"ailabber {__version__}")
-    sub = ap.add_subparsers(dest="verb", metavar="COMMAND")
-    whoami.add_parser(sub)
-    submit.add_parser(sub)
-    status.add_parsers(sub)
-    logs.add_parser(sub)
-    fetch.add_parser(sub)
-    cancel.add_parser(sub)
-    wait.add_parser(sub)
-    init.add_parser(sub)
-    doctor.add_parser(sub)
-    p = sub.add_parser("up", help="run spoold and remoted on this machine, in the foreground")
-    p.add_argument("--scheduler", choices=["local", "slurm"], default=None,
-                   help="scheduler for remoted (saved in $AILABBER_HOME/remoted.yaml; default local)")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs the local scheduler may use (default: nvidia-smi -L)")
-    p.add_argument("--verbose", "-v", action="store_true")
-    p.set_defaults(func=_up)
-    p = sub.add_parser("demo", help="run the bundled example end to end in a temporary home")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.set_defaults(func=_demo)
-    p = sub.add_parser("help", help="show help for a command")
+    sub = ap.add_subparsers(dest="verb", metavar="COMMAND", prog="ailabber")   # prog: no formatter (nor shutil) unless help is shown
+    for verb, (module, function, help_text) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, formatter_class=_Formatter)
+        if configure is None or verb in configure:
+            getattr(importlib.import_module(f"ailabber.cli.{module}"), function)(p)
+    p = sub.add_parser("help", help="show help for a command", formatter_class=_Formatter)
     p.add_argument("topic", nargs="?")
     p.set_defaults(func=lambda a: _help(ap, sub, a))
     return ap
 
 
-def _up(args: argparse.Namespace) -> int:
-    from ailabber.settings import SettingsError
-    from ailabber.up import run_foreground
-
-    try:
-        return run_foreground(args.scheduler, args.gpus, args.verbose)
-    except SettingsError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from ailabber.demo import run
-
-    return run(keep=args.keep)
-
-
 def _help(ap: argparse.ArgumentParser, sub: argparse._SubParsersAction, args: argparse.Namespace) -> int:  # type: ignore[type-arg]
     if args.topic:
         if args.topic not in sub.choices:
-            raise CliError(f"no command '{args.topic}'", EXIT_USAGE)
+            print(f"ailabber: no command '{args.topic}'", file=sys.stderr)
+            return EXIT_USAGE
         sub.choices[args.topic].print_help()
     else:
         ap.print_help()
@@ -76,11 +103,14 @@ def _terminate(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    ap = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    ap = build_parser(verbs_named(argv))
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):
         ap.print_help()
         return EXIT_USAGE
+    from ailabber.cli.common import CliError
+
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -10,12 +10,13 @@ from ailabber.spool import STAGES
 from ailabber import statusfile
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("status", help="show one task")
+def configure_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="task id, or a unique prefix or suffix of one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_status)
-    p = sub.add_parser("list", help="list your tasks, oldest first")
+
+
+def configure_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=0, help="show only the N newest tasks")
     p.add_argument("--state", action="append", help="only tasks in this state (repeatable)")

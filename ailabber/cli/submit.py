@@ -12,8 +12,7 @@ from ailabber.settings import SettingsError, load_spoold_settings
 from ailabber.upload_limits import UploadLimits, published
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("submit", help="submit a task (default config: ./task_config.toml)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
     p.set_defaults(func=run)

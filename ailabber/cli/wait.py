@@ -10,8 +10,7 @@ from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
 from ailabber.task import COMPLETED
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("wait", help="wait for a task to end (exit 0 only if it completed)")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
     p.add_argument("--interval", type=float, default=0.25, help=argparse.SUPPRESS)

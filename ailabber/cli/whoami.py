@@ -10,8 +10,7 @@ from ailabber.home import ailabber_home, os_user
 from ailabber.settings import SettingsError, load_spoold_settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("whoami", help="show your identity, spool and remote")
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
