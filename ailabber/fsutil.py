@@ -146,11 +146,12 @@ def read_small(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> byt
         chunks = []
         left = limit + 1
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
+            want = min(left, max(st.st_size + 1, 4096), 1 << 20)
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < want:
+                break   # a short read of a regular file is its end: no second read to learn it
         data = b"".join(chunks)
         if len(data) > limit:
             raise NotARegularFile(f"{path} is larger than {limit} bytes")

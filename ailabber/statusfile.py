@@ -4,6 +4,7 @@ works the same on both ends."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ STATUS = "status.json"
 EVENTS = "events.jsonl"
 
 
-def read_status(task_dir: Path) -> TaskStatus | None:
-    data = fsutil.read_json_or_none(task_dir / STATUS)
+def read_status(task_dir: str | os.PathLike[str]) -> TaskStatus | None:
+    # os.path.join, not Path: `ailabber list` calls this once per task in the spool
+    data = fsutil.read_json_or_none(os.path.join(task_dir, STATUS))
     if not isinstance(data, dict):
         return None
     try:

@@ -87,21 +87,42 @@ def parse_iso(s: str | None) -> float | None:
     """Inverse of ``now_iso``; tolerant of a missing fraction."""
     if not s or not isinstance(s, str):
         return None
-    import calendar
-
     main, _, frac = s.rstrip("Z").partition(".")
     # Sliced by hand: time.strptime is slow enough to dominate `list` over 10,000 tasks.
     if len(main) != 19 or main[4] != "-" or main[7] != "-" or main[10] != "T" or main[13] != ":" or main[16] != ":":
         return None
+    day = _day_start(main[:10])
     try:
-        fields = (int(main[0:4]), int(main[5:7]), int(main[8:10]), int(main[11:13]), int(main[14:16]),
-                  int(main[17:19]))
+        hour, minute, second = int(main[11:13]), int(main[14:16]), int(main[17:19])
     except ValueError:
         return None
-    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
+    if day is None or not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 61):
         return None
-    base = calendar.timegm((*fields, 0, 0, 0))
-    return base + (float("0." + frac) if frac.isdigit() else 0.0)
+    return day + hour * 3600 + minute * 60 + second + (float("0." + frac) if frac.isdigit() else 0.0)
+
+
+_DAYS: dict[str, int | None] = {}
+
+
+def _day_start(date: str) -> int | None:
+    """Epoch seconds of 00:00 UTC on ``YYYY-MM-DD`` (None if invalid), remembered: a
+    spool's thousands of timestamps fall on a few days."""
+    try:
+        return _DAYS[date]
+    except KeyError:
+        pass
+    import calendar
+
+    start: int | None = None
+    try:
+        year, month, mday = int(date[0:4]), int(date[5:7]), int(date[8:10])
+        if 1 <= month <= 12 and 1 <= mday <= 31 and date[0:4].isdigit():
+            start = calendar.timegm((year, month, mday, 0, 0, 0, 0, 0, 0))
+    except ValueError:
+        start = None
+    if len(_DAYS) < 4096:
+        _DAYS[date] = start
+    return start
 
 
 class IllegalTransition(ValueError):

@@ -37,8 +37,9 @@ def run_list(args: argparse.Namespace) -> int:
     spool = get_spool()
     found = []
     for stage in STAGES:
+        stage_dir = str(spool.stage_dir(stage))
         for task_id in spool.ids_in(stage):
-            st = statusfile.read_status(spool.stage_dir(stage) / task_id)
+            st = statusfile.read_status(f"{stage_dir}/{task_id}")
             if st is not None and (not args.state or st.state in args.state):
                 found.append((task_id, stage, st))
     found.sort(key=lambda t: t[0])

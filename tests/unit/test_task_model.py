@@ -118,3 +118,18 @@ def test_over_limit() -> None:
     assert over_limit("a", 1, {"a": 1}, {}, 2, None) is None
     assert over_limit("a", 2, {}, {"a": 1}, None, 2) is not None
     assert over_limit("a", 0, {}, {"a": 5}, None, 2) is None
+
+
+@pytest.mark.parametrize("bad", ["2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-01-32T00:00:00Z",
+                                 "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "+026-01-01T00:00:00Z",
+                                 "2026-01-01T0a:00:00Z", "2026/01/01T00:00:00Z", ""])
+def test_parse_iso_rejects_impossible_times(bad: str) -> None:
+    assert parse_iso(bad) is None
+
+
+def test_parse_iso_matches_the_calendar_across_days() -> None:
+    import calendar
+
+    for day in ("1999-12-31", "2000-02-29", "2026-11-28", "2038-01-19"):
+        y, m, d = (int(x) for x in day.split("-"))
+        assert parse_iso(f"{day}T13:45:07.250Z") == calendar.timegm((y, m, d, 13, 45, 7, 0, 0, 0)) + 0.25
