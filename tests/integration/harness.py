@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
+
+from tests.unix_users import chown_tree
 
 TERMINAL = {"completed", "failed", "canceled", "terminated"}
 
@@ -168,3 +171,62 @@ def _me() -> str:
     import pwd
 
     return pwd.getpwuid(os.getuid()).pw_name
+
+
+def task_processes(task_id: str) -> list[psutil.Process]:
+    """Every process that belongs to the task (carries its ``AILABBER_TASK_ID``)."""
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("AILABBER_TASK_ID") == task_id:
+                out.append(p)
+        except (psutil.Error, OSError):
+            continue
+    return out
+
+
+def count_runs(project: Path, runs: Path) -> Path:
+    """Make every run of ``project`` first append ``ran`` to ``runs/count`` (a directory any
+    job's user may write to); returns that file."""
+    runs.mkdir(mode=0o777)
+    os.chmod(runs, 0o777)
+    cfg = project / "task_config.toml"
+    cfg.write_text(cfg.read_text().replace('commands = [', f'commands = ["echo ran >> {runs}/count", '))
+    return runs / "count"
+
+
+# --- several students on one machine (as root) --------------------------------------------
+def shared_root(base: Path) -> Path:
+    """An empty remote root whose ``users/`` every account may pass through."""
+    root = base / "remote"
+    (root / "users").mkdir(parents=True)
+    for d in (root, root / "users"):
+        os.chmod(d, 0o755)
+    return root
+
+
+def student_area(root: Path, user: str) -> Path:
+    """The student's directory under ``users/``, made by the admin and owned by the student."""
+    area = root / "users" / user
+    area.mkdir(mode=0o700)
+    chown_tree(area, user)
+    return area
+
+
+def student_pipeline(base: Path, user: str, python: Path, root: Path, home: Path,
+                     remoted_extra: dict[str, Any] | None = None, **kw: Any) -> Pipeline:
+    """A ``Pipeline`` in ``base`` whose spoold and CLI run as ``user`` (with ``python``) on
+    the shared ``root``; jobs run with the same interpreter."""
+    p = Pipeline(base, client_user=user, client_python=str(python), root=root, home=home,
+                 remoted_extra={"job_python": str(python), "signal_before_timeout": 0, **(remoted_extra or {})},
+                 **kw)
+    os.chmod(base, 0o755)
+    chown_tree(home, user)
+    return p
+
+
+def owned_project(p: Pipeline, name: str, cmd: str, *, gpus: int = 0, files: dict[str, str] | None = None) -> Path:
+    """A one-command project with ``output`` as its results, owned by the pipeline's client."""
+    d = p.project([cmd], name=name, results=["output"], gpus=gpus, files=files)
+    chown_tree(d, p.client_user or "root")
+    return d

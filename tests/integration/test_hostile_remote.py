@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import tempfile
 import textwrap
 import time
@@ -27,7 +26,8 @@ import pytest
 from ailabber import ids
 from ailabber.spool import MANIFEST, UPLOAD_MEMBERS, Spool
 from ailabber.submit import submit
-from tests.integration.harness import TERMINAL, Pipeline
+from tests.integration.harness import TERMINAL, Pipeline, task_processes
+
 
 def _accounts() -> tuple[str, str]:
     """Two user areas, the attacker's sorting first.  As root, remoted runs each task as the
@@ -159,7 +159,7 @@ class Remote:
     def cleanup(self) -> None:
         self.p.stop_all()
         for task_id in self.started_ids:
-            for proc in _task_processes(task_id):
+            for proc in task_processes(task_id):
                 try:
                     proc.kill()
                 except psutil.Error:
@@ -180,17 +180,6 @@ def _rewrite_manifest(task_dir: Path, task_id: str) -> None:
     from ailabber.manifest import build_manifest
 
     (task_dir / MANIFEST).write_text(json.dumps(build_manifest(task_dir, task_id, list(UPLOAD_MEMBERS))))
-
-
-def _task_processes(task_id: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("AILABBER_TASK_ID") == task_id:
-                out.append(p)
-        except (psutil.Error, OSError):
-            continue
-    return out
 
 
 def _tree_listing(path: Path) -> dict[str, bytes | str]:
@@ -385,7 +374,7 @@ def test_forged_result_does_not_free_a_gpu_that_is_still_in_use(remote: Remote) 
     assert st is not None
     if st["state"] in TERMINAL:
         # Then the job must really be over, or the next GPU task gets a busy GPU.
-        assert _task_processes(task_id) == [], "task reported finished while its processes still run"
+        assert task_processes(task_id) == [], "task reported finished while its processes still run"
     other = remote.push(ZED, ["echo $CUDA_VISIBLE_DEVICES"], gpus=1)
     time.sleep(2)
     st_other = remote.status(ZED, other)

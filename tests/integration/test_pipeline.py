@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.harness import Pipeline
+from tests.integration.harness import Pipeline, task_processes
 
 
 def test_task_completes_and_fetch_returns_logs_and_results(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -66,17 +65,6 @@ def test_time_limit_fails_with_timeout(pipeline: Pipeline) -> None:
     assert started and finished
 
 
-def _task_processes(task_id: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("AILABBER_TASK_ID") == task_id:
-                out.append(p)
-        except (psutil.Error, OSError):
-            continue
-    return out
-
-
 def test_cancel_while_running_terminates_the_whole_tree(pipeline: Pipeline) -> None:
     # Children, grandchildren and a process that escapes with setsid: all must end.
     proj = pipeline.project([
@@ -87,11 +75,11 @@ def test_cancel_while_running_terminates_the_whole_tree(pipeline: Pipeline) -> N
     deadline = time.monotonic() + 30
     while "ready" not in pipeline.cli("logs", task_id).stdout and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(_task_processes(task_id)) >= 4
+    assert len(task_processes(task_id)) >= 4
     assert pipeline.cli("cancel", task_id[:13] + task_id[13:]).returncode == 0
     st = pipeline.wait_terminal(task_id, timeout=60)
     assert (st["state"], st["reason"]) == ("terminated", "canceled_by_user"), st
-    assert _task_processes(task_id) == []
+    assert task_processes(task_id) == []
 
 
 def test_cancel_before_start_is_canceled(pipeline: Pipeline) -> None:

@@ -14,7 +14,14 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.conftest import STUDENTS
-from tests.integration.harness import Pipeline
+from tests.integration.harness import (
+    Pipeline,
+    count_runs,
+    owned_project,
+    shared_root,
+    student_area,
+    student_pipeline,
+)
 from tests.sshd import Sshd, available, keygen
 from tests.unix_users import chown_tree, world_dir
 
@@ -30,29 +37,20 @@ class SshSetup:
 
 def make_ssh_setup(py: Path, sshd: Sshd, base: Path, remoted_extra: dict[str, object] | None = None,
                    listen_root: Path | None = None) -> SshSetup:
-    root = base / "remote"
-    (root / "users").mkdir(parents=True)
-    for d in (root, root / "users"):
-        os.chmod(d, 0o755)
+    root = shared_root(base)
     keys: dict[str, Path] = {}
     pipes: dict[str, Pipeline] = {}
     for name in STUDENTS:
-        area = root / "users" / name
-        area.mkdir(mode=0o700)
-        chown_tree(area, name)
+        area = student_area(root, name)
         keydir = base / f"keys-{name}"
         keydir.mkdir(mode=0o700)
         chown_tree(keydir, name)
         keys[name] = keydir / "id_ed25519"
         sshd.authorize(name, keygen(keys[name], owner=name), rrsync_dir=area)
-        home = base / f"home-{name}"
-        p = Pipeline(base / name, client_user=name, client_python=str(py), root=root, home=home,
-                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0, **(remoted_extra or {})},
-                     spoold_extra={"remote": sshd.url(name, "/"), "identity_file": str(keys[name]),
-                                   "ssh_options": sshd.client_options(), "connect_timeout": 5})
-        os.chmod(base / name, 0o755)
-        chown_tree(home, name)
-        pipes[name] = p
+        pipes[name] = student_pipeline(
+            base / name, name, py, root, base / f"home-{name}", remoted_extra,
+            spoold_extra={"remote": sshd.url(name, "/"), "identity_file": str(keys[name]),
+                          "ssh_options": sshd.client_options(), "connect_timeout": 5})
     return SshSetup(base, root, sshd, keys, pipes)
 
 
@@ -71,18 +69,12 @@ def ssh_setup(pytestconfig: pytest.Config, student_python: Path) -> Iterator[Ssh
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _project(p: Pipeline, name: str, cmd: str, files: dict[str, str] | None = None) -> Path:
-    d = p.project([cmd], name=name, results=["output"], files=files)
-    chown_tree(d, p.client_user or "root")
-    return d
-
-
 def test_task_goes_up_over_ssh_runs_and_comes_back(ssh_setup: SshSetup) -> None:
     alice = ssh_setup.pipes[STUDENTS[0]]
     alice.start("remoted")
     alice.start("spoold")
-    task_id = alice.submit(_project(alice, "p", "echo over-ssh; mkdir -p output; id -un > output/who",
-                                    files={"data.txt": "x" * 1000}))
+    task_id = alice.submit(owned_project(alice, "p", "echo over-ssh; mkdir -p output; id -un > output/who",
+                                         files={"data.txt": "x" * 1000}))
     st = alice.wait_terminal(task_id, 90)
     assert st["state"] == "completed", (st, alice.daemon_logs())
     assert st["upload_bytes_total"] > 1000 and st["upload_bytes_sent"] > 0
@@ -200,12 +192,8 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
                            f"--regid={pw.pw_gid}", "--init-groups", "--"]
         p.start("remoted")
         p.start("spoold")
-        runs = base / "runs"
-        runs.mkdir(mode=0o777)
-        os.chmod(runs, 0o777)
         proj = _big_project(p, "big", files=200, size=1_000_000)
-        (proj / "task_config.toml").write_text(
-            (proj / "task_config.toml").read_text().replace('commands = [', f'commands = ["echo ran >> {runs}/count", '))
+        count = count_runs(proj, base / "runs")
         task_id = p.submit(proj)
         upload = setup.root / "users" / alice / "incoming" / "tmp" / task_id
 
@@ -228,7 +216,7 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
         assert st["upload_attempts"] >= 2
         # The retry resumed: it did not send again what had already arrived.
         assert st["upload_bytes_sent"] < st["upload_bytes_total"] - before_cut * 0.9, (st, before_cut)
-        assert (runs / "count").read_text() == "ran\n"
+        assert count.read_text() == "ran\n"
         events = [json.loads(line) for line in
                   (p.home / "spool" / "done" / task_id / "events.jsonl").read_text().splitlines()]
         assert any(e.get("reason") == "waiting_for_upload" for e in events)
@@ -313,7 +301,7 @@ def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) ->
     alice = ssh_setup.pipes[STUDENTS[0]]
     alice.start("remoted")
     alice.start("spoold")
-    task_id = alice.submit(_project(alice, "f", "for i in $(seq 1 12); do echo tick$i; sleep 0.5; done"))
+    task_id = alice.submit(owned_project(alice, "f", "for i in $(seq 1 12); do echo tick$i; sleep 0.5; done"))
     log = alice.home / "spool" / "outbox" / task_id / "logs" / "output.log"
     alice.wait_for(task_id, lambda s: s["state"] == "running", 60, "running")
     deadline = time.monotonic() + 30
@@ -346,10 +334,7 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
     sshd = Sshd()
     sshd.start()
     base = world_dir("ailabber-svc-")
-    root = base / "remote"
-    (root / "users").mkdir(parents=True)
-    for d in (root, root / "users"):
-        os.chmod(d, 0o755)
+    root = shared_root(base)
     alice = STUDENTS[0]
     area = root / "users" / alice
     area.mkdir()
@@ -360,18 +345,13 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
     chown_tree(keydir, alice)
     key = keydir / "id_ed25519"
     sshd.authorize(svc, keygen(key, owner=alice), rrsync_dir=area)
-    home = base / "home"
-    p = Pipeline(base / "p", client_user=alice, client_python=str(student_python), root=root, home=home,
-                 remoted_extra={"job_python": str(student_python), "signal_before_timeout": 0,
-                                "transport_account": svc},
-                 spoold_extra={"remote": sshd.url(svc, "/"), "identity_file": str(key),
-                               "ssh_options": sshd.client_options(), "connect_timeout": 5})
-    os.chmod(base / "p", 0o755)
-    chown_tree(home, alice)
+    p = student_pipeline(base / "p", alice, student_python, root, base / "home", {"transport_account": svc},
+                         spoold_extra={"remote": sshd.url(svc, "/"), "identity_file": str(key),
+                                       "ssh_options": sshd.client_options(), "connect_timeout": 5})
     try:
         p.start("remoted")
         p.start("spoold")
-        task_id = p.submit(_project(p, "s", "mkdir -p output; id -un > output/who; echo made > output/new.txt"))
+        task_id = p.submit(owned_project(p, "s", "mkdir -p output; id -un > output/who; echo made > output/new.txt"))
         st = p.wait_terminal(task_id, 90)
         assert st["state"] == "completed", (st, p.cli("logs", task_id).stdout, p.daemon_logs())
         dest = Path(pwd.getpwnam(alice).pw_dir) / "svc-results" / task_id
@@ -388,7 +368,7 @@ def test_a_failed_job_without_results_still_comes_home(ssh_setup: SshSetup) -> N
     alice = ssh_setup.pipes[STUDENTS[0]]
     alice.start("remoted")
     alice.start("spoold")
-    task_id = alice.submit(_project(alice, "nores", "echo before; exit 3"))
+    task_id = alice.submit(owned_project(alice, "nores", "echo before; exit 3"))
     st = alice.wait_terminal(task_id, 60)       # in done/, although output/ never existed
     assert (st["state"], st["exit_code"]) == ("failed", 3)
     assert "before" in alice.cli("logs", task_id, check=True).stdout
@@ -401,12 +381,8 @@ def test_sigterm_during_an_upload_loses_nothing(ssh_setup: SshSetup) -> None:
     alice = ssh_setup.pipes[STUDENTS[0]]
     alice.start("remoted")
     spoold = alice.start("spoold")
-    runs = ssh_setup.base / "runs"
-    runs.mkdir(mode=0o777)
-    os.chmod(runs, 0o777)
     proj = _big_project(alice, "big", files=300, size=1_000_000)
-    cfg = proj / "task_config.toml"
-    cfg.write_text(cfg.read_text().replace('commands = [', f'commands = ["echo ran >> {runs}/count", '))
+    count = count_runs(proj, ssh_setup.base / "runs")
     task_id = alice.submit(proj)
     upload = ssh_setup.root / "users" / STUDENTS[0] / "incoming" / "tmp" / task_id
     deadline = time.monotonic() + 60
@@ -419,4 +395,4 @@ def test_sigterm_during_an_upload_loses_nothing(ssh_setup: SshSetup) -> None:
     alice.start("spoold")
     st = alice.wait_terminal(task_id, 120)
     assert st["state"] == "completed", st
-    assert (runs / "count").read_text() == "ran\n"
+    assert count.read_text() == "ran\n"

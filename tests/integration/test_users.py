@@ -4,48 +4,32 @@ each other's tasks.  Real accounts, real uids, remoted as root."""
 from __future__ import annotations
 
 import json
-import os
 import pwd
 import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.integration.harness import Pipeline
+from tests.integration.conftest import STUDENTS
+from tests.integration.harness import (
+    Pipeline,
+    owned_project,
+    shared_root,
+    student_area,
+    student_pipeline,
+)
 from tests.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
-from tests.integration.conftest import STUDENTS
 from tests.unix_users import chown_tree, world_dir
-
 
 
 def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None,
            extra: dict[str, object] | None = None, gpus: int = 1) -> dict[str, Pipeline]:
-    root = base / "remote"
-    (root / "users").mkdir(parents=True)
-    os.chmod(root, 0o755)
-    os.chmod(root / "users", 0o755)
+    root = shared_root(base)
     pipes: dict[str, Pipeline] = {}
     for name in STUDENTS:
-        area = root / "users" / name                # the admin creates each student's directory
-        area.mkdir(mode=0o700)
-        chown_tree(area, name)
-        home = base / f"home-{name}"
-        p = Pipeline(base / name, scheduler=scheduler, client_user=name, client_python=str(py), root=root,
-                     home=home, remoted_env=remoted_env, gpus=gpus,
-                     remoted_extra={"job_python": str(py), "signal_before_timeout": 0, **(extra or {})})
-        os.chmod(base / name, 0o755)
-        chown_tree(home, name)
-        pipes[name] = p
+        student_area(root, name)
+        pipes[name] = student_pipeline(base / name, name, py, root, base / f"home-{name}", extra,
+                                       scheduler=scheduler, remoted_env=remoted_env, gpus=gpus)
     return pipes
-
-
-def _project(p: Pipeline, name: str, cmd: str, gpus: int = 0) -> Path:
-    d = p.project([cmd], name=name, results=["output"], gpus=gpus)
-    chown_tree(d, p.client_user or "root")
-    return d
 
 
 WHO = "mkdir -p output; id -un > output/who; id -u > output/uid"
@@ -53,8 +37,8 @@ WHO = "mkdir -p output; id -un > output/who; id -u > output/uid"
 
 def _check_runs_as_owner(pipes: dict[str, Pipeline], base: Path) -> None:
     alice, bob = (pipes[n] for n in STUDENTS)
-    a = alice.submit(_project(alice, "pa", WHO + "; sleep 1"))
-    b = bob.submit(_project(bob, "pb", WHO))
+    a = alice.submit(owned_project(alice, "pa", WHO + "; sleep 1"))
+    b = bob.submit(owned_project(bob, "pb", WHO))
     for p, t, name in ((alice, a, STUDENTS[0]), (bob, b, STUDENTS[1])):
         st = p.wait_terminal(t, 120)
         assert st["state"] == "completed", (st, p.cli("logs", t).stdout, p.daemon_logs())
@@ -110,7 +94,7 @@ def test_a_student_cannot_cancel_anothers_task(student_python: Path) -> None:
     alice.start("remoted")
     bob.start("spoold")
     try:
-        b = bob.submit(_project(bob, "pb", "sleep 3; mkdir -p output; echo ok > output/r"))
+        b = bob.submit(owned_project(bob, "pb", "sleep 3; mkdir -p output; echo ok > output/r"))
         bob.wait_for(b, lambda s: s["state"] == "running", 60, "running")
         # Alice drops a cancel request for Bob's task into her own area (all her key could do).
         req = alice.root / "users" / STUDENTS[0] / "requests"
@@ -137,8 +121,8 @@ def test_round_robin_across_students_and_per_student_limits(student_python: Path
             'json.dump([t, time.time()], open(\'output/span\', \'w\'))"')
     try:
         # Alice queues three 1-GPU tasks, then Bob one: Bob must not wait for all of Alice's.
-        a_ids = [alice.submit(_project(alice, f"a{i}", span, gpus=1)) for i in range(3)]
-        b_id = bob.submit(_project(bob, "b0", span, gpus=1))
+        a_ids = [alice.submit(owned_project(alice, f"a{i}", span, gpus=1)) for i in range(3)]
+        b_id = bob.submit(owned_project(bob, "b0", span, gpus=1))
         spans = {}
         for p, t in [(alice, t) for t in a_ids] + [(bob, b_id)]:
             assert p.wait_terminal(t, 120)["state"] == "completed"
@@ -149,7 +133,7 @@ def test_round_robin_across_students_and_per_student_limits(student_python: Path
         assert order.index(b_id) <= 1, order          # served in the first or second slot
         # Per-student limit: two running at most, the third says why it waits.
         no_gpu = "sleep 4"
-        held = [alice.submit(_project(alice, f"h{i}", no_gpu)) for i in range(3)]
+        held = [alice.submit(owned_project(alice, f"h{i}", no_gpu)) for i in range(3)]
         st = alice.wait_for(held[2], lambda s: s["reason"] == "user_limit", 60, "user_limit")
         assert st["state"] == "pending" and "limit is 2" in st["message"]
         for t in held[:2]:
