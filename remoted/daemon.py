@@ -25,7 +25,7 @@ from remoted.intake import Intake, user_areas
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
 from remoted.schedulers import load_scheduler
-from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable, SubmitError
+from remoted.schedulers.base import (SUBMIT_OUTCOMES, Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable)
 
 log = logging.getLogger("remoted")
 HEARTBEAT_EVERY = 5.0
@@ -297,7 +297,9 @@ class Remoted:
 
     def launch_batch(self, batch: list[TaskRecord]) -> None:
         """Record every launch intent, make them durable with one flush, then submit:
-        the same exactly-once rule as ``launch`` at a fraction of the flushes."""
+        the same exactly-once rule as ``launch`` at a fraction of the flushes.  A
+        scheduler that can submit several jobs at once (``submit_many``) is handed the
+        whole batch: each sbatch is a round trip that mostly waits for the controller."""
         with fsutil.deferred_fsync(self.root) as group:
             for rec in batch:
                 assert rec.spec is not None
@@ -306,8 +308,15 @@ class Remoted:
                 self.store.save(rec)
             group.barrier()
             crash_point("remoted:before_submit")
-            for rec in batch:
-                self._submit(rec)
+            submit_many = getattr(self.scheduler, "submit_many", None)
+            if submit_many is None:
+                for rec in batch:
+                    self._submit(rec)
+                    self._last_served[rec.user] = time.monotonic()
+                return
+            results = submit_many([rec.spec for rec in batch], self._active_handles())
+            for rec, result in zip(batch, results):
+                self._submitted(rec, result)
                 self._last_served[rec.user] = time.monotonic()
 
     def launch(self, rec: TaskRecord) -> None:
@@ -322,26 +331,33 @@ class Remoted:
     def _submit(self, rec: TaskRecord) -> None:
         """Hand a task whose intent is already recorded (phase launching) to the scheduler."""
         assert rec.spec is not None
+        result: JobHandle | Exception
         try:
-            handle = self.scheduler.submit(rec.spec, self._active_handles())
-        except Blocked as b:
+            result = self.scheduler.submit(rec.spec, self._active_handles())
+        except SUBMIT_OUTCOMES as exc:
+            result = exc
+        self._submitted(rec, result)
+
+    def _submitted(self, rec: TaskRecord, result: JobHandle | Exception) -> None:
+        """Record what submitting a launching task came to: a job, or why not."""
+        if isinstance(result, Blocked):
             rec.phase = QUEUED
             self.store.save(rec)
-            self._change(rec, PENDING, b.reason, message=b.message)
+            self._change(rec, PENDING, result.reason, message=result.message)
             return
-        except SchedulerUnavailable as exc:
+        if isinstance(result, SchedulerUnavailable):
             # Maybe submitted, maybe not: stay "launching" so the next pass looks it up.
-            log.warning("%s/%s: scheduler unavailable during submit: %s", rec.user, rec.id, exc)
-            self._change(rec, PENDING, "scheduler_unreachable", message=str(exc))
+            log.warning("%s/%s: scheduler unavailable during submit: %s", rec.user, rec.id, result)
+            self._change(rec, PENDING, "scheduler_unreachable", message=str(result))
             return
-        except (SubmitError, OSError) as exc:
+        if isinstance(result, Exception):
             rec.phase = QUEUED
-            self._change(rec, FAILED, "launch_failed", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._change(rec, FAILED, "launch_failed",
+                         message=str(result).splitlines()[0] if str(result) else type(result).__name__)
             return
         crash_point("remoted:after_submit")
-        rec.phase, rec.handle = LAUNCHED, handle
-        self.store.save(rec)
-        self._change(rec, PENDING, "launching", job_id=handle.job_id)
+        rec.phase, rec.handle = LAUNCHED, result
+        self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
 
     def heartbeat(self) -> None:
         """``heartbeat.json`` at the root for the admin, and ``remoted.json`` in each user's

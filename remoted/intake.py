@@ -153,49 +153,67 @@ class Intake:
                 incoming = adir.sub("incoming")
             except FileNotFoundError:
                 return out
-            with incoming, incoming.sub("commit") as commit, fsutil.deferred_fsync(self.root):
+            with incoming, incoming.sub("commit") as commit, fsutil.deferred_fsync(self.root) as group:
+                admitted: list[TaskRecord] = []
                 for name in commit.listdir():
                     if name.startswith(".") or not name.endswith(".json"):
                         continue  # rsync's temporary files, editors' leftovers
-                    rec = self._accept(area, adir, incoming, commit, name, run_as, order + len(out))
+                    rec = self._admit(area, adir, incoming, commit, name, order + len(out) + len(admitted))
                     if rec is not None:
-                        out.append(rec)
+                        (admitted if rec.phase == ACCEPTING else out).append(rec)
+                # Every accept's intent is on disk before any of the renames below: one
+                # flush for the user's whole batch instead of one per task.
+                group.barrier()
+                for known in admitted:
+                    out.append(self._take(area, adir, incoming, commit, known, run_as))
             self._warned.discard(area.user)
         finally:
             adir.close()
         return out
 
-    def _accept(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, marker: str,
-                run_as: RunAs, order: int) -> TaskRecord | None:
+    def _admit(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, marker: str,
+               order: int) -> TaskRecord | None:
+        """First half of an accept: check the upload and record the intent to take it
+        (phase accepting, not yet flushed).  None for a marker to ignore; a finished
+        record for an upload that is refused."""
         task_id = marker[: -len(".json")]
         if not ids.is_task_id(task_id):
             log.warning("%s: ignoring marker with a malformed task id: %s", area.user, marker)
             _unlink(commit, marker)
             return None
         known = self.store.get(area.user, task_id)
-        if known is not None and known.phase != ACCEPTING:
+        if known is not None:
+            if known.phase == ACCEPTING:
+                return known             # interrupted earlier: the intent is already recorded
             # A repeated push (spoold crashed after sending the marker): already ours.
             _unlink(commit, marker)
             _discard(incoming, "tmp", task_id)
             return None
         with owned_dir(adir, "tasks") as tasks:
-            if known is None:
-                try:
-                    tasks.lstat(task_id)
-                except FileNotFoundError:
-                    pass
-                else:
-                    return self._reject(area, commit, marker, incoming, order,
-                                        f"tasks/{task_id} already exists and was not made by ailabber")
-                why = self._check_upload(area, incoming, commit, marker, task_id)
-                if why:
-                    return self._reject(area, commit, marker, incoming, order, why)
-                # Remember the accept before the rename, so a crash in between is finished
-                # on restart and a tasks/<id> planted by the student is never trusted.
-                known = TaskRecord(id=task_id, user=area.user, status=TaskStatus(id=task_id, owner=area.user),
-                                   phase=ACCEPTING, order=order)
-                self.store.save(known)
-                fsutil.flush_deferred(self.root)   # the intent is on disk before the rename
+            try:
+                tasks.lstat(task_id)
+                planted = True
+            except FileNotFoundError:
+                planted = False
+        if planted:
+            return self._reject(area, commit, marker, incoming, order,
+                                f"tasks/{task_id} already exists and was not made by ailabber")
+        why = self._check_upload(area, incoming, commit, marker, task_id)
+        if why:
+            return self._reject(area, commit, marker, incoming, order, why)
+        # Remember the accept before the rename, so a crash in between is finished on
+        # restart and a tasks/<id> planted by the student is never trusted.
+        known = TaskRecord(id=task_id, user=area.user, status=TaskStatus(id=task_id, owner=area.user),
+                           phase=ACCEPTING, order=order)
+        self.store.save(known)
+        return known
+
+    def _take(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, known: TaskRecord,
+              run_as: RunAs) -> TaskRecord:
+        """Second half, once the intent is durable: move the upload into tasks/, hand it
+        to its account and record it as queued (or rejected)."""
+        task_id, marker = known.id, f"{known.id}.json"
+        with owned_dir(adir, "tasks") as tasks:
             try:
                 tasks.lstat(task_id)
             except FileNotFoundError:
@@ -203,13 +221,13 @@ class Intake:
                     tmp.rename_into(task_id, tasks, task_id)
                 crash_point("remoted:after_accept_rename")
             if not stat.S_ISDIR(tasks.lstat(task_id).st_mode):
-                return self._reject(area, commit, marker, incoming, order, "the upload is not a directory")
+                return self._reject(area, commit, marker, incoming, known.order, "the upload is not a directory")
             with tasks.sub(task_id) as tdir:
                 for name in tdir.listdir():     # only what a task consists of stays
                     if name not in local_spool.UPLOAD_MEMBERS:
                         _remove(tdir, name)
                 hand_over(tdir, run_as, os.fstat(adir.fd).st_gid)
-        rec = self._record_new(area, task_id, order, run_as)
+        rec = self._record_new(area, task_id, known.order, run_as)
         _unlink(commit, marker)
         _discard(incoming, "tmp", task_id)
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)

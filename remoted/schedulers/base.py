@@ -56,6 +56,10 @@ class SchedulerUnavailable(Exception):
     Never a reason to fail a task, and never a reason to assume a job does not exist."""
 
 
+#: What ``submit`` may end with instead of a handle; anything else is a bug and propagates.
+SUBMIT_OUTCOMES: tuple[type[Exception], ...] = (Blocked, SchedulerUnavailable, SubmitError, OSError)
+
+
 class Scheduler(Protocol):
     name: str
 
@@ -63,6 +67,10 @@ class Scheduler(Protocol):
         """Raise ``Blocked`` if the job cannot start now."""
 
     def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle: ...
+
+    # Optional: ``submit_many(specs, active) -> list[JobHandle | Exception]``, one entry per
+    # spec in order (an exception from SUBMIT_OUTCOMES where ``submit`` would have raised it),
+    # for schedulers whose submissions may run concurrently.  remoted checks with getattr.
 
     def find(self, spec: JobSpec) -> JobHandle | None:
         """After a crash between recording the intent and recording the handle: the job

@@ -22,8 +22,8 @@ from ailabber.settings import SlurmOptions
 from ailabber.task import RUNNING
 from remoted import identity
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
-from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, SubmitError
-from remoted.schedulers.slurm_states import map_state, time_limit
+from remoted.schedulers.base import SUBMIT_OUTCOMES, JobHandle, JobState, SchedulerUnavailable, SubmitError
+from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
 
 log = logging.getLogger(__name__)
 SCRIPT = "job.sbatch"
@@ -36,6 +36,9 @@ def transient(stderr: str) -> bool:
     low = stderr.lower()
     return any(t in low for t in TRANSIENT)
 SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
+#: sbatch calls in flight at once when remoted hands over a batch: each one mostly waits
+#: for slurmctld, so a few overlap well; more would only queue inside the controller.
+SUBMIT_WORKERS = 4
 
 
 def job_name(task_id: str) -> str:
@@ -121,6 +124,21 @@ class SlurmScheduler:
         return JobHandle(job_id=job_id, data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
                                               "submitted": time.time()})
 
+    def submit_many(self, specs: list[JobSpec], active: list[JobHandle]) -> list[JobHandle | Exception]:
+        """``submit`` for each spec, up to SUBMIT_WORKERS at a time, results in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(spec: JobSpec) -> JobHandle | Exception:
+            try:
+                return self.submit(spec, active)
+            except SUBMIT_OUTCOMES as exc:
+                return exc
+
+        if len(specs) <= 1:
+            return [one(spec) for spec in specs]
+        with ThreadPoolExecutor(max_workers=min(SUBMIT_WORKERS, len(specs)), thread_name_prefix="sbatch") as pool:
+            return list(pool.map(one, specs))
+
     def find(self, spec: JobSpec) -> JobHandle | None:
         proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={job_name(spec.task_id)}",
                           "-o", "%i|%j|%k|%T"])
@@ -171,13 +189,11 @@ class SlurmScheduler:
 
     def _state(self, h: JobHandle, row: list[str] | None) -> JobState | None:
         run_dir = Path(h.data.get("run_dir", "."))
-        result = fsutil.read_json_or_none(run_dir / RESULT_FILE)
-        result = result if isinstance(result, dict) else None
-        started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
         was_running = bool(h.data.get("seen_running"))
         if row is None:
             # Gone from squeue (MinJobAge passed, or controller lost it): trust the wrapper's
             # record first; call it lost only after a grace period.
+            result = _read_record(run_dir / RESULT_FILE)
             if result and result.get("state"):
                 self._missing_since.pop(h.job_id, None)
                 return map_state("COMPLETED" if result["state"] == "completed" else "FAILED",
@@ -192,13 +208,19 @@ class SlurmScheduler:
             return None
         self._missing_since.pop(h.job_id, None)
         _jid, state, reason, nodes = row[0], row[1], row[2], row[3]
+        if state in ACTIVE_PENDING:
+            # Waiting in Slurm's queue: the wrapper has not run, so there is nothing to read
+            # (a burst of hundreds of queued jobs costs no file reads per poll).
+            return map_state(state, reason, nodes, None, None, was_running)
+        result = _read_record(run_dir / RESULT_FILE)
         exit_code = None
         if state in ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and not result:
             exit_code = self._exit_code(h.job_id)
         js = map_state(state, reason, nodes, exit_code, result, was_running)
         if js.state == RUNNING:
             h.data["seen_running"] = True
-            if isinstance(started, dict):
+            started = _read_record(run_dir / STARTED_FILE)
+            if started:
                 js.started_at = started.get("started_at")
                 if started.get("phase") == "setup" and not result:
                     js.reason = "setting_up"
@@ -239,6 +261,12 @@ class SlurmScheduler:
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
         if proc.returncode != 0:
             log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A record the job wrapper wrote (as the student: may be anything), or None."""
+    data = fsutil.read_json_or_none(path)
+    return data if isinstance(data, dict) else None
 
 
 def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
