@@ -102,17 +102,16 @@ class RsyncTransport:
             os.makedirs(self._remote(rel), exist_ok=True)
 
     def push_task(self, task_id: str, task_dir: Path, members: Sequence[str], manifest_file: Path,
-                  basis: str | None = None) -> PushResult:
+                  basis: str | None = None, checksum: bool = False) -> PushResult:
         """Upload the members of ``task_dir`` into ``incoming/tmp/<id>/``, then the manifest
         as ``incoming/commit/<id>.json``: only the second transfer makes it a task.
 
         ``basis`` (an earlier task of the same user, already accepted) lets rsync hard-link
         unchanged files instead of sending them; an interrupted upload resumes from the
-        partial files kept in ``--partial-dir``."""
+        partial files kept in ``--partial-dir``.  ``checksum``: compare files by content,
+        not by size and whole-second mtime (see spoold/basis.py for when that is needed)."""
         srcs = [str(task_dir / m) for m in members]
-        # --checksum: rsync's default quick check (size + whole-second mtime) would link a
-        # file edited twice within one second (a parameter sweep) to the wrong content.
-        extra = ["--stats", "--checksum", f"--partial-dir={PARTIAL_DIR}"]
+        extra = ["--stats", f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
         if basis:
             # rrsync anchors a leading "/" at the student's restricted directory.
             extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
@@ -121,16 +120,18 @@ class RsyncTransport:
         return PushResult(_stat(out, "Total file size"), _stat(out, "Total bytes sent"))
 
     def push_tasks(self, task_ids: Sequence[str], stage_dir: Path, members: Sequence[str], manifest_name: str,
-                   basis: str | None = None) -> dict[str, PushResult]:
+                   basis: str | None = None, checksum: bool = False) -> dict[str, PushResult]:
         """Upload several tasks with one rsync and commit them with a second one.
 
         A single task keeps its ``--link-dest`` basis; a batch (small tasks) goes without,
-        since a basis directory can only match one task's relative paths."""
+        since a basis directory can only match one task's relative paths.  Without a basis
+        the only files already at the destination are an earlier attempt's of the same
+        snapshot, so rsync's quick check is exact there."""
         if len(task_ids) == 1:
             t = task_ids[0]
-            return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis)}
+            return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis, checksum)}
         srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
-        out = self._run(["-R", "--checksum", f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
+        out = self._run(["-R", f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
                          *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
         sent: dict[str, int] = {t: 0 for t in task_ids}
         for line in out.splitlines():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -208,3 +209,23 @@ def test_a_quick_parameter_sweep_runs_each_version(pipeline: Pipeline, tmp_path:
         assert pipeline.wait_terminal(task_id)["state"] == "completed"
         pipeline.cli("fetch", task_id, "--dest", str(tmp_path / task_id), check=True)
         assert (tmp_path / task_id / "output" / "seen").read_text() == f"lr={lr}\n"
+
+
+def test_a_large_project_edited_within_the_second_of_its_last_upload_runs_the_new_version(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    """A large task is linked against the previous upload by size and mtime; an edit that
+    keeps both (same size, same second) must still reach the cluster."""
+    proj = pipeline.project(["mkdir -p output; cat params.txt > output/seen"],
+                            files={"params.txt": "lr=0.1\n", "data.bin": "x" * 1_200_000}, results=["output"])
+    second = 1_800_000_000 * 1_000_000_000
+    os.utime(proj / "params.txt", ns=(second + 100, second + 100))
+    first = pipeline.submit(proj)
+    assert pipeline.wait_terminal(first)["state"] == "completed"
+    (proj / "params.txt").write_text("lr=0.2\n")
+    os.utime(proj / "params.txt", ns=(second + 900, second + 900))
+    again = pipeline.submit(proj)
+    final = pipeline.wait_terminal(again)
+    assert final["state"] == "completed"
+    assert final["upload_bytes_sent"] < 1_200_000          # data.bin came from the first upload
+    pipeline.cli("fetch", again, "--dest", str(tmp_path / again), check=True)
+    assert (tmp_path / again / "output" / "seen").read_text() == "lr=0.2\n"

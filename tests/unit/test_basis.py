@@ -1,0 +1,39 @@
+"""When rsync's quick check against the previous upload can be trusted (spoold/basis.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from spoold.basis import same_second_edit
+
+SECOND = 1_800_000_000 * 1_000_000_000
+
+
+def _file(root: Path, rel: str, text: str, mtime_ns: int) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    os.utime(p, ns=(mtime_ns, mtime_ns))
+
+
+def test_identical_snapshots_need_no_checksum(tmp_path: Path) -> None:
+    for side in ("new", "old"):
+        _file(tmp_path / side, "a/params.txt", "lr=0.1\n", SECOND + 5)
+        _file(tmp_path / side, "train.py", "print()\n", SECOND - 7_000_000_000)
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") is None
+
+
+def test_same_size_same_second_edit_is_found(tmp_path: Path) -> None:
+    _file(tmp_path / "old", "a/params.txt", "lr=0.1\n", SECOND + 5)
+    _file(tmp_path / "new", "a/params.txt", "lr=0.2\n", SECOND + 999_999_999)
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") == "a/params.txt"
+
+
+def test_changes_the_quick_check_sees_need_no_checksum(tmp_path: Path) -> None:
+    _file(tmp_path / "old", "size.txt", "short\n", SECOND)
+    _file(tmp_path / "new", "size.txt", "longer\n", SECOND + 1)          # size differs
+    _file(tmp_path / "old", "time.txt", "lr=0.1\n", SECOND)
+    _file(tmp_path / "new", "time.txt", "lr=0.2\n", SECOND + 1_000_000_000)   # next second
+    _file(tmp_path / "new", "added.txt", "new\n", SECOND)                 # not in the basis
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") is None
