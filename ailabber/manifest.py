@@ -34,6 +34,12 @@ def build_manifest(root: Path, task_id: str, members: list[str]) -> dict[str, An
                         links[rel] = os.readlink(full)
                     elif name in filenames and os.path.isfile(full):
                         files[rel] = os.stat(full).st_size
+    return manifest_of(task_id, files, links)
+
+
+def manifest_of(task_id: str, files: dict[str, int], links: dict[str, str]) -> dict[str, Any]:
+    """The manifest of an upload whose regular files (path -> size) and symlinks
+    (path -> target) are already known, e.g. from the snapshot that wrote them."""
     return {
         "version": MANIFEST_VERSION,
         "id": task_id,

@@ -50,6 +50,14 @@ class SnapshotPlan(NamedTuple):
         files = (e for e in self.entries if e.kind == FILE)
         return heapq.nlargest(n, files, key=lambda e: e.size)
 
+    def listing(self, prefix: str) -> tuple[dict[str, int], dict[str, str]]:
+        """Regular files (path -> size) and symlinks (path -> target) under ``prefix/``:
+        what a copy made by ``copy_snapshot`` holds, since the copy checks every size and
+        link target against the plan (no second walk of the copy to build its manifest)."""
+        files = {f"{prefix}/{e.rel}": e.size for e in self.entries if e.kind == FILE}
+        links = {f"{prefix}/{e.rel}": e.target or "" for e in self.entries if e.kind == SYMLINK}
+        return files, links
+
 
 def _q(rel: str) -> str:
     """Quote a path for a one-line message, whatever characters the file name holds."""

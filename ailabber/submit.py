@@ -15,7 +15,7 @@ from typing import NamedTuple
 from ailabber import __version__, fsutil, ids, statusfile
 from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.home import os_user
-from ailabber.manifest import build_manifest
+from ailabber.manifest import manifest_of
 from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
 from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, UPLOAD_MEMBERS, Spool
 from ailabber.render import size
@@ -72,7 +72,10 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
                 "total_bytes": plan.total_bytes,
             }
             fsutil.atomic_write_json(tmp / META, meta)
-            fsutil.atomic_write_json(tmp / MANIFEST, build_manifest(tmp, task_id, list(UPLOAD_MEMBERS)))
+            files_listed, links = plan.listing(FILES)
+            for member in (TASK_TOML, META):
+                files_listed[member] = os.stat(tmp / member).st_size
+            fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, links))
             status = TaskStatus(id=task_id, owner=meta["owner"], submitted_at=submitted_at)
             status, event = transition(status, "pending", "waiting_for_upload",
                                        upload_bytes_total=plan.total_bytes)

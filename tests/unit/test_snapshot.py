@@ -257,3 +257,24 @@ def test_largest_on_empty_plan(tmp_path: Path) -> None:
     plan = SnapshotPlan(root=tmp_path, entries=[Entry("d", "dir", 0, 0o755, None)],
                         total_bytes=0, file_count=0)
     assert plan.largest() == []
+
+
+def test_submitted_manifest_lists_exactly_what_the_committed_task_holds(tree: Path, tmp_path: Path) -> None:
+    """submit builds the manifest from the plan, not from a second walk: it must still be
+    what a walk of the committed task finds (files with sizes, symlinks with targets)."""
+    import json
+
+    from ailabber.manifest import build_manifest
+    from ailabber.spool import MANIFEST, NEW, UPLOAD_MEMBERS, Spool
+    from ailabber.submit import submit
+
+    (tree / "link-to-train").symlink_to("train.py")
+    (tree / "src" / "pkg-link").symlink_to("pkg")
+    spool = Spool(tmp_path / "spool")
+    result = submit(tree / "task_config.toml", spool)
+    task_dir = spool.stage_dir(NEW) / result.task_id
+    written = json.loads((task_dir / MANIFEST).read_text())
+    assert written == build_manifest(task_dir, result.task_id, list(UPLOAD_MEMBERS))
+    assert written["symlinks"] == {"files/link-to-train": "train.py", "files/src/pkg-link": "pkg",
+                                   "files/link_to_src": "src", "files/src/link_up.py": "../train.py"}
+    assert "files/src/pkg/m.py" in written["files"] and "task.toml" in written["files"]
