@@ -17,7 +17,7 @@ from ailabber.config import ConfigError, TaskConfig, load_task_config
 from ailabber.home import os_user
 from ailabber.manifest import manifest_of
 from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
-from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, UPLOAD_MEMBERS, Spool
+from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.render import size
 from ailabber.task import TaskStatus, now_iso, transition
 from ailabber.upload_limits import UploadLimits

@@ -18,6 +18,10 @@ from tests.integration.harness import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
+#: The ``ailabber`` command as students run it: the entry script installed beside the
+#: interpreter (``python -m ailabber`` would add runpy's imports to every figure).
+AILABBER = ([str(Path(PY).parent / "ailabber")] if (Path(PY).parent / "ailabber").exists()
+            else [PY, "-m", "ailabber"])
 
 
 @dataclass

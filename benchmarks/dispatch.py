@@ -17,7 +17,7 @@ import random
 import subprocess
 import time
 
-from benchmarks.common import PY, BenchPipeline, Ctx, Row, median, p95, ratio, write_config
+from benchmarks.common import AILABBER, BenchPipeline, Ctx, Row, median, p95, ratio, write_config
 from benchmarks.watch import STARTED, SqueueWatch
 
 FIGURE = ("dispatch latency, submit -> running (local transport, Slurm)", "s", "<= +0.5 s over sbatch")
@@ -49,7 +49,7 @@ def run(ctx: Ctx) -> list[Row]:
             for i in range(n + 1):                       # the first pair warms caches and is not counted
                 time.sleep(rng.random())
                 t0 = time.monotonic()
-                r = subprocess.run([PY, "-m", "ailabber", "submit", "--json"], cwd=project, env=p.env(),
+                r = subprocess.run([*AILABBER, "submit", "--json"], cwd=project, env=p.env(),
                                    capture_output=True, text=True, check=False)
                 t_cli = time.monotonic()
                 if r.returncode != 0:

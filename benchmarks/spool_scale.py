@@ -24,7 +24,7 @@ import yaml
 
 from ailabber import ids
 from ailabber.task import TaskStatus, now_iso, transition
-from benchmarks.common import PY, Ctx, Row, median, ratio, timed
+from benchmarks.common import AILABBER, PY, Ctx, Row, median, ratio, timed
 from remoted.records import FINISHED, TaskRecord
 
 N_TASKS = 10_000
@@ -88,7 +88,7 @@ def populate(spool: Path, root: Path, n: int) -> list[str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([PY, "-m", "ailabber", *args], env=env, capture_output=True, text=True, check=False)
+    r = subprocess.run([*AILABBER, *args], env=env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"ailabber {' '.join(args)} exited {r.returncode}: {r.stderr.strip()[-400:]}")
     return r.stdout
