@@ -7,61 +7,64 @@ from __future__ import annotations
 
 CAUSES: dict[str, str] = {
     "submit, small project (50 files, 1 MB)": (
-        "Likely cause: start-up, not the snapshot. In a profile the submit itself (validate, copy, "
-        "manifest, commit) takes about 20 ms; the rest is the interpreter and the import graph of "
-        "`ailabber.cli.main` (the notes give what importing it alone costs in this run, and its "
-        "heaviest packages). `ailabber/cli/main.py` imports every verb's module up front, and with "
-        "them standard-library modules such as argparse, subprocess, pathlib, enum, re and "
-        "dataclasses (which imports inspect) for `TaskStatus`. Three times an empty interpreter "
-        "leaves about 20 ms beyond its own start, less than those imports alone; importing only what "
-        "`submit` needs (and nothing for the other verbs) is the way towards it. Without a bytecode "
-        "cache (as a bare `uv sync` checkout runs on a machine with PYTHONDONTWRITEBYTECODE=1) the "
+        "Likely cause: Python's own start-up cost for a command of this kind, not the snapshot. The "
+        "notes give, from this run, what importing the standard-library modules any Python command "
+        "that parses arguments and reads TOML needs (argparse, json, pathlib, tomllib) costs on its "
+        "own: about three times the floor already, so the target cannot be met by a CPython command "
+        "that uses them. The rest is ailabber's own modules (about 10 ms), the snapshot, manifest "
+        "and status writes, and one flush of the task before its rename. Since the previous run the "
+        "command imports only the module of the verb being run, no command imports dataclasses (and "
+        "with it inspect), secrets/hashlib, socket, shutil or difflib, and the task's writes are one "
+        "group commit instead of a fsync per file (see the table of changes below). Without a "
+        "bytecode cache (a bare `uv sync` checkout on a machine with PYTHONDONTWRITEBYTECODE=1) the "
         "command is several times slower again (in the notes)."),
     "submit, large project, fsync on (default)": (
-        "Likely cause: the copy itself, file by file in Python, plus the final flush. In a profile "
-        "nearly all the time is in `snapshot._Copier.file`: opening the source and creating the copy "
-        "of each of the 2,000 files (which `cp -a` has to do as well), then `fstat` twice, `fchmod` "
-        "and `utime` per file; then `Spool.commit` flushes the filesystem once (`syncfs`). The notes "
-        "give `cp -a` followed by `sync` for comparison. File creation on this machine's disk is slow "
-        "and its timing varies a lot from run to run (and with other load: see the load average "
-        "below), so this ratio moves between runs."),
+        "Likely cause: durability. The floor, `cp -a`, flushes nothing; submit makes the whole task "
+        "durable before the rename that commits it (one `syncfs`), which writes the project's bytes to "
+        "the disk. The notes give `cp -a` followed by `sync` for comparison, and the row below gives "
+        "the same submit without the flush. File creation on this machine's disk is slow and its "
+        "timing varies a lot from run to run (and with other load: see the load average below), so "
+        "this ratio moves between runs."),
     "submit, large project, AILABBER_FSYNC=0 (context)": (
-        "Likely cause: as for the row above without the flush: per-file work in Python (planning "
-        "with the ignore rules, reopening each file with `O_NOFOLLOW`, re-checking size and mtime, "
-        "setting mode and times, then `build_manifest` walking the copy again), where `cp -a` does "
-        "one pass in C. Shown for context: it has no durability."),
+        "Likely cause: per-file work in Python where `cp -a` does one pass in C: planning with the "
+        "ignore rules, reopening each file with `O_NOFOLLOW`, re-checking its size and mtime after "
+        "the copy, setting mode and times. The manifest is now built from the checked plan instead "
+        "of a second walk of the copy. Shown for context: it has no durability."),
     "burst, tasks/s until all have a job id (local transport)": (
-        "Likely cause: remoted handles the tasks of a burst one at a time, in one thread. The notes "
-        "split the time: the uploads (batched by spoold) finish early, and remoted publishes the last "
-        "job id well after. In a profile of remoted during the burst, the largest single cost was one "
-        "`sbatch` process per task, run serially (as the student); the rest was per-task bookkeeping: "
-        "the job spec and record written before each launch, the record and the `launching` status "
-        "after it, each task's change to Slurm's pending reason saved and published on the next "
-        "poll, and at intake an fsync of every uploaded file (`fsutil.fsync_tree`). The floor is "
-        "the same number of bare `sbatch` runs, so ailabber's rate is bounded by the floor's rate "
-        "minus this per-task work done in the same thread."),
+        "Likely cause: per-task bookkeeping in remoted around each `sbatch`, and `sbatch` itself not "
+        "overlapping on two cores. The notes split the time: spoold's batched uploads finish early, "
+        "remoted publishes the last job id well after. remoted now records a user's accept intents "
+        "with one flush per scan, runs four `sbatch` at a time, reads no wrapper files for jobs "
+        "still queued in Slurm and writes one record per launch instead of two; in a profile of this "
+        "run's kind the largest costs left are the `sbatch` processes (four in flight, but slurmctld "
+        "and two cores serialise them: about the same time per job as the floor's loop) and "
+        "replacing each task's private record and public status by rename (about five records and "
+        "three statuses per task: accept intent, queued, launch intent, launched, Slurm's pending "
+        "reason). On ext4 a rename over an existing file starts writeback of the new file "
+        "(`auto_da_alloc`), which made each replacement cost 0.5 ms or more under the burst's load. "
+        "The floor is bare `sbatch` with none of this (no upload, no record, no status)."),
     "burst, tasks/s until all have a job id (ssh)": (
-        "Likely cause: the same serial launch loop in remoted as for the local transport, now "
-        "sharing two cores with five students' ssh sessions: each rsync run over ssh starts a session "
-        "on the multiplexed connection and the rrsync forced command (a Python script) before the "
-        "rsync server, for every upload batch and for every status and log pull (two per pass per "
-        "student while tasks are active). The notes show the uploads finishing later than with the "
-        "local transport and remoted's last job id later still; slowing the students' polling from "
-        "0.2 s to 1 s changed the rate only a little in a trial, so remoted's per-task work remains "
-        "the main cost."),
+        "Likely cause: the same per-task work in remoted as for the local transport, now sharing two "
+        "cores with five students' ssh sessions: every upload batch and every status and log pull "
+        "(two per pass per student while tasks are active) is an rsync over the multiplexed ssh "
+        "connection that starts the rrsync forced command (a Python script) before the rsync server. "
+        "The notes show the uploads finishing later than with the local transport and remoted's last "
+        "job id later still."),
     "resubmission over ssh, one file changed: upload time": (
         "Likely cause: fixed costs per upload that do not shrink with the change. Each upload is two "
-        "rsync runs over ssh (files, then the commit marker), each a new session running the rrsync "
-        "Python wrapper on the server; rsync builds and exchanges the list of all 2,000 files, and "
-        "with `--checksum` both sides read and hash every file (the sender's copy and the previous "
-        "task's files it links against). On loopback the first upload of the whole project takes "
-        "only a second or two, so these fixed costs are a large share of it; over a real network "
-        "link the first upload takes far longer and the ratio is far smaller (the full-size run, "
-        "500 MB, comes closer to the target than the 200 MB of `--quick`)."),
+        "rsync runs over ssh (files, then the commit marker), each starting the rrsync Python wrapper "
+        "on the server; rsync builds and exchanges the list of all 2,000 files and creates 2,000 hard "
+        "links on the cluster side. `--checksum` (which read and hashed every file on both sides) is "
+        "now used only when a file was edited within the same second as the previous upload's copy, "
+        "so the second upload compares sizes and times; the first upload, the floor, no longer hashes "
+        "either and became faster too. On loopback the first upload of the whole project takes only "
+        "a few seconds, so the fixed costs are a large share of it; over a real network link the "
+        "first upload takes far longer and the ratio is far smaller."),
     "`ailabber list`, 10,000 tasks in the spool": (
         "Likely cause: per-task work in Python on top of reading the files (which is what the floor "
-        "does): a `TaskStatus` built from each status, two \"ago\" columns formatted per row, and the "
-        "CLI's start-up imports (see the small submit row)."),
+        "does): a `TaskStatus` built from each status and two \"ago\" columns formatted per row, plus "
+        "the CLI's start-up (see the small submit row). Paths are now plain strings, dates are parsed "
+        "once per day and each status file is read with one `read`."),
     "`ailabber status ID`, 10,000 tasks in the spool": (
         "Likely cause: interpreter start-up plus the CLI's imports (see the small submit row), then "
         "resolving the id by listing the three stage directories and matching 10,000 names."),
@@ -70,20 +73,43 @@ CAUSES: dict[str, str] = {
         "passes; the notes split submit -> job in squeue from Slurm's own start time."),
     "idle spoold: CPU": (
         "Likely cause: wake-ups rather than work. An idle pass lists three directories (tens of "
-        "microseconds when passes run back to back), but on this virtual machine every wake-up of an idle process is charged "
-        "several milliseconds (the floor, which does nothing but wake and list, shows how much). "
-        "spoold wakes more than once per pass: its own directory scans open the watched directories, "
-        "and watchdog's thread wakes to read and dispatch those open/close inotify events, which the "
-        "handler then ignores (`watch._Hint`); every 60 s it also runs rsync to pull the published "
-        "upload limits. Watching only for changes (no open/close events) would remove the extra "
-        "wake-ups."),
+        "microseconds when passes run back to back), but on this virtual machine every wake-up of an "
+        "idle process is charged several milliseconds (the floor, which does nothing but wake and "
+        "list, shows how much); every 60 s spoold also runs rsync to pull the published upload "
+        "limits. The watchers now ask inotify only for events that can mean new work, not the "
+        "open/close events of the daemons' own scans. The figure grows with other load on the "
+        "machine (see the load average below)."),
     "idle remoted: CPU": (
-        "Likely cause: as for spoold, wake-ups rather than work: the pass every `rescan_interval`, "
-        "watchdog's thread woken by the open/close events of remoted's own scans of `users/` and each "
-        "user's `incoming/commit` and `requests`, and `heartbeat.json` replaced (with an fsync) every "
-        "5 s."),
+        "Likely cause: as for spoold, wake-ups rather than work: the pass every `rescan_interval` and "
+        "`heartbeat.json` replaced (with an fsync) every 5 s. The figure grows with other load on "
+        "the machine (see the load average below)."),
     "environment, same uv.lock again (warm cache)": (
         "Likely cause: a cache hit still runs `uv python find` and `uv python list` (two uv "
         "processes) to compute the interpreter identity that is part of the key, before "
         "`ready.json` is read."),
 }
+
+
+#: Changes made after profiling, with the figure they were made for as the run of
+#: 2026-11-28 13:06 UTC (full mode, same machine) measured it.  The report prints this
+#: run's figure beside each, so "after" is always a fresh measurement.
+BEFORE_AFTER: tuple[tuple[str, str, str], ...] = (
+    ("submit, small project (50 files, 1 MB)", "106 ms (9.01x)",
+     "only the verb's module is imported; TaskStatus and the config/settings records without "
+     "dataclasses; no secrets, socket, shutil or difflib at start-up; the task's writes flushed "
+     "once before the commit rename"),
+    ("submit, large project, AILABBER_FSYNC=0 (context)", "1.21 s (1.35x)",
+     "the manifest comes from the checked snapshot plan, not a second walk of the copy"),
+    ("`ailabber list`, 10,000 tasks in the spool", "577 ms",
+     "string paths per task, dates parsed once per day, one read per status file, faster start-up"),
+    ("`ailabber status ID`, 10,000 tasks in the spool", "102 ms", "faster start-up (as submit)"),
+    ("burst, tasks/s until all have a job id (local transport)", "48.9 tasks/s (0.296x)",
+     "one flush per scan for a user's accept intents; four sbatch at a time; no wrapper-file reads "
+     "for jobs queued in Slurm; one record write per launch; no --checksum for batched uploads"),
+    ("burst, tasks/s until all have a job id (ssh)", "27.3 tasks/s (0.169x)", "as above"),
+    ("resubmission over ssh, one file changed: upload time", "575 ms (0.148x)",
+     "--checksum only when an edit within one second could fool rsync's quick check"),
+    ("idle spoold: CPU", "0.933 %",
+     "inotify asked only for events that can mean new work (the before run shared the machine with other load)"),
+    ("idle remoted: CPU", "0.583 %", "as above"),
+)

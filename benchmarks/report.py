@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.causes import CAUSES
+from benchmarks.causes import BEFORE_AFTER, CAUSES
 from benchmarks.common import PY, REPO, Row
 
 if TYPE_CHECKING:
@@ -138,7 +138,16 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         if cause and r.value is not None:
             parts += ["", cause]
         parts.append("")
-    parts += ["## The machine", "", "| | |", "|---|---|"]
+    parts += ["## Changes made after profiling: before and after", "",
+              "Before: the run of 2026-11-28 13:06 UTC (full mode, same machine). After: this run.", "",
+              "| figure | before | after | what changed |", "|---|---|---|---|"]
+    by_figure = {r.figure: r for r in rows}
+    for figure, before, change in BEFORE_AFTER:
+        r = by_figure.get(figure)
+        after = "not measured" if r is None or r.value is None else fmt(r.value, r.unit) + (
+            f" ({r.ratio:.3g}x)" if r.ratio is not None and "x)" in before else "")
+        parts.append(f"| {figure} | {before} | {after} | {change} |")
+    parts += ["", "## The machine", "", "| | |", "|---|---|"]
     parts += [f"| {k} | {v} |" for k, v in info.items()]
     parts += ["", REPRODUCE]
     DOC.write_text("\n".join(parts).rstrip() + "\n")
