@@ -39,10 +39,8 @@ class Remoted:
         self.store = RecordStore(self.root)
         self.scheduler = scheduler or load_scheduler(
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
-        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
-                             settings.job_python, settings.uv, settings.signal_before_timeout,
-                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
-                             settings.transport_account)
+        self.intake = self._make_intake(settings)
+        self._unsaved: set[tuple[str, str]] = set()   # queued in memory, accept intent on disk
         self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}
@@ -52,6 +50,14 @@ class Remoted:
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
+    def _make_intake(self, settings: RemotedSettings) -> Intake:
+        intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
+                        settings.job_python, settings.uv, settings.signal_before_timeout,
+                        UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
+                        settings.transport_account)
+        intake.defer_queued_saves = True     # see _save_unlaunched
+        return intake
+
     def reconfigure(self, settings: RemotedSettings) -> None:
         """SIGHUP: limits, intervals and job settings change; root and scheduler need a restart."""
         if settings.root != self.settings.root or settings.scheduler != self.settings.scheduler:
@@ -60,10 +66,7 @@ class Remoted:
         if (settings.gpus, settings.slurm, settings.kill_grace) != (old.gpus, old.slurm, old.kill_grace):
             log.warning("gpus, slurm and kill_grace take effect at the next restart of remoted")
         self.settings = settings
-        self.intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
-                             settings.job_python, settings.uv, settings.signal_before_timeout,
-                             UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
-                             settings.transport_account)
+        self.intake = self._make_intake(settings)
 
     def status_line(self) -> str:
         queued = sum(1 for r in self.active.values() if r.phase == QUEUED)
@@ -98,20 +101,34 @@ class Remoted:
     def _step(self) -> float:
         if not self._loaded:
             self.load()
-        for rec in self.intake.scan(self._order):
-            self._order = max(self._order, rec.order + 1)
-            if rec.status.terminal:
-                continue
-            self.active[(rec.user, rec.id)] = rec
-        self.finish_orphaned_accepts()
-        self.handle_cancels()
-        self.recover_launching()
-        self.poll()
-        self.launch_queued()
-        self.enforce_max_queued()
+        try:
+            for rec in self.intake.scan(self._order):
+                self._order = max(self._order, rec.order + 1)
+                if rec.status.terminal:
+                    continue
+                self.active[(rec.user, rec.id)] = rec
+                self._unsaved.add((rec.user, rec.id))
+            self.finish_orphaned_accepts()
+            self.handle_cancels()
+            self.recover_launching()
+            self.poll()
+            self.launch_queued()
+            self.enforce_max_queued()
+        finally:
+            self._save_unlaunched()
         self.heartbeat()
         busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
         return self.settings.poll_interval if busy else self.settings.rescan_interval
+
+    def _save_unlaunched(self) -> None:
+        """Save the queued records of tasks accepted this pass and not launched in it.  A
+        burst's tasks are launched in the pass that accepts them, and their launch intent
+        is then the only record written after the accept's: one write per task less."""
+        for key in self._unsaved:
+            rec = self.active.get(key)
+            if rec is not None and rec.phase == QUEUED and not rec.status.terminal:
+                self.store.save(rec)
+        self._unsaved.clear()
 
     def _change(self, rec: TaskRecord, state: str, reason: str | None, **fields: object) -> None:
         """Record a state change: private record first, then the public copy."""
@@ -152,6 +169,7 @@ class Remoted:
             self.active.pop(key, None)
             if new is not None and not new.status.terminal:
                 self.active[key] = new
+                self._unsaved.add(key)
 
     def handle_cancels(self) -> None:
         for area in user_areas(self.root):

@@ -131,6 +131,10 @@ class Intake:
         self.env_cache = env_cache
         self._warned: set[str] = set()
         self._limits_published: dict[Path, bytes] = {}
+        #: Leave a new task's queued record unsaved: the caller saves it unless it launches
+        #: the task first (the launch intent replaces it).  Until then the record on disk is
+        #: the accept intent, which a restart finishes into the same queued record.
+        self.defer_queued_saves = False
 
     def scan(self, next_order: int) -> list[TaskRecord]:
         accepted: list[TaskRecord] = []
@@ -230,6 +234,7 @@ class Intake:
         rec = self._record_new(area, task_id, known.order, run_as)
         _unlink(commit, marker)
         _discard(incoming, "tmp", task_id)
+        crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
 
@@ -282,7 +287,7 @@ class Intake:
         rec = self._make_record(area, task_id, order, run_as)
         if rec.status.terminal:
             self.store.finish(rec)
-        else:
+        elif not self.defer_queued_saves:
             self.store.save(rec)
         publish(self.root, rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
                                  "reason": rec.status.reason, "message": rec.status.message})

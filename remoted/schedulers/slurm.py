@@ -214,7 +214,9 @@ class SlurmScheduler:
             return map_state(state, reason, nodes, None, None, was_running)
         result = _read_record(run_dir / RESULT_FILE)
         exit_code = None
-        if state in ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and not result:
+        if state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY") and not result:
+            # Only these states report an exit code (a cancelled or lost job has none worth an
+            # scontrol per job: an admin cancelling a student's 500 jobs would cost 500).
             exit_code = self._exit_code(h.job_id)
         js = map_state(state, reason, nodes, exit_code, result, was_running)
         if js.state == RUNNING:

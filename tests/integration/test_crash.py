@@ -28,6 +28,7 @@ def _runs(runs: Path, name: str) -> int:
 @pytest.mark.parametrize("which,point", [
     ("spoold", "spoold:after_push"),
     ("remoted", "remoted:after_accept_rename"),
+    ("remoted", "remoted:after_accept"),
     ("remoted", "remoted:before_submit"),
     ("remoted", "remoted:after_submit"),
 ])
