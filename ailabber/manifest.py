@@ -8,6 +8,7 @@ still in flight) is never mistaken for a task.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,22 @@ def verify_manifest(root: Path, manifest: Any) -> list[str]:
     links = manifest.get("symlinks", {})
     if not isinstance(files, dict) or not isinstance(links, dict):
         return ["manifest has no file list"]
-    root_real = os.path.realpath(root)
+    real_dirs: set[str] = {""}     # directories below root already checked to be real (no symlink)
     for rel, size in files.items():
         if not _safe_rel(rel):
             problems.append(f"unsafe path in manifest: {rel!r}")
             continue
-        p = os.path.join(root, rel)
-        if not os.path.realpath(p).startswith(root_real + os.sep):
-            problems.append(f"{rel}: leads outside the upload")
-            continue
+        parent = rel.rpartition("/")[0]
         try:
-            st = os.lstat(p)
+            if not _real_dir(root, parent, real_dirs):
+                problems.append(f"{rel}: leads outside the upload (through a symlink)")
+                continue
+            st = os.lstat(os.path.join(root, rel))
         except FileNotFoundError:
             problems.append(f"{rel}: missing")
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            problems.append(f"{rel}: is a symlink, not a file")
             continue
         if not isinstance(size, int) or st.st_size != size:
             problems.append(f"{rel}: size {st.st_size}, expected {size}")
@@ -81,6 +85,21 @@ def verify_manifest(root: Path, manifest: Any) -> list[str]:
         if not _safe_rel(rel) or not os.path.islink(os.path.join(root, rel)):
             problems.append(f"{rel}: symlink missing")
     return problems
+
+
+def _real_dir(root: Path, rel_dir: str, known: set[str]) -> bool:
+    """Whether ``root/rel_dir`` is reached through real directories only (a symlinked
+    directory could lead anywhere).  One lstat per directory, remembered in ``known``:
+    an upload of thousands of files in a few directories costs a few calls."""
+    if rel_dir in known:
+        return True
+    parent = rel_dir.rpartition("/")[0]
+    if not _real_dir(root, parent, known):
+        return False
+    if not stat.S_ISDIR(os.lstat(os.path.join(root, rel_dir)).st_mode):
+        return False
+    known.add(rel_dir)
+    return True
 
 
 def _safe_rel(rel: object) -> bool:

@@ -114,7 +114,7 @@ def _burst(ctx: Ctx, transport: str, users: list[str], n: int) -> tuple[float, i
         lost = sum(1 for w in wanted if w not in seen)
         dup = sum(seen[w] - 1 for w in wanted if seen[w] > 1)
         note = "" if not lost else f"; {lost} tasks still had no job after {elapsed:.0f} s ({_why(site, staged, seen)})"
-        note += _stages(site, staged, wall0)
+        note += _stages(site, staged, wall0) + _passes(site)
         return (n - lost) / elapsed, lost, dup, note
     finally:
         cluster.run("scancel", "--state=PENDING", check=False)
@@ -163,6 +163,18 @@ def _stages(site: Site, staged: dict[str, list[str]], wall0: float) -> str:
         return ""
     return (f"; from t0, the last upload finished after {max(uploaded):.1f} s (median {sorted(uploaded)[len(uploaded) // 2]:.1f} s)"
             f" and remoted published the last job id after {max(launched):.1f} s")
+
+
+def _passes(site: Site) -> str:
+    """remoted's longest passes, from its --verbose log ("pass took N s")."""
+    import re
+
+    took = [float(m) for f in site.first.logdir.glob("remoted-*.log")
+            for m in re.findall(r"pass took ([\d.]+)s", f.read_text(errors="replace"))]
+    busy = sorted((t for t in took if t >= 0.05), reverse=True)
+    if not busy:
+        return ""
+    return f"; remoted's passes of 50 ms or more: {len(busy)}, longest {', '.join(f'{t:.1f}' for t in busy[:4])} s"
 
 
 def _sbatch_loop(ctx: Ctx, users: list[str], n: int) -> float:

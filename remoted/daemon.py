@@ -12,6 +12,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ailabber import fsutil
@@ -22,6 +23,7 @@ from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
 from ailabber.upload_limits import UploadLimits
 from remoted.intake import Intake, user_areas
+from remoted.jobspec import JobSpec
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
 from remoted.schedulers import load_scheduler
@@ -41,6 +43,8 @@ class Remoted:
             settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
         self.intake = self._make_intake(settings)
         self._unsaved: set[tuple[str, str]] = set()   # queued in memory, accept intent on disk
+        self._in_flight: dict[tuple[str, str], tuple[TaskRecord, Future[JobHandle | Exception]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}
@@ -50,6 +54,11 @@ class Remoted:
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def _make_intake(self, settings: RemotedSettings) -> Intake:
         intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
                         settings.job_python, settings.uv, settings.signal_before_timeout,
@@ -101,13 +110,20 @@ class Remoted:
     def _step(self) -> float:
         if not self._loaded:
             self.load()
+        queues = getattr(self.scheduler, "queues", False)
         try:
-            for rec in self.intake.scan(self._order):
-                self._order = max(self._order, rec.order + 1)
-                if rec.status.terminal:
-                    continue
-                self.active[(rec.user, rec.id)] = rec
-                self._unsaved.add((rec.user, rec.id))
+            for area in user_areas(self.root):
+                accepted = self.intake.scan_user(area, self._order)
+                for rec in accepted:
+                    self._order = max(self._order, rec.order + 1)
+                    if rec.status.terminal:
+                        continue
+                    self.active[(rec.user, rec.id)] = rec
+                    self._unsaved.add((rec.user, rec.id))
+                if queues and accepted:
+                    # Hand this student's new tasks to the scheduler now: their submissions
+                    # run in worker threads while the next student's uploads are accepted.
+                    self.launch_queued()
             self.finish_orphaned_accepts()
             self.handle_cancels()
             self.recover_launching()
@@ -115,6 +131,7 @@ class Remoted:
             self.launch_queued()
             self.enforce_max_queued()
         finally:
+            self._collect_submissions()
             self._save_unlaunched()
         self.heartbeat()
         busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
@@ -209,8 +226,8 @@ class Remoted:
 
     def recover_launching(self) -> None:
         """A crash between "launching" and "launched": adopt the job if it exists."""
-        for rec in list(self.active.values()):
-            if rec.phase != LAUNCHING or rec.spec is None:
+        for key, rec in list(self.active.items()):
+            if rec.phase != LAUNCHING or rec.spec is None or key in self._in_flight:
                 continue
             try:
                 handle = self.scheduler.find(rec.spec)
@@ -315,9 +332,9 @@ class Remoted:
 
     def launch_batch(self, batch: list[TaskRecord]) -> None:
         """Record every launch intent, make them durable with one flush, then submit:
-        the same exactly-once rule as ``launch`` at a fraction of the flushes.  A
-        scheduler that can submit several jobs at once (``submit_many``) is handed the
-        whole batch: each sbatch is a round trip that mostly waits for the controller."""
+        the same exactly-once rule as ``launch`` at a fraction of the flushes.  A scheduler
+        that takes concurrent submissions (``concurrent_submits``) gets them from worker
+        threads; ``_collect_submissions`` records their outcomes before the pass ends."""
         with fsutil.deferred_fsync(self.root) as group:
             for rec in batch:
                 assert rec.spec is not None
@@ -326,15 +343,17 @@ class Remoted:
                 self.store.save(rec)
             group.barrier()
             crash_point("remoted:before_submit")
-            submit_many = getattr(self.scheduler, "submit_many", None)
-            if submit_many is None:
+            workers = int(getattr(self.scheduler, "concurrent_submits", 1))
+            if workers <= 1:
                 for rec in batch:
                     self._submit(rec)
                     self._last_served[rec.user] = time.monotonic()
                 return
-            results = submit_many([rec.spec for rec in batch], self._active_handles())
-            for rec, result in zip(batch, results):
-                self._submitted(rec, result)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
+            active = self._active_handles()
+            for rec in batch:
+                self._in_flight[(rec.user, rec.id)] = (rec, self._pool.submit(self._try_submit, rec.spec, active))
                 self._last_served[rec.user] = time.monotonic()
 
     def launch(self, rec: TaskRecord) -> None:
@@ -349,12 +368,23 @@ class Remoted:
     def _submit(self, rec: TaskRecord) -> None:
         """Hand a task whose intent is already recorded (phase launching) to the scheduler."""
         assert rec.spec is not None
-        result: JobHandle | Exception
+        self._submitted(rec, self._try_submit(rec.spec, self._active_handles()))
+
+    def _try_submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle | Exception:
+        """``scheduler.submit``, its expected failures returned rather than raised (it runs
+        in a worker thread for schedulers that take concurrent submissions)."""
         try:
-            result = self.scheduler.submit(rec.spec, self._active_handles())
+            return self.scheduler.submit(spec, active)
         except SUBMIT_OUTCOMES as exc:
-            result = exc
-        self._submitted(rec, result)
+            return exc
+
+    def _collect_submissions(self) -> None:
+        """Wait for the submissions handed to worker threads in this pass and record each
+        outcome.  Every pass ends here, so no submission outlives the pass that made it and
+        the rest of remoted never sees one half done."""
+        in_flight, self._in_flight = self._in_flight, {}
+        for rec, future in in_flight.values():
+            self._submitted(rec, future.result())
 
     def _submitted(self, rec: TaskRecord, result: JobHandle | Exception) -> None:
         """Record what submitting a launching task came to: a job, or why not."""
@@ -376,6 +406,9 @@ class Remoted:
         crash_point("remoted:after_submit")
         rec.phase, rec.handle = LAUNCHED, result
         self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
+        if rec.cancel_requested:        # asked for while the submission was under way
+            self.scheduler.cancel(result)
+            self.store.save(rec)
 
     def heartbeat(self) -> None:
         """``heartbeat.json`` at the root for the admin, and ``remoted.json`` in each user's
@@ -429,4 +462,7 @@ def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings
 
     loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload)
-    return loop.run()
+    try:
+        return loop.run()
+    finally:
+        d.close()

@@ -139,14 +139,19 @@ class Intake:
     def scan(self, next_order: int) -> list[TaskRecord]:
         accepted: list[TaskRecord] = []
         for area in user_areas(self.root):
-            try:
-                accepted += self._scan_area(area, next_order + len(accepted))
-            except (OSError, IdentityError) as exc:
-                # One student's broken or hostile area never stops the others.
-                if area.user not in self._warned:
-                    log.warning("%s: skipping this user's area: %s", area.user, exc)
-                    self._warned.add(area.user)
+            accepted += self.scan_user(area, next_order + len(accepted))
         return accepted
+
+    def scan_user(self, area: UserArea, next_order: int) -> list[TaskRecord]:
+        """Accept what one student has committed (numbered from ``next_order`` on)."""
+        try:
+            return self._scan_area(area, next_order)
+        except (OSError, IdentityError) as exc:
+            # One student's broken or hostile area never stops the others.
+            if area.user not in self._warned:
+                log.warning("%s: skipping this user's area: %s", area.user, exc)
+                self._warned.add(area.user)
+            return []
 
     def _scan_area(self, area: UserArea, order: int) -> list[TaskRecord]:
         adir, run_as = open_area(self.root, area.user, self.transport_account)

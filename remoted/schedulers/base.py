@@ -68,9 +68,9 @@ class Scheduler(Protocol):
 
     def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle: ...
 
-    # Optional: ``submit_many(specs, active) -> list[JobHandle | Exception]``, one entry per
-    # spec in order (an exception from SUBMIT_OUTCOMES where ``submit`` would have raised it),
-    # for schedulers whose submissions may run concurrently.  remoted checks with getattr.
+    # Optional attributes, read by remoted with getattr: ``queues`` (True: the scheduler
+    # keeps its own queue, so every task may be handed over at once) and
+    # ``concurrent_submits`` (how many ``submit`` calls may run at once, in worker threads).
 
     def find(self, spec: JobSpec) -> JobHandle | None:
         """After a crash between recording the intent and recording the handle: the job

@@ -22,7 +22,7 @@ from ailabber.settings import SlurmOptions
 from ailabber.task import RUNNING
 from remoted import identity
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
-from remoted.schedulers.base import SUBMIT_OUTCOMES, JobHandle, JobState, SchedulerUnavailable, SubmitError
+from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,9 @@ TRANSIENT = ("unable to contact slurm controller", "socket timed out", "temporar
 def transient(stderr: str) -> bool:
     low = stderr.lower()
     return any(t in low for t in TRANSIENT)
+
+
 SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
-#: sbatch calls in flight at once when remoted hands over a batch: each one mostly waits
-#: for slurmctld, so a few overlap well; more would only queue inside the controller.
-SUBMIT_WORKERS = 4
 
 
 def job_name(task_id: str) -> str:
@@ -48,6 +47,9 @@ def job_name(task_id: str) -> str:
 class SlurmScheduler:
     name = "slurm"
     queues = True    # never blocks: remoted may launch a whole batch at once
+    #: sbatch runs remoted may have in flight (worker threads): each mostly waits for
+    #: slurmctld, so a few overlap with each other and with remoted's own work.
+    concurrent_submits = 4
 
     def __init__(self, options: SlurmOptions | None = None, kill_grace: float = 10.0):
         self.opts = options or SlurmOptions()
@@ -123,21 +125,6 @@ class SlurmScheduler:
             raise SubmitError(f"sbatch printed no job id: {proc.stdout.strip()[:200]!r}")
         return JobHandle(job_id=job_id, data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
                                               "submitted": time.time()})
-
-    def submit_many(self, specs: list[JobSpec], active: list[JobHandle]) -> list[JobHandle | Exception]:
-        """``submit`` for each spec, up to SUBMIT_WORKERS at a time, results in order."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def one(spec: JobSpec) -> JobHandle | Exception:
-            try:
-                return self.submit(spec, active)
-            except SUBMIT_OUTCOMES as exc:
-                return exc
-
-        if len(specs) <= 1:
-            return [one(spec) for spec in specs]
-        with ThreadPoolExecutor(max_workers=min(SUBMIT_WORKERS, len(specs)), thread_name_prefix="sbatch") as pool:
-            return list(pool.map(one, specs))
 
     def find(self, spec: JobSpec) -> JobHandle | None:
         proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={job_name(spec.task_id)}",

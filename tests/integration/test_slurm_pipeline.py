@@ -196,3 +196,36 @@ def test_finished_jobs_are_found_in_the_jobcomp_log(slurm_cluster: SlurmCluster,
         del os.environ["SLURM_CONF"]
     assert a is not None and a["state"] == "COMPLETED" and a["exit_code"] == "0:0"
     assert b is not None and b["state"] == "FAILED" and b["exit_code"] == "4:0"
+
+
+def test_a_burst_handed_over_at_once_gets_one_job_per_task_and_honours_a_cancel(
+        tmp_path: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    """Tasks that reach remoted together are submitted to Slurm concurrently: each still
+    gets exactly one job, and a cancel that arrives with them is carried out."""
+    p = _pipeline(tmp_path, slurm_cluster)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    p.start("spoold")
+    try:
+        ids = [p.submit(p.project([f"echo ran-{i} >> {runs}/count"])) for i in range(8)]
+        doomed = p.submit(p.project([f"sleep 20; echo doomed >> {runs}/count"]))
+        for t in [*ids, doomed]:
+            p.wait_for(t, lambda s: s["stage"] == "synced", 60, "the upload")
+        p.cli("cancel", doomed, check=True)
+        requests = p.remote_task(doomed).parent.parent / "requests"
+        deadline = time.monotonic() + 30
+        while not (requests / f"{doomed}.cancel").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (requests / f"{doomed}.cancel").exists(), "the cancel request never reached the cluster side"
+        p.start("remoted")
+        for t in ids:
+            st = p.wait_terminal(t, 120)
+            assert st["state"] == "completed", st
+        st = p.wait_terminal(doomed, 120)
+        assert st["state"] in ("canceled", "terminated"), st
+        jobs = {t: _jobs_named(slurm_cluster, t) for t in [*ids, doomed]}
+        assert all(len(j) <= 1 for j in jobs.values()), jobs
+        assert all(len(jobs[t]) == 1 for t in ids), jobs
+        assert sorted((runs / "count").read_text().split()) == sorted(f"ran-{i}" for i in range(8))
+    finally:
+        p.stop_all()

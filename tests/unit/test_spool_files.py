@@ -81,3 +81,22 @@ def test_manifest_detects_missing_short_and_escaping_files(tmp_path: Path) -> No
     assert "unsafe" in manifest.verify_manifest(root, bad)[0]
     assert manifest.verify_manifest(root, {"version": 99}) != []
     assert manifest.verify_manifest(root, None) != []
+
+
+def test_manifest_refuses_files_reached_through_a_symlinked_directory(tmp_path: Path) -> None:
+    root, outside = tmp_path / "t", tmp_path / "outside"
+    (root / "files").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"1234")
+    m = {"version": manifest.MANIFEST_VERSION, "files": {"files/sub/secret": 4, "files/ok": 2}, "symlinks": {}}
+    (root / "files" / "ok").write_bytes(b"ab")
+    os.symlink(outside, root / "files" / "sub")
+    problems = manifest.verify_manifest(root, m)
+    assert problems == ["files/sub/secret: leads outside the upload (through a symlink)"]
+    os.unlink(root / "files" / "sub")
+    (root / "files" / "sub").mkdir()
+    os.symlink(outside / "secret", root / "files" / "sub" / "secret")
+    assert manifest.verify_manifest(root, m) == ["files/sub/secret: is a symlink, not a file"]
+    os.unlink(root / "files" / "sub" / "secret")
+    (root / "files" / "sub" / "secret").write_bytes(b"4321")
+    assert manifest.verify_manifest(root, m) == []
