@@ -49,7 +49,7 @@ class JobSpec:
         return Path(self.run_dir) / JOB_FILE
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(vars(self))      # for JSON: no deep copy (dataclasses.asdict copies every list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JobSpec:

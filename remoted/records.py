@@ -83,14 +83,14 @@ class RecordStore:
     def save(self, rec: TaskRecord) -> None:
         p = self._path(self.active_dir, rec.user, rec.id)
         fsutil.ensure_dirs(p.parent, mode=0o700)
-        fsutil.atomic_write_json(p, rec.to_dict())
+        fsutil.atomic_write_bytes(p, _encode(rec))
 
     def finish(self, rec: TaskRecord) -> None:
         """Write the final record into done/, then drop the active one (done wins on restart)."""
         rec.phase = FINISHED
         dst = self._path(self.done_dir, rec.user, rec.id)
         fsutil.ensure_dirs(dst.parent, mode=0o700)
-        fsutil.atomic_write_json(dst, rec.to_dict())
+        fsutil.atomic_write_bytes(dst, _encode(rec))
         try:
             os.unlink(self._path(self.active_dir, rec.user, rec.id))
         except FileNotFoundError:
@@ -128,6 +128,14 @@ def publish(root: Path, rec: TaskRecord, event: dict[str, Any] | None) -> None:
         if event is not None:
             d.append(statusfile.EVENTS, json.dumps(event, sort_keys=True, separators=(",", ":")))
         d.write_atomic(statusfile.STATUS, (json.dumps(rec.status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _encode(rec: TaskRecord) -> bytes:
+    """A private record as compact JSON: written several times per task, and only
+    ``json.dumps`` without ``indent`` runs in C (``python -m json.tool`` shows it indented)."""
+    import json
+
+    return json.dumps(rec.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def _listdir(p: Path) -> list[str]:
