@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ailabber.fsutil import read_json_lines
 from ailabber.task import parse_iso
-from benchmarks.common import Ctx, Row, attempt, ratio, upload_span, wait_until, write_config
+from benchmarks.common import Ctx, Row, attempt, upload_span, wait_until, write_config
 from benchmarks.infra import Site, make_site
 from tests.slurm_cluster import SlurmCluster
 from tests.unix_users import chown_tree, world_dir
@@ -203,18 +203,27 @@ def _sbatch_loop(ctx: Ctx, users: list[str], n: int) -> float:
 
 def _measure(ctx: Ctx, transport: str, specs: tuple[tuple[str, str, str], ...], need: float) -> list[Row]:
     n = ctx.n(500, 100)
+    reps = 1 if ctx.quick else 3          # a burst's rate moves by ±10 % from run to run here
     users = ctx.infra.users(N_USERS)
-    floor = _sbatch_loop(ctx, users, n)
-    rate, lost, dup, note = _burst(ctx, transport, users, n)
-    r = ratio(rate, floor)
+    runs = []
+    for _ in range(reps):
+        floor = _sbatch_loop(ctx, users, n)
+        rate, lost, dup, note = _burst(ctx, transport, users, n)
+        runs.append((rate / floor, rate, floor, lost, dup, note))
+    r, rate, floor, _lost, _dup, note = sorted(runs)[len(runs) // 2]       # the run with the median ratio
+    lost, dup = sum(x[3] for x in runs), sum(x[4] for x in runs)
     common = f"{n} tasks from {N_USERS} students; jobs held on both sides, cancelled afterwards"
+    if reps > 1:
+        common += (f"; median of {reps} bursts, each against its own sbatch loop (ratios "
+                   + ", ".join(f"{x[0]:.3f}" for x in runs) + "); the median burst's details follow")
     return [
-        Row(*specs[0], value=rate, floor=floor, ratio=r, met=r is not None and r >= need and lost == 0 and dup == 0,
+        Row(*specs[0], value=rate, floor=floor, ratio=r, met=r >= need and lost == 0 and dup == 0,
             floor_what=f"a plain loop of {n} `sbatch` as the same students",
-            notes=f"{common}; {lost} lost, {dup} duplicated{note}"),
+            notes=f"{common}; {lost} lost, {dup} duplicated in all{note}"),
         Row(*specs[1], value=float(lost + dup), floor=0.0, met=lost == 0 and dup == 0,
             floor_what="the sbatch loop loses and duplicates nothing by construction",
-            notes=f"{lost} lost, {dup} duplicated; checked with squeue 2 s after the last job id"),
+            notes=f"{lost} lost, {dup} duplicated over {reps} burst(s) of {n}; checked with squeue 2 s after the "
+                  "last job id"),
     ]
 
 
