@@ -12,15 +12,16 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from ailabber import fsutil
+from ailabber import fsutil, ids
 from ailabber.daemon import DaemonLoop
 from ailabber.faults import crash_point
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
+from ailabber.remote_layout import UserArea
 from ailabber.upload_limits import UploadLimits
 from remoted.intake import Intake, user_areas
 from remoted.jobspec import JobSpec
@@ -120,12 +121,12 @@ class Remoted:
                         continue
                     self.active[(rec.user, rec.id)] = rec
                     self._unsaved.add((rec.user, rec.id))
+                self.handle_cancels_of(area)    # before any launch: a cancelled task is never submitted
                 if queues and accepted:
                     # Hand this student's new tasks to the scheduler now: their submissions
                     # run in worker threads while the next student's uploads are accepted.
                     self.launch_queued()
             self.finish_orphaned_accepts()
-            self.handle_cancels()
             self.recover_launching()
             self.poll()
             self.launch_queued()
@@ -188,30 +189,34 @@ class Remoted:
                 self.active[key] = new
                 self._unsaved.add(key)
 
-    def handle_cancels(self) -> None:
-        for area in user_areas(self.root):
-            try:
-                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir, \
-                        adir.sub("requests") as req:
-                    for name in req.listdir():
-                        task_id, _, kind = name.rpartition(".")
-                        if name.startswith(".") or kind != "cancel":
+    def handle_cancels_of(self, area: UserArea) -> None:
+        """Carry out one student's cancel requests.  A request for a task whose upload is
+        still in the student's ``incoming/`` (its marker landed after this scan) is kept for
+        the pass that accepts it; any other request for an unknown task is removed."""
+        try:
+            with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir, \
+                    adir.sub("requests") as req:
+                for name in req.listdir():
+                    task_id, _, kind = name.rpartition(".")
+                    if name.startswith(".") or kind != "cancel":
+                        continue
+                    rec = self.active.get((area.user, task_id))   # only your own tasks
+                    try:
+                        st = req.lstat(name)
+                        if rec is None and _upload_pending(adir, task_id):
                             continue
-                        rec = self.active.get((area.user, task_id))   # only your own tasks
                         if rec is not None:
                             self.cancel(rec)
-                        try:
-                            st = req.lstat(name)
-                            if stat.S_ISDIR(st.st_mode):
-                                os.rmdir(name, dir_fd=req.fd)
-                            else:
-                                os.unlink(name, dir_fd=req.fd)
-                        except OSError as exc:
-                            log.debug("%s: cannot remove request %s: %s", area.user, name, exc)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.debug("%s: requests unreadable: %s", area.user, exc)
+                        if stat.S_ISDIR(st.st_mode):
+                            os.rmdir(name, dir_fd=req.fd)
+                        else:
+                            os.unlink(name, dir_fd=req.fd)
+                    except OSError as exc:
+                        log.debug("%s: cannot handle request %s: %s", area.user, name, exc)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.debug("%s: requests unreadable: %s", area.user, exc)
 
     def cancel(self, rec: TaskRecord) -> None:
         if rec.cancel_requested and rec.phase != QUEUED:
@@ -336,11 +341,7 @@ class Remoted:
         that takes concurrent submissions (``concurrent_submits``) gets them from worker
         threads; ``_collect_submissions`` records their outcomes before the pass ends."""
         with fsutil.deferred_fsync(self.root) as group:
-            for rec in batch:
-                assert rec.spec is not None
-                rec.spec.write()
-                rec.phase = LAUNCHING
-                self.store.save(rec)
+            batch = [rec for rec in batch if self._record_intent(rec)]
             group.barrier()
             crash_point("remoted:before_submit")
             workers = int(getattr(self.scheduler, "concurrent_submits", 1))
@@ -356,11 +357,23 @@ class Remoted:
                 self._in_flight[(rec.user, rec.id)] = (rec, self._pool.submit(self._try_submit, rec.spec, active))
                 self._last_served[rec.user] = time.monotonic()
 
-    def launch(self, rec: TaskRecord) -> None:
+    def _record_intent(self, rec: TaskRecord) -> bool:
+        """Prepare the job's directories and ``job.json``, then record the launch intent.
+        The run and log directories live in the student's area: if the student made that
+        impossible, only this task fails (False), never the pass for everyone."""
         assert rec.spec is not None
-        rec.spec.write()
+        try:
+            rec.spec.write()
+        except OSError as exc:
+            self._change(rec, FAILED, "launch_failed", message=f"cannot prepare the job's directories: {exc}")
+            return False
         rec.phase = LAUNCHING
         self.store.save(rec)
+        return True
+
+    def launch(self, rec: TaskRecord) -> None:
+        if not self._record_intent(rec):
+            return
         fsutil.flush_deferred(self.root)     # the intent is on disk before the scheduler hears of it
         crash_point("remoted:before_submit")
         self._submit(rec)
@@ -375,7 +388,7 @@ class Remoted:
         in a worker thread for schedulers that take concurrent submissions)."""
         try:
             return self.scheduler.submit(spec, active)
-        except SUBMIT_OUTCOMES as exc:
+        except Exception as exc:  # noqa: BLE001 - returned; _submitted tells the known from the unexpected
             return exc
 
     def _collect_submissions(self) -> None:
@@ -383,8 +396,14 @@ class Remoted:
         outcome.  Every pass ends here, so no submission outlives the pass that made it and
         the rest of remoted never sees one half done."""
         in_flight, self._in_flight = self._in_flight, {}
+        wait([future for _rec, future in in_flight.values()])     # none may outlive this pass
         for rec, future in in_flight.values():
-            self._submitted(rec, future.result())
+            try:
+                self._submitted(rec, future.result())
+            except Exception:  # noqa: BLE001 - one task's bookkeeping never stops the others'
+                # The job may exist: the record stays "launching" on disk, and recovery looks
+                # it up by name instead of submitting it again.
+                log.exception("%s/%s: recording the submission failed", rec.user, rec.id)
 
     def _submitted(self, rec: TaskRecord, result: JobHandle | Exception) -> None:
         """Record what submitting a launching task came to: a job, or why not."""
@@ -398,6 +417,11 @@ class Remoted:
             log.warning("%s/%s: scheduler unavailable during submit: %s", rec.user, rec.id, result)
             self._change(rec, PENDING, "scheduler_unreachable", message=str(result))
             return
+        if isinstance(result, Exception) and not isinstance(result, SUBMIT_OUTCOMES):
+            # Unexpected (a bug, a failed user lookup): maybe submitted, maybe not.
+            log.error("%s/%s: submitting failed unexpectedly: %r", rec.user, rec.id, result)
+            self._change(rec, PENDING, "scheduler_unreachable", message=f"submission failed: {result}")
+            return
         if isinstance(result, Exception):
             rec.phase = QUEUED
             self._change(rec, FAILED, "launch_failed",
@@ -405,10 +429,12 @@ class Remoted:
             return
         crash_point("remoted:after_submit")
         rec.phase, rec.handle = LAUNCHED, result
-        self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
-        if rec.cancel_requested:        # asked for while the submission was under way
+        if rec.cancel_requested:
+            # Asked for while the submission was under way.  Sent before the record says
+            # "launched": after a crash in between, recovery (which sees "launching" and the
+            # request) cancels the job again rather than never.
             self.scheduler.cancel(result)
-            self.store.save(rec)
+        self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
 
     def heartbeat(self) -> None:
         """``heartbeat.json`` at the root for the admin, and ``remoted.json`` in each user's
@@ -449,6 +475,24 @@ class Remoted:
                 self._beating.add(area.user)
             except OSError as exc:
                 log.debug("%s: cannot write remoted.json: %s", area.user, exc)
+
+
+def _upload_pending(adir: SafeDir, task_id: str) -> bool:
+    """Whether the student's ``incoming/`` holds an upload or a commit marker for ``task_id``."""
+    if not ids.is_task_id(task_id):
+        return False
+    try:
+        with adir.sub("incoming") as incoming:
+            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
+                try:
+                    with incoming.sub(sub) as d:
+                        d.lstat(name)
+                    return True
+                except FileNotFoundError:
+                    continue
+    except OSError:
+        return False
+    return False
 
 
 def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:

@@ -9,6 +9,7 @@ crash remoted knows to look for the job instead of starting it again.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from ailabber.remote_layout import valid_user
 from ailabber.task import TaskStatus
 from remoted.jobspec import JobSpec
 from remoted.schedulers.base import JobHandle
+
+log = logging.getLogger(__name__)
 
 ACCEPTING, QUEUED, LAUNCHING, LAUNCHED, FINISHED = "accepting", "queued", "launching", "launched", "finished"
 
@@ -122,12 +125,18 @@ def publish(root: Path, rec: TaskRecord, event: dict[str, Any] | None) -> None:
     from ailabber.safedir import SafeDir
 
     root_uid = 0 if os.geteuid() == 0 else None
-    with SafeDir.open(root / "users") as users, users.sub(rec.user) as area, \
-            area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
-            outbox.sub(rec.id, create=True, owner=root_uid, replace_bad=True) as d:
-        if event is not None:
-            d.append(statusfile.EVENTS, json.dumps(event, sort_keys=True, separators=(",", ":")))
-        d.write_atomic(statusfile.STATUS, (json.dumps(rec.status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    try:
+        with SafeDir.open(root / "users") as users, users.sub(rec.user) as area, \
+                area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
+                outbox.sub(rec.id, create=True, owner=root_uid, replace_bad=True) as d:
+            if event is not None:
+                d.append(statusfile.EVENTS, json.dumps(event, sort_keys=True, separators=(",", ":")))
+            d.write_atomic(statusfile.STATUS,
+                           (json.dumps(rec.status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    except OSError as exc:
+        # The outbox lives in the student's area: whatever the student did to it costs
+        # that student their view of the task, never remoted's pass for everyone.
+        log.warning("%s/%s: cannot publish the status (%s); the private record is kept", rec.user, rec.id, exc)
 
 
 def _encode(rec: TaskRecord) -> bytes:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 def same_second_edit(new_files: Path, basis_files: Path) -> str | None:
     """The first file (relative path) whose size and whole-second mtime equal the basis
-    copy's while its nanosecond mtime differs: a change rsync's quick check would miss.
-    None when the quick check is exact for every file."""
+    copy's while its nanosecond mtime differs (or is a whole second, so cannot tell): a
+    change rsync's quick check could miss.  None when the quick check is exact for every
+    file."""
     for dirpath, _dirnames, filenames in os.walk(new_files):
         rel_dir = os.path.relpath(dirpath, new_files)
         for name in filenames:
@@ -28,7 +29,16 @@ def same_second_edit(new_files: Path, basis_files: Path) -> str | None:
                 old = os.lstat(os.path.join(basis_files, rel))
             except FileNotFoundError:
                 continue      # new or removed: rsync sees the difference itself
-            if (new.st_size == old.st_size and new.st_mtime_ns // 1_000_000_000 == old.st_mtime_ns // 1_000_000_000
-                    and new.st_mtime_ns != old.st_mtime_ns):
+            except OSError:
+                return rel    # e.g. a file where the basis has a directory: do not guess
+            if new.st_size != old.st_size or new.st_mtime_ns // SECOND != old.st_mtime_ns // SECOND:
+                continue      # rsync's quick check sees this difference itself
+            if new.st_mtime_ns != old.st_mtime_ns or new.st_mtime_ns % SECOND == 0:
+                # Edited within the same second; or times in whole seconds (a file system
+                # without finer timestamps, an archive's restored dates), where equal
+                # times say nothing about equal contents.
                 return rel
     return None
+
+
+SECOND = 1_000_000_000

@@ -26,7 +26,6 @@ from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, S
 from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
 
 log = logging.getLogger(__name__)
-SCRIPT = "job.sbatch"
 TRANSIENT = ("unable to contact slurm controller", "socket timed out", "temporarily unable",
              "connection refused", "slurm_persist_conn", "zero bytes were transmitted",
              "communications connection failure", "try again")
@@ -61,13 +60,14 @@ class SlurmScheduler:
         return str(Path(self.opts.bin_dir) / name) if self.opts.bin_dir else name
 
     def _run(self, args: list[str], uid: int | None = None, gid: int | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+             timeout: float = 60, stdin_text: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **identity.user_env(uid)}
         if "SLURM_CONF" in os.environ:
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
         try:
-            return subprocess.run(args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=timeout, **identity.popen_kwargs(uid, gid))
+            stdin = {"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}
+            return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                                  **stdin, **identity.popen_kwargs(uid, gid))  # type: ignore[call-overload]
         except FileNotFoundError:
             raise SubmitError(f"{args[0]} not found: is Slurm installed here?") from None
         except subprocess.TimeoutExpired:
@@ -77,7 +77,7 @@ class SlurmScheduler:
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
         """Slurm queues by itself: nothing is ever blocked here."""
 
-    def sbatch_args(self, spec: JobSpec, script: Path) -> list[str]:
+    def sbatch_args(self, spec: JobSpec) -> list[str]:
         o = self.opts
         # PATH and everything else the commands need travel in job.json; --export carries
         # only names and the account's home, which never contain a comma.
@@ -99,21 +99,19 @@ class SlurmScheduler:
             if value:
                 args.append(f"{flag}={value}")
         args += list(o.extra_args)
-        args.append(str(script))
-        return args
+        return args     # no script file: sbatch reads batch_script() from its stdin
 
-    def write_script(self, spec: JobSpec) -> Path:
-        script = Path(spec.run_dir) / SCRIPT
-        body = ("#!/bin/bash\n"
+    @staticmethod
+    def batch_script(spec: JobSpec) -> str:
+        """The two-line batch script, handed to sbatch on stdin.  Never written into the
+        task's run directory: that belongs to the student, who could otherwise add
+        ``#SBATCH`` lines (say, GPUs remoted does not count) before sbatch reads it."""
+        return ("#!/bin/bash\n"
                 f"exec {shlex.quote(spec.python or sys.executable)} -I -m remoted.jobwrap "
                 f"{shlex.quote(str(spec.job_file))}\n")
-        fsutil.atomic_write_bytes(script, body.encode(), 0o755)
-        identity.give(script, spec.uid, spec.gid)
-        return script
 
     def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle:
-        script = self.write_script(spec)
-        proc = self._run(self.sbatch_args(spec, script), spec.uid, spec.gid)
+        proc = self._run(self.sbatch_args(spec), spec.uid, spec.gid, stdin_text=self.batch_script(spec))
         if proc.returncode != 0:
             lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
             message = lines[-1] if lines else f"sbatch exited with {proc.returncode}"

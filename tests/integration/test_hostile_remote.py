@@ -505,3 +505,34 @@ def _unblock_fifo(path: Path) -> None:
     except OSError:
         return
     os.close(fd)
+
+
+def test_a_queued_task_whose_run_dir_the_student_spoiled_fails_alone(remote: Remote) -> None:
+    """remoted writes run/job.json at launch, in the student's own task directory; if the
+    student made that impossible while the task waited, that task fails, nobody else's."""
+    running = remote.push(ZED, ["sleep 30"], gpus=1)
+    remote.wait(ZED, running, lambda s: s["state"] == "running", what="running")
+    waiting = remote.push(EVE, ["echo never"], gpus=1)
+    remote.wait(EVE, waiting, lambda s: s.get("reason") == "waiting_for_gpu", what="waiting for the GPU")
+    (remote.root / "users" / EVE / "tasks" / waiting / "run" / "job.json").mkdir(parents=True)
+    (remote.root / "users" / ZED / "requests" / f"{running}.cancel").write_text("")
+    st = remote.wait_terminal(EVE, waiting, timeout=30)
+    assert (st["state"], st["reason"]) == ("failed", "launch_failed"), st
+    assert "cannot prepare the job's directories" in st["message"], st
+    remote.bystander_completes()
+    assert remote.alive()
+
+
+def test_a_cancel_that_overtakes_its_upload_waits_for_it(remote: Remote) -> None:
+    """spoold sends a cancel as soon as the task is uploaded; if the request is seen before
+    the upload's commit marker, it is kept until the task is accepted, then carried out."""
+    task_id, task_dir = remote.build(["sleep 30"])
+    remote.upload(ZED, task_dir, commit=False)
+    request = remote.root / "users" / ZED / "requests" / f"{task_id}.cancel"
+    request.write_text("")
+    time.sleep(2.5)                                    # remoted's passes see the request first
+    assert request.exists(), "the cancel was dropped before its task arrived"
+    shutil.copy2(task_dir / MANIFEST, remote.root / "users" / ZED / "incoming/commit" / f"{task_id}.json")
+    st = remote.wait_terminal(ZED, task_id)
+    assert (st["state"], st["reason"]) == ("canceled", "canceled_by_user"), st
+    assert not request.exists()

@@ -20,7 +20,7 @@ def _file(root: Path, rel: str, text: str, mtime_ns: int) -> None:
 def test_identical_snapshots_need_no_checksum(tmp_path: Path) -> None:
     for side in ("new", "old"):
         _file(tmp_path / side, "a/params.txt", "lr=0.1\n", SECOND + 5)
-        _file(tmp_path / side, "train.py", "print()\n", SECOND - 7_000_000_000)
+        _file(tmp_path / side, "train.py", "print()\n", SECOND - 7_000_000_003)
     assert same_second_edit(tmp_path / "new", tmp_path / "old") is None
 
 
@@ -37,3 +37,17 @@ def test_changes_the_quick_check_sees_need_no_checksum(tmp_path: Path) -> None:
     _file(tmp_path / "new", "time.txt", "lr=0.2\n", SECOND + 1_000_000_000)   # next second
     _file(tmp_path / "new", "added.txt", "new\n", SECOND)                 # not in the basis
     assert same_second_edit(tmp_path / "new", tmp_path / "old") is None
+
+
+def test_whole_second_times_cannot_vouch_for_a_file(tmp_path: Path) -> None:
+    """On a file system without sub-second times (or after unpacking an archive), equal
+    whole-second times say nothing about equal contents."""
+    _file(tmp_path / "old", "params.txt", "lr=0.1\n", SECOND)
+    _file(tmp_path / "new", "params.txt", "lr=0.2\n", SECOND)
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") == "params.txt"
+
+
+def test_a_file_where_the_basis_has_a_directory_is_not_guessed(tmp_path: Path) -> None:
+    _file(tmp_path / "old", "data", "x", SECOND + 1)
+    _file(tmp_path / "new", "data/part0", "y", SECOND + 1)
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") == "data/part0"

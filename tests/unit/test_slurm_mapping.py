@@ -65,8 +65,7 @@ def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
     sched = SlurmScheduler(opts)
     spec = _spec(tmp_path)
     spec.write()
-    script = sched.write_script(spec)
-    args = sched.sbatch_args(spec, script)
+    args = sched.sbatch_args(spec)
     assert args[1] == "--parsable"
     assert f"--job-name=ailabber-{spec.task_id}" in args and f"--comment=ailabber-{spec.task_id}" in args
     for a in ("--gres=gpu:2", "--cpus-per-task=4", "--mem=32768M", "--time=0-04:00:00",
@@ -74,9 +73,10 @@ def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
         assert a in args
     export = next(a for a in args if a.startswith("--export="))
     assert export.startswith("--export=NONE,")
-    assert args[-1] == str(script)
-    text = script.read_text()
+    assert all(a.startswith("--") for a in args[1:])                 # the script comes on stdin
+    text = sched.batch_script(spec)
     assert "#SBATCH" not in text and "train.py" not in text          # commands stay in job.json
-    assert text.count("\n") == 2
-    assert "--gpus=2" in SlurmScheduler(SlurmOptions(gpu_option="gpus")).sbatch_args(spec, script)
-    assert not any(a.startswith("--gres") for a in sched.sbatch_args(_spec(tmp_path, gpus=0), script))
+    assert text.count("\n") == 2 and text.rstrip().endswith(str(spec.job_file))
+    assert not (Path(spec.run_dir) / "job.sbatch").exists()          # nothing the student could edit first
+    assert "--gpus=2" in SlurmScheduler(SlurmOptions(gpu_option="gpus")).sbatch_args(spec)
+    assert not any(a.startswith("--gres") for a in sched.sbatch_args(_spec(tmp_path, gpus=0)))
