@@ -146,53 +146,23 @@ def _find_interpreter(spec: EnvSpec, uv: str) -> _Interpreter:
     the caller's own virtualenv is not mistaken for the project's interpreter.
     """
     uv_path = _which_uv(uv)
-    # The list of installed interpreters is asked for at the same time as the choice, so
-    # that a job reusing its environment waits for one uv process instead of two in a row.
-    lister = subprocess.Popen(
-        [uv_path, "python", "list", "--only-installed", "--output-format", "json"],
-        env=_uv_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, errors="replace")
-    try:
-        with tempfile.TemporaryDirectory(prefix="ailabber-pyfind-") as tmp:
-            project = Path(tmp) / "project"
-            project.mkdir()
-            _copy_project(spec, project)
-            try:
-                found = subprocess.run(
-                    [uv_path, "python", "find", "--system", "--project", str(project)],
-                    cwd=tmp, env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                    text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
-                )
-            except subprocess.TimeoutExpired:
-                found = None
+    with tempfile.TemporaryDirectory(prefix="ailabber-pyfind-") as tmp:
+        project = Path(tmp) / "project"
+        project.mkdir()
+        _copy_project(spec, project)
         try:
-            listed, _ = lister.communicate(timeout=PROBE_TIMEOUT_S)
+            found = subprocess.run(
+                [uv_path, "python", "find", "--system", "--project", str(project)],
+                cwd=tmp, env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
+            )
         except subprocess.TimeoutExpired:
-            listed = ""
-    finally:
-        if lister.poll() is None:
-            lister.kill()
-            lister.communicate()
+            found = None
     path = found.stdout.strip().splitlines()[-1] if found and found.returncode == 0 and found.stdout.strip() else ""
     if not path:
         problem = _first_error_line(found.stderr) if found else "uv python find timed out"
         return _Interpreter(_unresolved_identity(spec), None, problem or "no matching interpreter")
-    return _Interpreter(_identity_from_list(listed if lister.returncode == 0 else "", path)
-                        or _describe(uv_path, path), path)
-
-
-def _identity_from_list(listed: str, path: str) -> str | None:
-    """The identity of ``path`` from ``uv python list``'s JSON, if it lists that exact path."""
-    try:
-        entries = json.loads(listed) if listed else []
-    except json.JSONDecodeError:
-        return None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("path") == path:
-            parts = [entry.get(k) for k in ("implementation", "version", "os", "arch", "libc")]
-            if all(isinstance(p, str) and p for p in parts):
-                return "-".join([*parts, path])  # type: ignore[list-item]
-    return None
+    return _Interpreter(_describe(uv_path, path), path)
 
 
 def _describe(uv_path: str, path: str) -> str:
