@@ -17,6 +17,8 @@ Layout under ``cache_root``::
     <key>/wheels/       copies of the extra wheels, original file names kept
     <key>/venv/         the environment
     <key>/ready.json    written last, atomically: its presence is the commit
+    interpreters.json   what uv said about each interpreter path, kept while its file is
+                        unchanged (a cache of the slower half of the key's interpreter part)
 
 A key dir without ``ready.json`` is a build that died half-way; the next builder removes it.
 Several jobs (processes, possibly on several hosts sharing the filesystem) may ask for the
@@ -58,6 +60,8 @@ KEY_LENGTH = 32
 LOCK_TIMEOUT_S = 3600.0
 LOCK_POLL_S = 0.5
 
+#: In the environment cache: what ``uv python list`` said about each interpreter path.
+INTERPRETERS_FILE = "interpreters.json"
 #: Seconds allowed for ``uv python find`` / ``uv python list``; they normally take ~50 ms.
 PROBE_TIMEOUT_S = 30.0
 
@@ -137,7 +141,7 @@ def _first_error_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def _find_interpreter(spec: EnvSpec, uv: str) -> _Interpreter:
+def _find_interpreter(spec: EnvSpec, uv: str, memo: Path | None = None) -> _Interpreter:
     """Ask uv which interpreter it would use for this project, honouring ``requires-python``
     and ``.python-version``.
 
@@ -162,7 +166,30 @@ def _find_interpreter(spec: EnvSpec, uv: str) -> _Interpreter:
     if not path:
         problem = _first_error_line(found.stderr) if found else "uv python find timed out"
         return _Interpreter(_unresolved_identity(spec), None, problem or "no matching interpreter")
-    return _Interpreter(_describe(uv_path, path), path)
+    return _Interpreter(_remembered_description(memo, uv_path, path) if memo else _describe(uv_path, path), path)
+
+
+def _remembered_description(memo: Path, uv_path: str, path: str) -> str:
+    """``_describe`` with its answer kept in ``memo`` (a JSON file in the environment
+    cache) for as long as the interpreter's file is the same one (device, inode, size,
+    mtime): a job reusing its environment then runs one uv process instead of two."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _describe(uv_path, path)
+    fingerprint = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    known = read_json_or_none(memo)
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(path)
+    if isinstance(entry, dict) and entry.get("file") == fingerprint and isinstance(entry.get("identity"), str):
+        return str(entry["identity"])
+    identity = _describe(uv_path, path)
+    known[path] = {"file": fingerprint, "identity": identity}
+    try:
+        atomic_write_json(memo, dict(list(known.items())[-32:]))
+    except OSError:
+        pass          # a read-only or full cache only costs the next job the second uv run
+    return identity
 
 
 def _describe(uv_path: str, path: str) -> str:
@@ -351,9 +378,10 @@ def ensure_env(spec: EnvSpec, cache_root: Path, log: TextIO, *, uv: str = "uv") 
                        *((w.name, w) for w in spec.wheels)):
         if not path.is_file():
             raise EnvBuildError(f"{name} not found at {path}")
-    interp = _find_interpreter(spec, uv_path)
-    key = env_key(spec, interp.identity)
     cache_root = cache_root.absolute()
+    memo = cache_root / INTERPRETERS_FILE if cache_root.is_dir() else None
+    interp = _find_interpreter(spec, uv_path, memo)
+    key = env_key(spec, interp.identity)
     keydir = cache_root / key
     venv = keydir / "venv"
 

@@ -291,3 +291,21 @@ def test_concurrent_processes_build_once(spec: EnvSpec, tmp_path: Path) -> None:
     assert any("waiting for another job building the same environment" in t for t in waiters)
     assert _run_python(Path(results[0]["venv"]), "print('ok')") == "ok"
 
+
+
+def test_interpreter_description_is_remembered_while_the_file_is_the_same(spec: EnvSpec, tmp_path: Path) -> None:
+    """The second half of the interpreter identity is kept in the cache, keyed by the
+    interpreter file itself: a replaced interpreter is described afresh."""
+    from remoted.envs import INTERPRETERS_FILE, _find_interpreter
+
+    memo = tmp_path / INTERPRETERS_FILE
+    first = _find_interpreter(spec, "uv", memo)
+    assert first.path is not None
+    saved = json.loads(memo.read_text())
+    assert saved[first.path]["identity"] == first.identity
+    saved[first.path]["identity"] = "remembered"
+    memo.write_text(json.dumps(saved))
+    assert _find_interpreter(spec, "uv", memo).identity == "remembered"    # no second uv run
+    saved[first.path]["file"][1] += 1                                      # another inode
+    memo.write_text(json.dumps(saved))
+    assert _find_interpreter(spec, "uv", memo).identity == first.identity
