@@ -54,5 +54,8 @@ def daemon_main(
         try:
             return int(prof.runcall(run, settings, reload))
         finally:
-            prof.dump_stats(os.path.join(profile, f"{name}-{os.getpid()}.prof"))
+            try:
+                prof.dump_stats(os.path.join(profile, f"{name}-{os.getpid()}.prof"))
+            except OSError as exc:   # e.g. a directory this account cannot write: still exit
+                print(f"ailabber-{name}: cannot write the profile: {exc}", file=sys.stderr)
     return run(settings, reload)
