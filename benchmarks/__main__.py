@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{' (--quick)' if args.quick else ''}")
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
-    if not args.only:
-        write_docs(rows, info, quick=args.quick, seconds=total)
+    if not args.only and not args.quick:   # the committed page always shows the full sizes
+        write_docs(rows, info, quick=False, seconds=total)
     return 0
 
 

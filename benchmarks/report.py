@@ -199,9 +199,9 @@ As root on a Debian machine with `slurm-wlm`, `munge`, `openssh-server`, `rsync`
 
 ```sh
 uv sync
-uv run python -m benchmarks --quick --json bench.json   # under 5 minutes on 2 cores
-uv run python -m benchmarks                              # the full sizes and counts
-uv run python -m benchmarks --only submit,burst         # some groups (this file is left alone)
+uv run python -m benchmarks --quick --json bench.json   # smaller sizes, under 5 minutes on 2 cores
+uv run python -m benchmarks                              # the full sizes and counts: rewrites this file
+uv run python -m benchmarks --only submit,burst         # some groups
 ```
 
 The run starts everything it needs itself, in temporary directories: the daemons (with
