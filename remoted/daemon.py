@@ -15,15 +15,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from ailabber import fsutil, ids
+from ailabber import fsutil
 from ailabber.daemon import DaemonLoop
 from ailabber.faults import crash_point
+from ailabber.remote_layout import UserArea
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
-from ailabber.remote_layout import UserArea
 from ailabber.upload_limits import UploadLimits
-from remoted.intake import Intake, user_areas
+from remoted.heartbeat import Heartbeat
+from remoted.intake import Intake, upload_pending, user_areas
 from remoted.jobspec import JobSpec
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
@@ -31,8 +32,6 @@ from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import (SUBMIT_OUTCOMES, Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable)
 
 log = logging.getLogger("remoted")
-HEARTBEAT_EVERY = 5.0
-USER_HEARTBEAT_EVERY = 30.0
 
 
 class Remoted:
@@ -49,9 +48,7 @@ class Remoted:
         self.active: dict[tuple[str, str], TaskRecord] = {}   # (user, id): ids are unique per user
         self._order = 0
         self._last_served: dict[str, float] = {}
-        self._last_heartbeat = 0.0
-        self._last_user_heartbeat = 0.0
-        self._beating: set[str] = set()
+        self._heartbeat = Heartbeat(self.root)
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
@@ -134,7 +131,7 @@ class Remoted:
         finally:
             self._collect_submissions()
             self._save_unlaunched()
-        self.heartbeat()
+        self._heartbeat.beat(self.scheduler, self.settings, self.active)
         busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
         return self.settings.poll_interval if busy else self.settings.rescan_interval
 
@@ -203,7 +200,7 @@ class Remoted:
                     rec = self.active.get((area.user, task_id))   # only your own tasks
                     try:
                         st = req.lstat(name)
-                        if rec is None and _upload_pending(adir, task_id):
+                        if rec is None and upload_pending(adir, task_id):
                             continue
                         if rec is not None:
                             self.cancel(rec)
@@ -435,64 +432,6 @@ class Remoted:
             # request) cancels the job again rather than never.
             self.scheduler.cancel(result)
         self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
-
-    def heartbeat(self) -> None:
-        """``heartbeat.json`` at the root for the admin, and ``remoted.json`` in each user's
-        area so that ``ailabber doctor`` on a workstation can tell remoted is alive, its
-        scheduler answers and uv is there."""
-        now = time.time()
-        if now - self._last_heartbeat < HEARTBEAT_EVERY:
-            return
-        self._last_heartbeat = now
-        fsutil.atomic_write_json(self.root / "heartbeat.json", {
-            "pid": os.getpid(), "at": now, "scheduler": self.scheduler.name,
-            "active": len(self.active),
-            "queued": sum(1 for r in self.active.values() if r.phase == QUEUED),
-        })
-        areas = user_areas(self.root)
-        due = now - self._last_user_heartbeat >= USER_HEARTBEAT_EVERY
-        # A student's area seen for the first time gets its heartbeat now, not in 30 s.
-        areas = areas if due else [a for a in areas if a.user not in self._beating]
-        if not areas:
-            return
-        if due:
-            self._last_user_heartbeat = now
-        import json
-
-        from ailabber import __version__
-        from remoted.identity import find_uv
-
-        health = getattr(self.scheduler, "health", lambda: None)()
-        body = json.dumps({
-            "pid": os.getpid(), "at": now, "version": __version__, "scheduler": self.scheduler.name,
-            "scheduler_ok": health is None, "scheduler_problem": health,
-            "uv": self.settings.uv or find_uv(self.settings.job_python),
-        }, sort_keys=True).encode()
-        for area in areas:
-            try:
-                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir:
-                    adir.write_atomic("remoted.json", body)
-                self._beating.add(area.user)
-            except OSError as exc:
-                log.debug("%s: cannot write remoted.json: %s", area.user, exc)
-
-
-def _upload_pending(adir: SafeDir, task_id: str) -> bool:
-    """Whether the student's ``incoming/`` holds an upload or a commit marker for ``task_id``."""
-    if not ids.is_task_id(task_id):
-        return False
-    try:
-        with adir.sub("incoming") as incoming:
-            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
-                try:
-                    with incoming.sub(sub) as d:
-                        d.lstat(name)
-                    return True
-                except FileNotFoundError:
-                    continue
-    except OSError:
-        return False
-    return False
 
 
 def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:

@@ -410,3 +410,21 @@ def _discard(incoming: SafeDir, sub: str, name: str) -> None:
             _remove(d, name)
     except (FileNotFoundError, UnsafePath):
         pass
+
+
+def upload_pending(adir: SafeDir, task_id: str) -> bool:
+    """Whether the student's ``incoming/`` holds an upload or a commit marker for ``task_id``."""
+    if not ids.is_task_id(task_id):
+        return False
+    try:
+        with adir.sub("incoming") as incoming:
+            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
+                try:
+                    with incoming.sub(sub) as d:
+                        d.lstat(name)
+                    return True
+                except FileNotFoundError:
+                    continue
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,67 @@
+"""remoted's signs of life: ``heartbeat.json`` at the root for the admin, and
+``remoted.json`` in each user's area so that ``ailabber doctor`` on a workstation can tell
+remoted is alive, its scheduler answers and uv is there."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ailabber import __version__, fsutil
+from ailabber.safedir import SafeDir
+from ailabber.settings import RemotedSettings
+from remoted.intake import user_areas
+from remoted.records import QUEUED
+
+log = logging.getLogger("remoted")
+
+HEARTBEAT_EVERY = 5.0
+USER_HEARTBEAT_EVERY = 30.0
+
+
+class Heartbeat:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._last = 0.0
+        self._last_user = 0.0
+        self._beating: set[str] = set()
+
+    def beat(self, scheduler: Any, settings: RemotedSettings, active: dict[Any, Any]) -> None:
+        """Write what is due: the root's file every few seconds, the users' files every
+        half minute (and at once for an area seen for the first time)."""
+        now = time.time()
+        if now - self._last < HEARTBEAT_EVERY:
+            return
+        self._last = now
+        fsutil.atomic_write_json(self.root / "heartbeat.json", {
+            "pid": os.getpid(), "at": now, "scheduler": scheduler.name,
+            "active": len(active),
+            "queued": sum(1 for r in active.values() if r.phase == QUEUED),
+        })
+        areas = user_areas(self.root)
+        due = now - self._last_user >= USER_HEARTBEAT_EVERY
+        # A student's area seen for the first time gets its heartbeat now, not in 30 s.
+        areas = areas if due else [a for a in areas if a.user not in self._beating]
+        if not areas:
+            return
+        if due:
+            self._last_user = now
+        from remoted.identity import find_uv
+
+        health = getattr(scheduler, "health", lambda: None)()
+        body = json.dumps({
+            "pid": os.getpid(), "at": now, "version": __version__, "scheduler": scheduler.name,
+            "scheduler_ok": health is None, "scheduler_problem": health,
+            "uv": settings.uv or find_uv(settings.job_python),
+        }, sort_keys=True).encode()
+        for area in areas:
+            try:
+                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir:
+                    adir.write_atomic("remoted.json", body)
+                self._beating.add(area.user)
+            except OSError as exc:
+                log.debug("%s: cannot write remoted.json: %s", area.user, exc)
