@@ -136,12 +136,6 @@ class Intake:
         #: the accept intent, which a restart finishes into the same queued record.
         self.defer_queued_saves = False
 
-    def scan(self, next_order: int) -> list[TaskRecord]:
-        accepted: list[TaskRecord] = []
-        for area in user_areas(self.root):
-            accepted += self.scan_user(area, next_order + len(accepted))
-        return accepted
-
     def scan_user(self, area: UserArea, next_order: int) -> list[TaskRecord]:
         """Accept what one student has committed (numbered from ``next_order`` on)."""
         try:

@@ -11,8 +11,37 @@ reads and hashes every file on both sides).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+from ailabber import statusfile
+from ailabber.spool import DONE, FILES, NEW, SYNCED, Spool
+
+log = logging.getLogger("spoold")
+
+
+def newest_accepted(spool: Spool) -> str | None:
+    """The newest earlier task the remote side accepted: unchanged files are linked from
+    it instead of being sent again."""
+    candidates = sorted(spool.ids_in(SYNCED) + spool.ids_in(DONE), reverse=True)
+    for task_id in candidates[:20]:
+        loc = spool.locate(task_id)
+        st = statusfile.read_status(loc[1]) if loc else None
+        if st is not None and "upload_bytes_sent" in st.extra and st.reason != "rejected":
+            return task_id
+    return None
+
+
+def needs_checksum(spool: Spool, task_id: str, basis: str) -> bool:
+    """Whether linking ``task_id`` against ``basis`` by size and mtime could be wrong."""
+    loc = spool.locate(basis)
+    if loc is None:
+        return True          # the basis snapshot is gone locally: compare by content
+    rel = same_second_edit(spool.stage_dir(NEW) / task_id / FILES, loc[1] / FILES)
+    if rel:
+        log.info("%s: %s changed within the second of the last upload's copy; comparing by content", task_id, rel)
+    return rel is not None
 
 
 def same_second_edit(new_files: Path, basis_files: Path) -> str | None:

@@ -19,10 +19,10 @@ from ailabber.faults import crash_point
 from ailabber.home import os_user
 from ailabber.remote_layout import UserArea
 from ailabber.settings import SpooldSettings
-from ailabber.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.spool import DONE, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
 from ailabber.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
-from spoold.basis import same_second_edit
+from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.transport import RsyncTransport, TransportError
 
@@ -149,28 +149,6 @@ class Spoold:
         except TransportError as exc:
             log.debug("limits pull failed: %s", exc)
 
-    def basis(self) -> str | None:
-        """The newest earlier task the remote side accepted: unchanged files are linked
-        from it instead of being sent again."""
-        candidates = sorted(self.spool.ids_in(SYNCED) + self.spool.ids_in(DONE), reverse=True)
-        for task_id in candidates[:20]:
-            loc = self.spool.locate(task_id)
-            st = statusfile.read_status(loc[1]) if loc else None
-            if st is not None and "upload_bytes_sent" in st.extra and st.reason != "rejected":
-                return task_id
-        return None
-
-    def _needs_checksum(self, task_id: str, basis: str) -> bool:
-        """Whether linking ``task_id`` against ``basis`` by size and mtime could be wrong."""
-        loc = self.spool.locate(basis)
-        if loc is None:
-            return True          # the basis snapshot is gone locally: compare by content
-        rel = same_second_edit(self.spool.stage_dir(NEW) / task_id / FILES, loc[1] / FILES)
-        if rel:
-            log.info("%s: %s changed within the second of the last upload's copy; comparing by content",
-                     task_id, rel)
-        return rel is not None
-
     def push_new(self) -> None:
         """Send what is in new/: small tasks together in one batch (a burst of submissions
         costs two rsync runs, not two per task), large ones one by one so that each is
@@ -190,7 +168,7 @@ class Spoold:
                 continue
             if total <= BATCH_TASK_BYTES:
                 small.append(task_id)
-            elif not self._push([task_id], self.basis()):
+            elif not self._push([task_id], newest_accepted(self.spool)):
                 return
         for start in range(0, len(small), BATCH_TASKS):
             if not self._push(small[start:start + BATCH_TASKS], None):
@@ -209,7 +187,7 @@ class Spoold:
             self._record(new_dir / task_id, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
         try:
-            checksum = basis is not None and self._needs_checksum(batch[0], basis)
+            checksum = basis is not None and needs_checksum(self.spool, batch[0], basis)
             results = self.transport.push_tasks(batch, new_dir, UPLOAD_MEMBERS, MANIFEST, basis=basis,
                                                 checksum=checksum)
         except TransportError as exc:

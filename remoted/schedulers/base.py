@@ -56,7 +56,9 @@ class SchedulerUnavailable(Exception):
     Never a reason to fail a task, and never a reason to assume a job does not exist."""
 
 
-#: What ``submit`` may end with instead of a handle; anything else is a bug and propagates.
+#: What ``submit`` may end with instead of a handle.  Anything else is unexpected (a bug,
+#: a failed account lookup): remoted then cannot know whether the job exists, and treats
+#: the task like one whose scheduler did not answer.
 SUBMIT_OUTCOMES: tuple[type[Exception], ...] = (Blocked, SchedulerUnavailable, SubmitError, OSError)
 
 
