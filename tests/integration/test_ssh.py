@@ -7,6 +7,7 @@ import pwd
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,19 +55,30 @@ def make_ssh_setup(py: Path, sshd: Sshd, base: Path, remoted_extra: dict[str, ob
     return SshSetup(base, root, sshd, keys, pipes)
 
 
-@pytest.fixture
-def ssh_setup(pytestconfig: pytest.Config, student_python: Path) -> Iterator[SshSetup]:
+@contextmanager
+def ssh_site(pytestconfig: pytest.Config, py: Path, prefix: str,
+             remoted_extra: dict[str, object] | None = None) -> Iterator[SshSetup]:
+    """A loopback sshd and the students' pipelines behind it, all stopped and removed after."""
     ok, why = available()
     require(pytestconfig, ok, why)
     sshd = Sshd()
     sshd.start()
-    base = world_dir("ailabber-ssh-")
-    setup = make_ssh_setup(student_python, sshd, base)
-    yield setup
-    for p in setup.pipes.values():
-        p.stop_all()
-    sshd.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    base = world_dir(prefix)
+    setup: SshSetup | None = None
+    try:
+        setup = make_ssh_setup(py, sshd, base, remoted_extra)
+        yield setup
+    finally:
+        for p in setup.pipes.values() if setup else ():
+            p.stop_all()
+        sshd.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def ssh_setup(pytestconfig: pytest.Config, student_python: Path) -> Iterator[SshSetup]:
+    with ssh_site(pytestconfig, student_python, "ailabber-ssh-") as setup:
+        yield setup
 
 
 def test_task_goes_up_over_ssh_runs_and_comes_back(ssh_setup: SshSetup) -> None:
@@ -232,15 +244,9 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
 
 def test_size_limits_are_checked_at_submit_and_by_remoted(pytestconfig: pytest.Config,
                                                           student_python: Path) -> None:
-    ok, why = available()
-    require(pytestconfig, ok, why)
-    sshd = Sshd()
-    sshd.start()
-    base = world_dir("ailabber-limits-")
-    setup = make_ssh_setup(student_python, sshd, base,
-                           remoted_extra={"limits": {"max_upload_bytes": 3_000_000, "max_upload_files": 50}})
-    alice = setup.pipes[STUDENTS[0]]
-    try:
+    limits_extra: dict[str, object] = {"limits": {"max_upload_bytes": 3_000_000, "max_upload_files": 50}}
+    with ssh_site(pytestconfig, student_python, "ailabber-limits-", limits_extra) as setup:
+        base, sshd, alice = setup.base, setup.sshd, setup.pipes[STUDENTS[0]]
         alice.start("remoted")
         alice.start("spoold")
         # spoold brings the cluster's published limits home; then submit refuses early.
@@ -288,11 +294,6 @@ def test_size_limits_are_checked_at_submit_and_by_remoted(pytestconfig: pytest.C
         assert (st["state"], st["reason"]) == ("failed", "rejected") and "over the upload limit" in st["message"]
         assert not (setup.root / "users" / STUDENTS[0] / "tasks" / task_id).exists()
         assert (setup.root / "users" / STUDENTS[0] / "limits.json").exists()
-    finally:
-        for p in setup.pipes.values():
-            p.stop_all()
-        sshd.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) -> None:

@@ -48,24 +48,25 @@ class NotifySocket:
         self.messages: list[str] = []
 
     def drain(self, seconds: float) -> list[str]:
+        self._receive(seconds)
+        return self.messages
+
+    def collect(self, until: str, timeout: float = 20) -> list[str]:
+        if self._receive(timeout, until):
+            return self.messages
+        raise AssertionError(f"no {until!r} in {self.messages}")
+
+    def _receive(self, seconds: float, until: str | None = None) -> bool:
+        """Keep what arrives for ``seconds``, or until a message contains ``until``."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
                 self.messages.append(self.sock.recv(4096).decode())
             except socket.timeout:
                 continue
-        return self.messages
-
-    def collect(self, until: str, timeout: float = 20) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
-                continue
-            if any(until in m for m in self.messages):
-                return self.messages
-        raise AssertionError(f"no {until!r} in {self.messages}")
+            if until is not None and any(until in m for m in self.messages):
+                return True
+        return False
 
 
 @pytest.mark.parametrize("which", ["spoold", "remoted"])
