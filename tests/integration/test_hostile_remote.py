@@ -119,8 +119,18 @@ class Remote:
             shutil.rmtree(dst)
         os.rename(stage, dst)
         if commit:
-            shutil.copy2(task_dir / MANIFEST, area / "incoming/commit" / f"{task_id}.json")
+            self.commit(user, task_dir / MANIFEST, task_id)
         return task_id
+
+    def commit(self, user: str, manifest: Path | bytes, task_id: str) -> None:
+        """The commit marker (a manifest file, or forged bytes), written as rsync writes
+        it: a hidden temporary name, then one rename, so remoted never sees (or consumes)
+        a half-made marker."""
+        commit_dir = self.area(user) / "incoming/commit"
+        tmp = commit_dir / f".{task_id}.json.tmp"
+        tmp.write_bytes(manifest if isinstance(manifest, bytes) else manifest.read_bytes())
+        _chown_tree(tmp, user)
+        os.rename(tmp, commit_dir / f"{task_id}.json")
 
     def push(self, user: str, commands: list[str], **kw: Any) -> str:
         task_id, task_dir = self.build(commands, **kw)
@@ -238,7 +248,7 @@ def test_cancel_request_for_another_users_task_is_ignored(remote: Remote) -> Non
 def test_forged_manifest_is_rejected_and_remoted_keeps_serving(remote: Remote, manifest: bytes) -> None:
     task_id, task_dir = remote.build(["echo should-not-run > ran"])
     remote.upload(EVE, task_dir, commit=False)
-    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_bytes(manifest)
+    remote.commit(EVE, manifest, task_id)
     st = remote.wait_terminal(EVE, task_id)
     assert (st["state"], st["reason"]) == ("failed", "rejected"), st
     assert not list((remote.root / "users" / EVE / "tasks").rglob("ran"))
@@ -261,8 +271,7 @@ def test_huge_file_counts_and_sizes_in_manifest_do_not_matter(remote: Remote) ->
     task_id, task_dir = remote.build(["true"])
     remote.upload(EVE, task_dir, commit=False)
     files = {f"files/f{i}": 10**18 for i in range(5000)}
-    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_text(
-        json.dumps({"version": 1, "files": files, "symlinks": {}}))
+    remote.commit(EVE, json.dumps({"version": 1, "files": files, "symlinks": {}}).encode(), task_id)
     st = remote.wait_terminal(EVE, task_id)
     assert (st["state"], st["reason"]) == ("failed", "rejected"), st
     remote.bystander_completes()
@@ -346,8 +355,7 @@ def test_meta_json_that_is_a_fifo_does_not_hang_remoted(remote: Remote) -> None:
     meta.unlink()
     os.mkfifo(meta)
     _rewrite_manifest(remote.root / "users" / EVE / "incoming/tmp" / task_id, task_id)
-    shutil.copy2(remote.root / "users" / EVE / "incoming/tmp" / task_id / MANIFEST,
-                 remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json")
+    remote.commit(EVE, remote.root / "users" / EVE / "incoming/tmp" / task_id / MANIFEST, task_id)
     try:
         remote.bystander_completes(timeout=20)
     finally:
@@ -442,7 +450,7 @@ def test_preplaced_task_dir_symlink_is_not_used(remote: Remote, tmp_path: Path) 
     before = _tree_listing(victim_dir)
     task_id = _new_id()
     (remote.root / "users" / EVE / "tasks" / task_id).symlink_to(victim_dir)
-    (remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json").write_text("{}")
+    remote.commit(EVE, b"{}", task_id)
     st = remote.wait_terminal(EVE, task_id, timeout=20)
     assert (st["state"], st["reason"]) == ("failed", "rejected"), st
     assert _tree_listing(victim_dir) == before
@@ -481,7 +489,7 @@ def test_run_dir_symlink_does_not_redirect_job_files(remote: Remote, tmp_path: P
     upload = remote.upload(EVE, task_dir, commit=False)
     up = remote.root / "users" / EVE / "incoming/tmp" / upload
     (up / "run").symlink_to(outside)
-    shutil.copy2(task_dir / MANIFEST, remote.root / "users" / EVE / "incoming/commit" / f"{task_id}.json")
+    remote.commit(EVE, task_dir / MANIFEST, task_id)
     remote.wait_terminal(EVE, task_id, timeout=20)
     remote.bystander_completes()
     assert list(outside.iterdir()) == []
@@ -532,7 +540,7 @@ def test_a_cancel_that_overtakes_its_upload_waits_for_it(remote: Remote) -> None
     request.write_text("")
     time.sleep(2.5)                                    # remoted's passes see the request first
     assert request.exists(), "the cancel was dropped before its task arrived"
-    shutil.copy2(task_dir / MANIFEST, remote.root / "users" / ZED / "incoming/commit" / f"{task_id}.json")
+    remote.commit(ZED, task_dir / MANIFEST, task_id)
     st = remote.wait_terminal(ZED, task_id)
     assert (st["state"], st["reason"]) == ("canceled", "canceled_by_user"), st
     assert not request.exists()
