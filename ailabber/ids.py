@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterable
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-ID_RE = re.compile(r"^\d{6}-\d{9}-[0-9a-hjkmnp-tv-z]{6}$")
+#: Matched with ``fullmatch``: ``$`` would also accept a trailing newline.
+ID_RE = re.compile(r"\d{6}-\d{9}-[0-9a-hjkmnp-tv-z]{6}")
 
 
 def new_task_id(now: float | None = None) -> str:
@@ -27,7 +28,7 @@ def new_task_id(now: float | None = None) -> str:
 
 
 def is_task_id(name: str) -> bool:
-    return bool(ID_RE.match(name))
+    return ID_RE.fullmatch(name) is not None
 
 
 class TaskLookupError(LookupError):

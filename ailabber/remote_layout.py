@@ -30,11 +30,12 @@ LOGS = "logs"
 RUN = "run"
 
 # Unix user names as useradd accepts them: a directory name can never smuggle a path.
-USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
+# Matched with ``fullmatch``: ``$`` would also accept a trailing newline.
+USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 
 
 def valid_user(name: str) -> bool:
-    return bool(USER_RE.match(name)) and name not in (".", "..")
+    return USER_RE.fullmatch(name) is not None and name not in (".", "..")
 
 
 class UserArea:

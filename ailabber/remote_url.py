@@ -11,8 +11,9 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
-_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+# Both matched with ``fullmatch``: ``$`` would also accept a trailing newline.
+_HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)")
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
 class RemoteUrlError(ValueError):
@@ -43,10 +44,10 @@ def parse_ssh_url(url: str) -> SshRemote:
     host = parts.hostname or ""
     if parts.netloc.count("[") == 1 and "]" in parts.netloc:
         host = "[" + host + "]"
-    if not host or not _HOST_RE.match(host):
+    if not host or _HOST_RE.fullmatch(host) is None:
         raise RemoteUrlError(f"bad host {host!r}")
     user = unquote(parts.username) if parts.username else None
-    if user is not None and not _USER_RE.match(user):
+    if user is not None and _USER_RE.fullmatch(user) is None:
         raise RemoteUrlError(f"bad user name {user!r}")
     if parts.password:
         raise RemoteUrlError("must not contain a password (use identity_file)")
