@@ -170,7 +170,7 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
 # --------------------------------------------------------------------------- copy
 
 
-def _copy_fd(src: int, dst: int) -> int:
+def copy_fd(src: int, dst: int) -> int:
     """Copy to EOF in the kernel where possible: copy_file_range (reflinks on CoW file
     systems), then sendfile, then plain reads.  Returns the byte count."""
     total = 0
@@ -229,7 +229,7 @@ class _Copier:
             dst = os.open(os.path.join(self.dst, e.rel),
                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                copied = _copy_fd(src, dst)
+                copied = copy_fd(src, dst)
                 after = os.fstat(src)
                 if copied != e.size or after.st_size != e.size:
                     raise self.changed(e.rel, "changed size")

@@ -3,18 +3,29 @@
 Results of a finished task are already in the spool (spoold pulls them when it ends).
 For an unfinished one the CLI drops a fetch request and waits for spoold to pull what
 exists so far: the CLI itself never touches the network.
+
+``DIR`` is often in a shared place (``/tmp/...``) where another user may have planted
+symlinks, so everything is written through directory handles (``SafeDir``): only into
+directories the user owns, never through a symlink, each file made under a fresh name and
+renamed into place.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
+import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ailabber import render, statusfile
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
+from ailabber.safedir import SafeDir, UnsafePath, open_user_dir
+from ailabber.snapshot import copy_fd
 from ailabber.spool import NEW, RESULTS
+
+LOGS_SUBDIR = "ailabber-logs"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -41,17 +52,78 @@ def run(args: argparse.Namespace) -> int:
         loc = spool.locate(task_id)
         task_dir = loc[1] if loc else task_dir
     dest = args.dest if args.dest is not None else Path("ailabber-results") / task_id
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    results = task_dir / RESULTS
-    if results.is_dir():
-        shutil.copytree(results, dest, symlinks=True, dirs_exist_ok=True)
-        copied += sum(1 for p in results.rglob("*") if p.is_file())
-    logs = spool.outbox(task_id) / "logs"
-    if logs.is_dir():
-        shutil.copytree(logs, dest / "ailabber-logs", symlinks=True, dirs_exist_ok=True)
-        copied += sum(1 for p in logs.rglob("*") if p.is_file())
+    try:
+        copied = deliver(task_dir / RESULTS, spool.outbox(task_id) / "logs", task_dir / statusfile.STATUS, dest)
+    except UnsafePath as exc:
+        raise CliError(exc.strerror or str(exc)) from None
     final = statusfile.read_status(task_dir) or st
-    shutil.copy2(task_dir / statusfile.STATUS, dest / "status.json")
     print(f"{task_id} ({render.state_text(final)}): {copied} file(s) in {dest}")
     return 0 if copied else EXIT_FAIL
+
+
+def deliver(results: Path, logs: Path, status: Path, dest: Path) -> int:
+    """Copy the results into ``dest``, the logs into ``dest/ailabber-logs`` and the status
+    file beside them; returns how many files (results and logs) were copied."""
+    uid = os.geteuid()
+    with open_user_dir(dest, uid) as out:
+        copied = copy_tree(results, out, uid) if results.is_dir() else 0
+        if logs.is_dir():
+            with out.enter_owned(LOGS_SUBDIR, uid) as log_out:
+                copied += copy_tree(logs, log_out, uid)
+        copy_entry(status, out, status.name)
+    return copied
+
+
+def copy_tree(src: Path, dest: SafeDir, uid: int) -> int:
+    """Copy the contents of ``src`` into ``dest`` (files with their mode and times, symlinks
+    as symlinks, directories made or entered with ``enter_owned``); iterative, so a deep
+    tree needs no recursion.  Returns the number of entries that are files (a symlink to a
+    file counts, as ``Path.is_file`` says)."""
+    copied = 0
+    stack: list[tuple[Iterator[os.DirEntry[str]], SafeDir, Path]] = [(_entries(src), dest, src)]
+    while stack:
+        entries, out, here = stack[-1]
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((_entries(Path(entry.path)), out.enter_owned(entry.name, uid), Path(entry.path)))
+                break
+            copied += entry.is_file()
+            copy_entry(Path(entry.path), out, entry.name)
+        else:
+            stack.pop()
+            _finish_dir(here, out)
+            if stack:
+                out.close()
+    return copied
+
+
+def copy_entry(src: Path, dest: SafeDir, name: str) -> None:
+    """One file or symlink into ``dest`` (anything else, e.g. a FIFO, is left out)."""
+    st = os.lstat(src)
+    if stat.S_ISLNK(st.st_mode):
+        dest.replace_symlink(name, os.readlink(src))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        def fill(out: int) -> None:
+            copy_fd(fd, out)
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        dest.replace_with(name, fill, stat.S_IMODE(st.st_mode) & 0o777)
+    finally:
+        os.close(fd)
+
+
+def _entries(path: Path) -> Iterator[os.DirEntry[str]]:
+    with os.scandir(path) as it:
+        return iter(sorted(it, key=lambda e: e.name))
+
+
+def _finish_dir(src: Path, out: SafeDir) -> None:
+    """Mode and times of a copied directory, last (filling it changed its mtime); the
+    user keeps ``rwx`` so that a later fetch can write into it again."""
+    st = os.stat(src)
+    os.fchmod(out.fd, (stat.S_IMODE(st.st_mode) & 0o777) | 0o700)
+    os.utime(out.fd, ns=(st.st_atime_ns, st.st_mtime_ns))

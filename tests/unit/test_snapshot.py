@@ -236,7 +236,7 @@ def test_copy_fd_fallbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         src = os.open(tmp_path / "src", os.O_RDONLY)
         dst = os.open(tmp_path / name, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            assert snapshot._copy_fd(src, dst) == len(data)
+            assert snapshot.copy_fd(src, dst) == len(data)
         finally:
             os.close(src)
             os.close(dst)
