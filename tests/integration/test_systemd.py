@@ -4,6 +4,7 @@ and stops that lose nothing."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +38,68 @@ def test_unit_files_verify_cleanly(unit: str, pytestconfig: pytest.Config, tmp_p
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     # verify exits 0 on unknown keys and bad values: any output at all is a failure.
     assert r.returncode == 0 and r.stderr.strip() == "" and r.stdout.strip() == "", r.stdout + r.stderr
+
+
+#: The exposure `systemd-analyze security --offline=true` gives each unit, as docs/install.md
+#: states it (the ceiling: a change that weakens a unit raises its number and fails here).
+#: "ailabber-remoted.service+slurm" is the unit with ailabber-remoted-slurm.conf as a drop-in.
+EXPOSURE = {
+    "ailabber-remoted.service": 7.0,
+    "ailabber-remoted.service+slurm": 2.7,
+    "ailabber-spoold@.service": 1.4,
+    "ailabber-spoold.service": 2.1,
+}
+
+
+def _exposure_of(case: str, tmp_path: Path) -> float:
+    """Copy the unit (and drop-in) alone into ``tmp_path``: offline analysis also reads a
+    ``<unit>.d/`` next to the file, which must not be whatever lies in the checkout."""
+    unit, _, dropin = case.partition("+")
+    shutil.copy(UNITS / unit, tmp_path / unit)
+    if dropin:
+        d = tmp_path / f"{unit}.d"
+        d.mkdir()
+        shutil.copy(UNITS / f"ailabber-remoted-{dropin}.conf", d / f"{dropin}.conf")
+    cmd = ["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / unit)]
+    env = dict(os.environ)
+    if unit in USER_UNITS:
+        cmd.insert(2, "--user")
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout)
+    assert found, r.stdout[-2000:] + r.stderr
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize("case", sorted(EXPOSURE))
+def test_unit_exposure_stays_at_the_documented_level(case: str, pytestconfig: pytest.Config,
+                                                     tmp_path: Path) -> None:
+    require(pytestconfig, bool(shutil.which("systemd-analyze")), "systemd-analyze (package systemd)")
+    v = subprocess.run(["systemd-analyze", "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = int(re.match(r"systemd (\d+)", v).group(1)) if re.match(r"systemd (\d+)", v) else 0
+    require(pytestconfig, version >= 250, f"systemd-analyze security --offline (systemd >= 250, have {v[:40]!r})")
+    require(pytestconfig, all(Path(f"/usr/local/bin/{b}").exists() for b in ("ailabber-spoold", "ailabber-remoted")),
+            "ailabber installed where the units expect it (/usr/local/bin; .ci/run installs it)")
+    exposure = _exposure_of(case, tmp_path)
+    assert exposure <= EXPOSURE[case], (
+        f"{case}: exposure {exposure} is above the documented {EXPOSURE[case]}: a hardening option was "
+        "weakened (if on purpose, say why in docs/install.md and update the number there and here)")
+
+
+def test_documented_exposure_matches_the_test() -> None:
+    """docs/install.md's table states the numbers this test enforces."""
+    doc = (UNITS.parent / "docs" / "install.md").read_text()
+    rows = {
+        "ailabber-remoted.service": "| `ailabber-remoted.service` (any scheduler) |",
+        "ailabber-remoted.service+slurm": "| `ailabber-remoted.service` + `ailabber-remoted-slurm.conf` |",
+        "ailabber-spoold@.service": "| `ailabber-spoold@.service` |",
+        "ailabber-spoold.service": "| `ailabber-spoold.service` (user unit) |",
+    }
+    for case, level in EXPOSURE.items():
+        row = next((line for line in doc.splitlines() if line.startswith(rows[case]) and "**" in line), None)
+        assert row is not None and row.rstrip().endswith(f"| **{level:.1f}** |"), (case, level, row)
 
 
 class NotifySocket:
