@@ -20,6 +20,7 @@ from typing import NamedTuple
 from ailabber.config import ConfigError, TaskConfig
 from ailabber.fsutil import fsync_dir, fsync_fd
 from ailabber.ignore import IgnoreRules
+from ailabber.pathlimits import Extremes, over
 
 FILE = "file"
 DIR = "dir"
@@ -86,7 +87,8 @@ class _Planner:
             with os.scandir(path) as it:
                 return sorted(it, key=lambda d: d.name)
         except OSError as exc:
-            self.problem(f"cannot read directory {_q(rel or '.')}: {exc.strerror}")
+            if not over(rel):   # too deep or too long: the limit's own line says so
+                self.problem(f"cannot read directory {_q(rel or '.')}: {exc.strerror}")
             return []
 
     def walk(self) -> None:
@@ -123,7 +125,8 @@ class _Planner:
         except FileNotFoundError:
             pass  # deleted while we looked: it is simply not part of the upload
         except OSError as exc:
-            self.problem(f"cannot read {_q(rel)}: {exc.strerror}")
+            if not over(rel):
+                self.problem(f"cannot read {_q(rel)}: {exc.strerror}")
         return False
 
     def symlink(self, de: os.DirEntry[str], rel: str) -> None:
@@ -155,6 +158,11 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
     """Walk ``cfg.upload_root`` and decide what goes up; ``ConfigError`` lists every refusal."""
     planner = _Planner(cfg)
     planner.walk()
+    extremes = Extremes()
+    for e in planner.entries:
+        extremes.note(e.rel)
+    for line in extremes.problems():
+        planner.problem(line)
     if planner.problems:
         raise ConfigError(planner.problems)
     files = [e for e in planner.entries if e.kind == FILE]

@@ -17,9 +17,10 @@ from ailabber import fsutil, statusfile
 from ailabber.daemon import DaemonLoop
 from ailabber.faults import crash_point
 from ailabber.home import os_user
+from ailabber.pathlimits import tree_problems
 from ailabber.remote_layout import UserArea
 from ailabber.settings import SpooldSettings
-from ailabber.spool import DONE, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
 from ailabber.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
@@ -161,7 +162,7 @@ class Spoold:
             task_dir = self.spool.stage_dir(NEW) / task_id
             meta = fsutil.read_json_or_none(task_dir / META) or {}
             total = int(meta.get("total_bytes") or 0)
-            too_big = self.limits().problem(total, int(meta.get("file_count") or 0))
+            too_big = self.limits().problem(total, int(meta.get("file_count") or 0)) or path_problem(task_dir)
             if too_big:
                 self._record(task_dir, FAILED, "too_large", message=too_big)
                 self.spool.move(task_id, NEW, DONE)
@@ -274,6 +275,12 @@ class Spoold:
         paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
         self.transport.pull_logs([task_id], self.spool.outbox_dir)
         self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
+
+
+def path_problem(task_dir: Path) -> str | None:
+    """A path too deep or too long for rsync, which an older ``submit`` let through: no
+    retry could ever send it, so the task ends instead of being retried for ever."""
+    return "; ".join(tree_problems(task_dir / FILES)) or None
 
 
 def make_transport(settings: SpooldSettings) -> RsyncTransport:

@@ -26,7 +26,12 @@ KNOWN: tuple[tuple[str, str, bool], ...] = (
     ("do not use ..", "the cluster refused a path outside your directory", True),
     ("no space left on device", "the cluster's disk is full", False),
     ("disk quota exceeded", "your disk quota on the cluster is exceeded", False),
+    ("overflows max-path len", "a path in the task is too long for rsync", True),
+    ("file name too long", "a path in the task is too long for rsync", True),
 )
+
+#: rsync repeats whole paths in its messages; a status line keeps this much of one.
+MAX_DETAIL = 200
 
 #: rsync exit codes that no retry can fix: syntax/usage, protocol incompatibility,
 #: unsupported action.
@@ -49,4 +54,6 @@ def classify(what: str, code: int, stderr: str) -> TransportError:
             return TransportError(f"{what}: {words}", permanent=permanent, code=code)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     detail = lines[0] if lines else "no message"
+    if len(detail) > MAX_DETAIL:
+        detail = detail[:MAX_DETAIL - 1] + "…"
     return TransportError(f"{what}: rsync exit {code}: {detail}", permanent=code in PERMANENT_CODES, code=code)
