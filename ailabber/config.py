@@ -513,13 +513,17 @@ def _outputs(p: _Problems, tbl: dict[str, Any], key: str, workdir: str,
 # --------------------------------------------------------------------------- entry points
 
 
-def parse_task_config(text: str, source: Path, upload_root: Path | None = None) -> TaskConfig:
+def parse_task_config(text: str, source: Path, upload_root: Path | None = None, *,
+                      check_files: bool = True) -> TaskConfig:
     """Validate the TOML ``text`` of ``source``.
 
     Without ``upload_root`` the upload directory is ``files.upload`` next to ``source`` and
-    must exist.  With it (the cluster side, where the uploaded tree lives elsewhere)
-    ``files.upload`` is only checked for syntax and every file check runs against
-    ``upload_root``.  Raises ``ConfigError`` listing every problem.
+    must exist.  With it, ``files.upload`` is only checked for syntax and every file check
+    runs against ``upload_root``.  ``check_files=False`` checks no file at all (every
+    path is still checked for syntax): remoted, which may be root, parses the bytes it
+    read through a handle and never resolves a path in the student's upload; the job
+    wrapper, running as the student, finds missing files.  Raises ``ConfigError`` listing
+    every problem.
     """
     p = _Problems(source)
     try:
@@ -533,7 +537,10 @@ def parse_task_config(text: str, source: Path, upload_root: Path | None = None) 
     tables = _tables(p, doc)
     resources = _resources(p, tables["resources"] or {})
     files_tbl = tables["files"] or {}
-    upload, root = _upload_root(p, files_tbl, source, upload_root)
+    if check_files:
+        upload, root = _upload_root(p, files_tbl, source, upload_root)
+    else:
+        upload, root = _rel_path(p, "files.upload", files_tbl.get("upload", _DEFAULT_FILES.upload)) or ".", None
     ignore = _patterns(p, files_tbl)
     rules: IgnoreRules | None = None
     if root is not None:
@@ -551,14 +558,14 @@ def parse_task_config(text: str, source: Path, upload_root: Path | None = None) 
     results = _outputs(p, run_tbl or {}, "results", workdir, out_root)
     if p.lines:
         raise ConfigError(p.lines)
-    assert root is not None
+    assert root is not None or not check_files
     return TaskConfig(
         resources=resources,
         environment=environment,
         files=Files(upload=upload, ignore=ignore, workdir=workdir),
         run=Run(commands=commands, logs=logs, results=results),
         source=source,
-        upload_root=root,
+        upload_root=root if root is not None else Path("."),
     )
 
 
@@ -586,12 +593,25 @@ def load_task_config(path: Path, *, upload_root_override: Path | None = None) ->
         p.add("file", f"cannot be read: {exc.strerror or exc}")
     if p.lines:
         raise ConfigError(p.lines)
+    return parse_task_config(decode_config(data, path), path, upload_root_override)
+
+
+def decode_config(data: bytes, source: Path) -> str:
+    """The text of a config file's bytes (a UTF-8 byte order mark allowed)."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{p.name}: file: is not valid UTF-8 "
+        raise ConfigError([f"{_Problems(source).name}: file: is not valid UTF-8 "
                            f"(bad byte at offset {exc.start})"]) from None
-    return parse_task_config(text, path, upload_root_override)
+
+
+def parse_frozen_config(data: bytes, source: Path) -> TaskConfig:
+    """The cluster side's one reading of an accepted task's config: the bytes remoted
+    read once through a directory handle, validated without touching any file.  These
+    bytes, and nothing read later, become the task's job spec."""
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{_Problems(source).name}: file: is larger than 1 MiB"])
+    return parse_task_config(decode_config(data, source), source, check_files=False)
 
 
 TEMPLATE: str = '''\

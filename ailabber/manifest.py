@@ -51,8 +51,13 @@ def manifest_of(task_id: str, files: dict[str, int], links: dict[str, str]) -> d
     }
 
 
-def verify_manifest(root: Path, manifest: Any) -> list[str]:
-    """Return what is missing or wrong (empty list: the upload is whole)."""
+def verify_manifest(root: Path | int, manifest: Any) -> list[str]:
+    """Return what is missing or wrong (empty list: the upload is whole).
+
+    ``root`` is the upload directory, or an open handle of it (remoted, as root, passes
+    the handle it reached without following a symlink).  Every directory below it is
+    entered with ``O_NOFOLLOW`` relative to its parent's handle, so a symlink swapped in
+    at any moment makes a file "missing" instead of leading the check anywhere else."""
     problems: list[str] = []
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
         return ["manifest is not a version-1 ailabber manifest"]
@@ -60,46 +65,75 @@ def verify_manifest(root: Path, manifest: Any) -> list[str]:
     links = manifest.get("symlinks", {})
     if not isinstance(files, dict) or not isinstance(links, dict):
         return ["manifest has no file list"]
-    real_dirs: set[str] = {""}     # directories below root already checked to be real (no symlink)
-    for rel, size in files.items():
-        if not _safe_rel(rel):
-            problems.append(f"unsafe path in manifest: {rel!r}")
-            continue
-        parent = rel.rpartition("/")[0]
-        try:
-            if not _real_dir(root, parent, real_dirs):
-                problems.append(f"{rel}: leads outside the upload (through a symlink)")
+    with _Walker(root) as walk:
+        for rel in sorted(files, key=lambda r: r.split("/") if isinstance(r, str) else []):
+            size = files[rel]
+            if not _safe_rel(rel):
+                problems.append(f"unsafe path in manifest: {rel!r}")
                 continue
-            st = os.lstat(os.path.join(root, rel))
-        except FileNotFoundError:
-            problems.append(f"{rel}: missing")
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            problems.append(f"{rel}: is a symlink, not a file")
-            continue
-        if not isinstance(size, int) or st.st_size != size:
-            problems.append(f"{rel}: size {st.st_size}, expected {size}")
-        if len(problems) > 20:
-            break
-    for rel in links:
-        if not _safe_rel(rel) or not os.path.islink(os.path.join(root, rel)):
-            problems.append(f"{rel}: symlink missing")
+            st = walk.lstat(rel)
+            if st is None:
+                problems.append(f"{rel}: missing")
+            elif st is _OUTSIDE:
+                problems.append(f"{rel}: leads outside the upload (through a symlink)")
+            elif stat.S_ISLNK(st.st_mode):
+                problems.append(f"{rel}: is a symlink, not a file")
+            elif not isinstance(size, int) or st.st_size != size:
+                problems.append(f"{rel}: size {st.st_size}, expected {size}")
+            if len(problems) > 20:
+                break
+        for rel in links:
+            st = walk.lstat(rel) if _safe_rel(rel) else None
+            if st is None or st is _OUTSIDE or not stat.S_ISLNK(st.st_mode):
+                problems.append(f"{rel}: symlink missing")
     return problems
 
 
-def _real_dir(root: Path, rel_dir: str, known: set[str]) -> bool:
-    """Whether ``root/rel_dir`` is reached through real directories only (a symlinked
-    directory could lead anywhere).  One lstat per directory, remembered in ``known``:
-    an upload of thousands of files in a few directories costs a few calls."""
-    if rel_dir in known:
-        return True
-    parent = rel_dir.rpartition("/")[0]
-    if not _real_dir(root, parent, known):
-        return False
-    if not stat.S_ISDIR(os.lstat(os.path.join(root, rel_dir)).st_mode):
-        return False
-    known.add(rel_dir)
-    return True
+_OUTSIDE: Any = object()    # a directory on the way is not a real directory
+
+
+class _Walker:
+    """``lstat`` of relative paths through directory handles, keeping open only the
+    handles along the current path (paths are visited sorted, so directories come in
+    runs): an upload of thousands of directories never holds thousands of descriptors."""
+
+    _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def __init__(self, root: Path | int):
+        self._own = not isinstance(root, int)
+        self._root = os.open(root, self._FLAGS) if not isinstance(root, int) else root
+        self._stack: list[tuple[str, int]] = []       # (component, fd) below the root
+
+    def __enter__(self) -> _Walker:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        while self._stack:
+            os.close(self._stack.pop()[1])
+        if self._own:
+            os.close(self._root)
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        *dirs, name = rel.split("/")
+        keep = 0
+        while keep < min(len(dirs), len(self._stack)) and self._stack[keep][0] == dirs[keep]:
+            keep += 1
+        while len(self._stack) > keep:
+            os.close(self._stack.pop()[1])
+        for part in dirs[keep:]:
+            parent = self._stack[-1][1] if self._stack else self._root
+            try:
+                fd = os.open(part, self._FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                return None
+            except OSError:          # ELOOP (a symlink), ENOTDIR: not a real directory
+                return _OUTSIDE
+            self._stack.append((part, fd))
+        parent = self._stack[-1][1] if self._stack else self._root
+        try:
+            return os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
 
 def _safe_rel(rel: object) -> bool:

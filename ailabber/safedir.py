@@ -136,6 +136,34 @@ class SafeDir:
     def listdir(self) -> list[str]:
         return sorted(os.listdir(self.fd))
 
+    def read_regular(self, name: str, max_bytes: int, owner: int | None = None) -> bytes:
+        """The bytes of regular file ``name``, opened without following a symlink and
+        without blocking on a FIFO; refused when larger than ``max_bytes`` or (``owner``
+        given) not owned by that uid.  What is checked is what is read: one open file."""
+        fd = self.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePath(0, f"{self.path / name} is not a regular file")
+            if owner is not None and st.st_uid != owner:
+                raise UnsafePath(0, f"{self.path / name} is owned by uid {st.st_uid}, not {owner}")
+            if st.st_size > max_bytes:
+                raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
+            chunks: list[bytes] = []
+            left = max_bytes + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > max_bytes:
+                raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
+            return data
+        finally:
+            os.close(fd)
+
     # --- a user's own destination (ailabber fetch) ----------------------------------------
     def enter_owned(self, name: str, uid: int, mode: int = 0o777) -> SafeDir:
         """Open the directory ``name`` (made if missing) for a user to write into: never
@@ -289,34 +317,6 @@ def owner_name(uid: int) -> str:
 
 def _temp_name(name: str) -> str:
     return f".{name}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
-
-    def read_regular(self, name: str, max_bytes: int, owner: int | None = None) -> bytes:
-        """The bytes of regular file ``name``, opened without following a symlink and
-        without blocking on a FIFO; refused when larger than ``max_bytes`` or (``owner``
-        given) not owned by that uid.  What is checked is what is read: one open file."""
-        fd = self.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath(0, f"{self.path / name} is not a regular file")
-            if owner is not None and st.st_uid != owner:
-                raise UnsafePath(0, f"{self.path / name} is owned by uid {st.st_uid}, not {owner}")
-            if st.st_size > max_bytes:
-                raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            left = max_bytes + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 16))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-            data = b"".join(chunks)
-            if len(data) > max_bytes:
-                raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
-            return data
-        finally:
-            os.close(fd)
 
 
 def open_beneath(root: Path, parts: list[str] | tuple[str, ...]) -> SafeDir:

@@ -2,7 +2,10 @@
 publishes their status.  A thin loop around ``Intake``, ``RecordStore`` and a scheduler.
 
 Crash safety: every decision is written to the task's record before it is acted on, and
-the record, not memory, is what a restarted remoted starts from.
+the record, not memory, is what a restarted remoted starts from.  Memory takes a change
+only once it is written (``RecordStore.save``): a change that cannot be written (a full
+disk) is simply not made, and the next pass derives it again from what is still there to
+see (the scheduler's report, the request file, the upload).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from ailabber.upload_limits import UploadLimits
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, upload_pending, user_areas
 from remoted.jobspec import JobSpec
+from remoted.outage import WriteTrouble, passing, plain
 from remoted.queue import fair_order, over_limit
-from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord, publish
+from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import (SUBMIT_OUTCOMES, Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable)
 
@@ -38,9 +42,11 @@ class Remoted:
     def __init__(self, settings: RemotedSettings, scheduler: Scheduler | None = None):
         self.settings = settings
         self.root = settings.root
-        self.store = RecordStore(self.root)
+        self.trouble = WriteTrouble()     # writes failing for a while (a full disk): logged once
+        self.store = RecordStore(self.root, self.trouble)
         self.scheduler = scheduler or load_scheduler(
-            settings.scheduler, gpus=settings.gpus, kill_grace=settings.kill_grace, slurm=settings.slurm)
+            settings.scheduler, root=settings.root, gpus=settings.gpus, kill_grace=settings.kill_grace,
+            slurm=settings.slurm)
         self.intake = self._make_intake(settings)
         self._unsaved: set[tuple[str, str]] = set()   # queued in memory, accept intent on disk
         self._in_flight: dict[tuple[str, str], tuple[TaskRecord, Future[JobHandle | Exception]]] = {}
@@ -78,7 +84,10 @@ class Remoted:
     def status_line(self) -> str:
         queued = sum(1 for r in self.active.values() if r.phase == QUEUED)
         running = sum(1 for r in self.active.values() if r.phase in (LAUNCHING, LAUNCHED))
-        return f"{queued} queued, {running} handed to {self.scheduler.name}"
+        line = f"{queued} queued, {running} handed to {self.scheduler.name}"
+        if self.trouble.failing:
+            line += f"; cannot write {', '.join(self.trouble.failing)}"
+        return line
 
     def prepare(self) -> None:
         fsutil.ensure_dirs(self.root, self.root / "users", self.settings.env_cache_dir)
@@ -109,6 +118,7 @@ class Remoted:
         if not self._loaded:
             self.load()
         queues = getattr(self.scheduler, "queues", False)
+        self.store.outbox.retry()          # what earlier passes could not publish, in order
         try:
             for area in user_areas(self.root):
                 accepted = self.intake.scan_user(area, self._order)
@@ -131,33 +141,67 @@ class Remoted:
         finally:
             self._collect_submissions()
             self._save_unlaunched()
-        self._heartbeat.beat(self.scheduler, self.settings, self.active)
+        self._beat()
         busy = any(r.phase in (LAUNCHING, LAUNCHED) for r in self.active.values())
         return self.settings.poll_interval if busy else self.settings.rescan_interval
+
+    def _beat(self) -> None:
+        """Signs of life; one that cannot be written costs the admin a fresh heartbeat,
+        never the pass."""
+        try:
+            if self._heartbeat.beat(self.scheduler, self.settings, self.active):
+                self.trouble.ok("heartbeat.json")
+        except OSError as exc:
+            self.trouble.failed("heartbeat.json", exc)
 
     def _save_unlaunched(self) -> None:
         """Save the queued records of tasks accepted this pass and not launched in it.  A
         burst's tasks are launched in the pass that accepts them, and their launch intent
-        is then the only record written after the accept's: one write per task less."""
+        is then the only record written after the accept's: one write per task less.  A
+        record that cannot be written yet is tried again next pass; meanwhile its accept
+        intent on disk stands for it."""
+        left: set[tuple[str, str]] = set()
         for key in self._unsaved:
             rec = self.active.get(key)
-            if rec is not None and rec.phase == QUEUED and not rec.status.terminal:
+            if rec is None or rec.phase != QUEUED or rec.status.terminal:
+                continue
+            try:
                 self.store.save(rec)
-        self._unsaved.clear()
+            except OSError:
+                left.add(key)
+        self._unsaved = left
 
-    def _change(self, rec: TaskRecord, state: str, reason: str | None, **fields: object) -> None:
-        """Record a state change: private record first, then the public copy."""
-        if (rec.status.state == state and rec.status.reason == reason
+    def _change(self, rec: TaskRecord, state: str, reason: str | None, *,
+                also: dict[str, object] | None = None, **fields: object) -> bool:
+        """Record a state change, together with the record fields in ``also``, as one
+        write; then publish it.  False if it could not be written: then nothing changed,
+        in memory either, and the caller's next pass derives the change again."""
+        changes: dict[str, object] = dict(also or {})
+        event = None
+        if not (rec.status.state == state and rec.status.reason == reason
                 and fields.get("message") == rec.status.message and "job_id" not in fields):
-            return
-        rec.status, event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
+            changes["status"], event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
+        if not changes:
+            return True
+        if not self._commit(rec, event, **changes):
+            return False
         if rec.status.terminal:
-            self.store.finish(rec)
             self.active.pop((rec.user, rec.id), None)
-        else:
-            self.store.save(rec)
-        publish(self.root, rec, event)
-        log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
+        if event is not None:
+            log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
+        return True
+
+    def _commit(self, rec: TaskRecord, event: dict[str, object] | None, **changes: object) -> bool:
+        """The one way a kept record changes: written first, then taken in memory, then
+        published (``event`` with it).  False, with ``rec`` untouched, if the write failed
+        (the store logs that once per outage)."""
+        try:
+            self.store.save(rec, **changes)
+        except OSError:
+            return False
+        if event is not None:
+            self.store.publish(rec, event)
+        return True
 
     def enforce_max_queued(self) -> None:
         """Tasks beyond a student's queue limit (after this pass started what it could)
@@ -180,7 +224,11 @@ class Remoted:
         for key, rec in list(self.active.items()):
             if rec.phase != ACCEPTING:
                 continue
-            new = self.intake.finish_orphan(rec)
+            try:
+                new = self.intake.finish_orphan(rec)
+            except OSError as exc:
+                log.debug("%s/%s: finishing the accept failed; next pass retries: %s", rec.user, rec.id, exc)
+                continue
             self.active.pop(key, None)
             if new is not None and not new.status.terminal:
                 self.active[key] = new
@@ -202,8 +250,8 @@ class Remoted:
                         st = req.lstat(name)
                         if rec is None and upload_pending(adir, task_id):
                             continue
-                        if rec is not None:
-                            self.cancel(rec)
+                        if rec is not None and not self.cancel(rec):
+                            continue        # not recorded yet: the request stays for the next pass
                         if stat.S_ISDIR(st.st_mode):
                             os.rmdir(name, dir_fd=req.fd)
                         else:
@@ -215,16 +263,18 @@ class Remoted:
         except OSError as exc:
             log.debug("%s: requests unreadable: %s", area.user, exc)
 
-    def cancel(self, rec: TaskRecord) -> None:
+    def cancel(self, rec: TaskRecord) -> bool:
+        """Carry out a cancel request; False if it could not be recorded (yet)."""
         if rec.cancel_requested and rec.phase != QUEUED:
-            return
-        rec.cancel_requested = True
-        self.store.save(rec)
+            return True
         if rec.phase == QUEUED:
-            self._change(rec, CANCELED, "canceled_by_user")
-        elif rec.handle is not None:
+            return self._change(rec, CANCELED, "canceled_by_user", also={"cancel_requested": True})
+        if not self._commit(rec, None, cancel_requested=True):
+            return False
+        if rec.handle is not None:
             self.scheduler.cancel(rec.handle)
-            self.store.save(rec)
+            self._commit(rec, None, handle=rec.handle)    # the scheduler notes the cancel in the handle
+        return True
 
     def recover_launching(self) -> None:
         """A crash between "launching" and "launched": adopt the job if it exists."""
@@ -236,17 +286,17 @@ class Remoted:
             except SchedulerUnavailable as exc:
                 log.warning("%s/%s: cannot check whether it was started yet: %s", rec.user, rec.id, exc)
                 continue
-            if handle is None:
-                log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)
-                rec.phase = QUEUED
+            # A change that cannot be written leaves the task launching: the next pass asks again.
+            if handle is None and rec.cancel_requested:
+                self._change(rec, CANCELED, "canceled_by_user")
+            elif handle is None:
+                if self._commit(rec, None, phase=QUEUED):
+                    log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)
             else:
-                log.info("%s/%s: adopting job %s started before a restart", rec.user, rec.id, handle.job_id)
-                rec.phase, rec.handle = LAUNCHED, handle
                 if rec.cancel_requested:
                     self.scheduler.cancel(handle)
-            self.store.save(rec)
-            if rec.phase == QUEUED and rec.cancel_requested:
-                self._change(rec, CANCELED, "canceled_by_user")
+                if self._commit(rec, None, phase=LAUNCHED, handle=handle):
+                    log.info("%s/%s: adopted job %s started before a restart", rec.user, rec.id, handle.job_id)
 
     def _active_handles(self) -> list[JobHandle]:
         return [r.handle for r in self.active.values() if r.phase == LAUNCHED and r.handle]
@@ -360,13 +410,17 @@ class Remoted:
         impossible, only this task fails (False), never the pass for everyone."""
         assert rec.spec is not None
         try:
-            rec.spec.write()
+            rec.spec.prepare_dirs()
         except OSError as exc:
-            self._change(rec, FAILED, "launch_failed", message=f"cannot prepare the job's directories: {exc}")
+            if passing(exc):
+                # No room (yet): the task waits for space and says so; it does not fail.
+                self.trouble.failed("job directories", exc)
+                self._change(rec, PENDING, "queued", message=plain(exc))
+            else:
+                self._change(rec, FAILED, "launch_failed", message=f"cannot prepare the job's directories: {exc}")
             return False
-        rec.phase = LAUNCHING
-        self.store.save(rec)
-        return True
+        self.trouble.ok("job directories")
+        return self._commit(rec, None, phase=LAUNCHING)
 
     def launch(self, rec: TaskRecord) -> None:
         if not self._record_intent(rec):
@@ -404,10 +458,10 @@ class Remoted:
 
     def _submitted(self, rec: TaskRecord, result: JobHandle | Exception) -> None:
         """Record what submitting a launching task came to: a job, or why not."""
+        # Each outcome is one write.  One that cannot be written leaves the task launching,
+        # and the next pass looks the job up (recover_launching) as after a crash.
         if isinstance(result, Blocked):
-            rec.phase = QUEUED
-            self.store.save(rec)
-            self._change(rec, PENDING, result.reason, message=result.message)
+            self._change(rec, PENDING, result.reason, also={"phase": QUEUED}, message=result.message)
             return
         if isinstance(result, SchedulerUnavailable):
             # Maybe submitted, maybe not: stay "launching" so the next pass looks it up.
@@ -420,18 +474,16 @@ class Remoted:
             self._change(rec, PENDING, "scheduler_unreachable", message=f"submission failed: {result}")
             return
         if isinstance(result, Exception):
-            rec.phase = QUEUED
             self._change(rec, FAILED, "launch_failed",
                          message=str(result).splitlines()[0] if str(result) else type(result).__name__)
             return
         crash_point("remoted:after_submit")
-        rec.phase, rec.handle = LAUNCHED, result
         if rec.cancel_requested:
             # Asked for while the submission was under way.  Sent before the record says
             # "launched": after a crash in between, recovery (which sees "launching" and the
             # request) cancels the job again rather than never.
             self.scheduler.cancel(result)
-        self._change(rec, PENDING, "launching", job_id=result.job_id)   # saves the record, handle included
+        self._change(rec, PENDING, "launching", also={"phase": LAUNCHED, "handle": result}, job_id=result.job_id)
 
 
 def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ailabber.settings import DEFAULT_JOB_PATH
 
 
 class IdentityError(RuntimeError):
@@ -52,6 +53,16 @@ def popen_kwargs(uid: int | None, gid: int | None) -> dict[str, Any]:
     return {"user": uid, "group": gid, "extra_groups": groups}
 
 
+def run_as_arg(uid: int | None, gid: int | None) -> str | None:
+    """``UID:GID:GROUPS`` for the job wrapper's ``--run-as`` (it switches itself after
+    joining its cgroup); None when no switch is needed (remoted is not root)."""
+    kwargs = popen_kwargs(uid, gid)
+    if not kwargs:
+        return None
+    groups = ",".join(str(g) for g in kwargs["extra_groups"])
+    return f"{kwargs['user']}:{kwargs['group'] if kwargs['group'] is not None else kwargs['user']}:{groups}"
+
+
 def user_env(uid: int | None) -> dict[str, str]:
     """HOME/USER/LOGNAME of the account a job runs as (the daemon's own otherwise)."""
     if uid is None:
@@ -60,12 +71,14 @@ def user_env(uid: int | None) -> dict[str, str]:
     return {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name}
 
 
-def job_path() -> str:
-    """remoted's PATH without its own virtualenv: a task's ``python`` must be the task's
-    (or the system's), never the one ailabber itself runs in."""
-    own = {str(Path(sys.prefix) / "bin"), str(Path(sys.exec_prefix) / "bin")} if sys.prefix != sys.base_prefix else set()
-    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p not in own]
-    return os.pathsep.join(parts) or "/usr/local/bin:/usr/bin:/bin"
+def job_path(configured: str | None = None) -> str:
+    """The ``PATH`` of a job: the admin's ``job_path`` setting, else a fixed default.
+
+    Never remoted's own ``PATH``: that is root's, with its virtualenv, pyenv shims or cargo
+    directories, so a task's ``python`` or ``uv`` would depend on how the daemon happened
+    to be started.  uv and the wrapper's interpreter are passed by absolute path and need
+    no entry here."""
+    return configured or DEFAULT_JOB_PATH
 
 
 def find_uv(job_python: str | None = None) -> str | None:

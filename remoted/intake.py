@@ -20,15 +20,17 @@ import sys
 from pathlib import Path
 
 from ailabber import fsutil, ids, manifest, spool as local_spool
-from ailabber.config import ConfigError, TaskConfig, load_task_config
+from ailabber.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, parse_frozen_config
 from ailabber.faults import crash_point
 from ailabber.remote_layout import RUN, UserArea, valid_user
-from ailabber.safedir import SafeDir, UnsafePath
-from ailabber.task import FAILED, TaskStatus, now_iso, parse_iso, transition
+from ailabber.safedir import SafeDir, UnsafePath, open_beneath
+from ailabber.task import FAILED, now_iso, parse_iso, transition
 from ailabber.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.identity import IdentityError, RunAs, current, find_uv, job_path, privileged
 from remoted.jobspec import JobSpec
-from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord, publish
+from remoted.outage import passing, plain
+from remoted.quota import DiskUsage, surplus_in_flight
+from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord
 
 log = logging.getLogger(__name__)
 ROOT_UID = 0
@@ -122,6 +124,7 @@ class Intake:
                  limits: UploadLimits | None = None, transport_account: str | None = None):
         self.transport_account = transport_account
         self.limits = limits or UploadLimits()
+        self.usage = DiskUsage(root)
         self.signal_before = signal_before
         self.job_python = job_python
         self.uv = uv
@@ -169,6 +172,11 @@ class Intake:
                 group.barrier()
                 for known in admitted:
                     out.append(self._take(area, adir, incoming, commit, known, run_as))
+                with incoming.sub("tmp") as tmp:
+                    for name in surplus_in_flight(tmp, commit, self.limits.max_incoming):
+                        log.warning("%s: removing upload %s: more than %d uploads in flight",
+                                    area.user, name, self.limits.max_incoming)
+                        _remove(tmp, name)
             self._warned.discard(area.user)
         finally:
             adir.close()
@@ -206,9 +214,16 @@ class Intake:
             return self._reject(area, commit, marker, incoming, order, why)
         # Remember the accept before the rename, so a crash in between is finished on
         # restart and a tasks/<id> planted by the student is never trusted.
-        known = TaskRecord(id=task_id, user=area.user, status=TaskStatus(id=task_id, owner=area.user),
-                           phase=ACCEPTING, order=order)
-        self.store.save(known)
+        known = TaskRecord(id=task_id, user=area.user, phase=ACCEPTING, order=order,
+                           status=self.store.outbox.first_status(area.user, task_id, None))
+        try:
+            self.store.save(known)
+        except OSError as exc:
+            if not passing(exc):
+                raise
+            # No room for the intent: the upload waits where it is, and says why.
+            self.store.outbox.notify(area.user, task_id, plain(exc))
+            return None
         return known
 
     def _take(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, known: TaskRecord,
@@ -241,7 +256,8 @@ class Intake:
         """``limits.json`` in the user's area, so the client checks sizes before sending."""
         import json
 
-        body = (json.dumps(self.limits.to_dict(), sort_keys=True) + "\n").encode()
+        body = (json.dumps(self.usage.published(adir.path.name, self.limits).to_dict(), sort_keys=True)
+                + "\n").encode()
         if self._limits_published.get(adir.path) == body:
             return
         try:
@@ -254,7 +270,14 @@ class Intake:
         except OSError:
             same = False
         if not same:
-            adir.write_atomic(LIMITS_FILE, body)
+            try:
+                adir.write_atomic(LIMITS_FILE, body)
+            except OSError as exc:
+                if not passing(exc):
+                    raise
+                self.store.trouble.failed("limits.json", exc)    # written on a later pass
+                return
+            self.store.trouble.ok("limits.json")
         self._limits_published[adir.path] = body
 
     def finish_orphan(self, rec: TaskRecord) -> TaskRecord | None:
@@ -275,9 +298,8 @@ class Intake:
             pass
         if not area.task(rec.id).is_dir():
             status, event = transition(rec.status, FAILED, "lost", message="the upload vanished while being accepted")
-            rec.status = status
-            self.store.finish(rec)
-            publish(self.root, rec, event)
+            self.store.save(rec, status=status)
+            self.store.publish(rec, event)
             return rec
         return self._record_new(area, rec.id, rec.order, run_as)
 
@@ -288,8 +310,8 @@ class Intake:
             self.store.finish(rec)
         elif not self.defer_queued_saves:
             self.store.save(rec)
-        publish(self.root, rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
-                                 "reason": rec.status.reason, "message": rec.status.message})
+        self.store.publish(rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
+                                "reason": rec.status.reason, "message": rec.status.message})
         return rec
 
     def _check_upload(self, area: UserArea, incoming: SafeDir, commit: SafeDir, marker: str,
@@ -309,7 +331,7 @@ class Intake:
                             return f"{member} is not a regular file"
                     if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
                         return "files/ is not a directory"
-                problems = manifest.verify_manifest(tmp.path / task_id, data)
+                    problems = manifest.verify_manifest(up.fd, data)
         except FileNotFoundError as exc:
             return f"incomplete upload: {Path(exc.filename or '?').name} is missing"
         except OSError as exc:
@@ -322,20 +344,25 @@ class Intake:
             too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
             if too_big:
                 return too_big
-        fsutil.fsync_tree(area.incoming_tmp / task_id)   # rsync does not fsync; the accept must be durable
+        with incoming.sub("tmp") as tmp, tmp.sub(task_id) as up:
+            over_quota = self.usage.admit(area.user, up, self.limits)
+        if over_quota:
+            return over_quota
+        fsutil.sync_filesystem(self.root)   # rsync does not fsync; the accept must be durable
         return None
 
     def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs) -> TaskRecord:
-        task_dir = area.task(task_id)
-        meta = fsutil.read_json_or_none(task_dir / local_spool.META)
+        owner = run_as.uid if privileged() else None
+        meta_bytes, toml_bytes = _read_task_files(self.root, area.user, task_id, owner)
+        meta = _json_or_none(meta_bytes)
         submitted = meta.get("submitted_at") if isinstance(meta, dict) else None
         if not isinstance(submitted, str) or parse_iso(submitted) is None:
             submitted = now_iso()
-        status = TaskStatus(id=task_id, owner=area.user, submitted_at=submitted)
+        status = self.store.outbox.first_status(area.user, task_id, submitted)
         try:
-            if not stat.S_ISREG(os.lstat(task_dir / local_spool.TASK_TOML).st_mode):
-                raise ConfigError([f"{local_spool.TASK_TOML}: file: not a regular file"])
-            cfg = load_task_config(task_dir / local_spool.TASK_TOML, upload_root_override=task_dir / local_spool.FILES)
+            if isinstance(toml_bytes, OSError):
+                raise toml_bytes
+            cfg = parse_frozen_config(toml_bytes, Path(local_spool.TASK_TOML))
         except ConfigError as exc:
             status, _ = transition(status, FAILED, "rejected", message=str(exc).splitlines()[0])
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
@@ -351,14 +378,44 @@ class Intake:
                 why: str) -> TaskRecord:
         task_id = marker[: -len(".json")]
         log.warning("%s: rejecting task %s: %s", area.user, task_id, why)
-        status = TaskStatus(id=task_id, owner=area.user, submitted_at=now_iso())
+        status = self.store.outbox.first_status(area.user, task_id, now_iso())
         status, event = transition(status, FAILED, "rejected", message=why)
         rec = TaskRecord(id=task_id, user=area.user, status=status, order=order)
         self.store.finish(rec)
-        publish(self.root, rec, event)
+        self.store.publish(rec, event)
         _unlink(commit, marker)
         _discard(incoming, "tmp", task_id)
         return rec
+
+
+def _read_task_files(root: Path, user: str, task_id: str, owner: int | None) -> tuple[bytes | None, bytes | OSError]:
+    """``meta.json`` (None if unusable) and ``task.toml`` (or why it cannot be read) of an
+    accepted task, each read once through handles that follow no symlink, as regular
+    files owned by the task's account: a symlink or hard link to another student's file
+    swapped in at any moment is refused, never read."""
+    try:
+        tdir = open_beneath(root, ("users", user, "tasks", task_id))
+    except OSError as exc:
+        return None, exc
+    with tdir:
+        try:
+            meta: bytes | None = tdir.read_regular(local_spool.META, fsutil.MAX_JSON_BYTES, owner)
+        except OSError:
+            meta = None
+        try:
+            toml: bytes | OSError = tdir.read_regular(local_spool.TASK_TOML, MAX_CONFIG_BYTES + 1, owner)
+        except OSError as exc:
+            toml = exc
+    return meta, toml
+
+
+def _json_or_none(data: bytes | None) -> object:
+    import json
+
+    try:
+        return json.loads(data) if data is not None else None
+    except (ValueError, RecursionError):
+        return None
 
 
 def _read_marker(commit: SafeDir, name: str) -> object:

@@ -1,7 +1,10 @@
 """What remoted hands a scheduler, and what the job wrapper reads inside the job.
 
-``job.json`` in the task's run directory is the wrapper's only input, so the same wrapper
-runs under the local scheduler and inside a Slurm allocation.
+The spec is the wrapper's only input, so the same wrapper runs under the local scheduler
+and inside a Slurm allocation.  It is derived by remoted from the task config it read
+once at accept time, kept in remoted's private record, and handed to the wrapper out of
+the student's reach: on the wrapper's standard input (local) or inside the batch script
+that Slurm stores (``slurm``).  Nothing in the student's directory can change it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import Any
 
 from ailabber import fsutil
 
-JOB_FILE = "job.json"
 STARTED_FILE = "started.json"
 RESULT_FILE = "result.json"
 LOCK_FILE = "job.lock"
@@ -25,7 +27,7 @@ class JobSpec:
     task_id: str
     user: str
     workdir: str            # absolute
-    run_dir: str            # absolute: job.json, started.json, result.json, job.lock
+    run_dir: str            # absolute: started.json, result.json (written by the job)
     log_dir: str            # absolute: output.log, stdout.log, stderr.log, setup.log
     commands: list[str]
     gpus: int = 0
@@ -44,10 +46,6 @@ class JobSpec:
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
 
-    @property
-    def job_file(self) -> Path:
-        return Path(self.run_dir) / JOB_FILE
-
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))      # for JSON: no deep copy (dataclasses.asdict copies every list)
 
@@ -56,8 +54,14 @@ class JobSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def write(self) -> None:
-        """Create the run and log directories for the job's user, then the job file.
+    def to_json(self) -> bytes:
+        """What the wrapper reads on its standard input."""
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    def prepare_dirs(self) -> None:
+        """Create the run and log directories, owned by the job's user.
 
         Inside a user's area this goes through directory handles (``SafeDir``): the
         student may have replaced ``run`` or ``logs`` with a symlink to anywhere."""
@@ -73,11 +77,7 @@ class JobSpec:
             for d in (run, logs):
                 fsutil.ensure_dirs(d)
                 give(d, self.uid, self.gid)
-            fsutil.atomic_write_json(self.job_file, self.to_dict())
-            give(self.job_file, self.uid, self.gid)
             return
-        import json
-
         from ailabber.safedir import SafeDir
 
         root_uid = 0 if os.geteuid() == 0 else None
@@ -86,8 +86,6 @@ class JobSpec:
                     tdir.sub("run", create=True, replace_bad=True) as rdir:
                 if root_uid == 0 and self.uid:
                     os.fchown(rdir.fd, self.uid, self.gid if self.gid is not None else -1)
-                rdir.write_atomic(JOB_FILE, json.dumps(self.to_dict(), indent=2, sort_keys=True).encode())
-                rdir.chown(JOB_FILE, self.uid, self.gid)
             with area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
                     outbox.sub(self.task_id, create=True, owner=root_uid, replace_bad=True) as odir, \
                     odir.sub("logs", create=True, replace_bad=True) as ldir:

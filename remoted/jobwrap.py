@@ -1,13 +1,14 @@
 """The job wrapper: what runs inside the job, under any scheduler.
 
 It records the start, prepares the Python environment, runs the commands one after another
-in the workdir, keeps stdout/stderr (separately and interleaved as a terminal would show
-them), enforces the time limit, and writes a result record before it exits.  The result
+in the workdir, keeps stdout/stderr (interleaved as a terminal would show them, each chunk
+tagged with its stream, capped: remoted/joblogs.py), enforces the time limit, and writes a result record before it exits.  The result
 file, not the wrapper's exit status, is the truth: it survives remoted restarts.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -16,44 +17,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ailabber import fsutil, proctree
 from ailabber.task import now_iso
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
+from remoted.joblogs import Logs
 
 #: Variables passed through from the wrapper's environment; everything else is dropped so
 #: a daemon's own settings never leak into students' jobs.
 PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM")
 PASSTHROUGH_PREFIXES = ("LC_", "UV_", "SLURM_", "CUDA_", "NVIDIA_")
 TICK = 0.2
-
-
-def _append_fd(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-
-
-def _append(path: Path) -> IO[bytes]:
-    return open(_append_fd(path), "ab", buffering=0)
-
-
-class Logs:
-    """output.log gets everything in arrival order; stdout.log / stderr.log one stream each."""
-
-    def __init__(self, log_dir: Path):
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.output = _append(log_dir / "output.log")
-        self.stdout = _append(log_dir / "stdout.log")
-        self.stderr = _append(log_dir / "stderr.log")
-        self.setup = open(_append_fd(log_dir / "setup.log"), "a", buffering=1, encoding="utf-8")
-
-    def note(self, text: str) -> None:
-        line = f"[ailabber] {text}\n".encode()
-        self.output.write(line)
-
-    def close(self) -> None:
-        for f in (self.output, self.stdout, self.stderr, self.setup):
-            f.close()
+COMMAND_VAR = "AILABBER_COMMAND"
+#: Runs the command from the environment as ``bash -c`` would, and leaves no copy of it
+#: in the environment of what the command starts.
+COMMAND_RUNNER = f'__ailabber_cmd=${COMMAND_VAR}; unset {COMMAND_VAR}; eval "$__ailabber_cmd"'
 
 
 class Wrapper:
@@ -113,6 +92,7 @@ class Wrapper:
 
     def finish(self, state: str, reason: str | None, exit_code: int | None, message: str | None,
                commands: list[dict[str, Any]]) -> int:
+        self.end_strays()
         fsutil.atomic_write_json(
             self.run_dir / RESULT_FILE,
             {"state": state, "reason": reason, "exit_code": exit_code, "message": message,
@@ -169,8 +149,10 @@ class Wrapper:
     # --- commands ------------------------------------------------------------------------
     def run_command(self, cmd: str, env: dict[str, str]) -> tuple[int | None, str | None]:
         """Run one command; returns (returncode, stop reason or None)."""
+        # The command travels in the environment (readable by its owner and root only),
+        # not in argv, which every user of the machine sees in ``ps``.
         self.child = subprocess.Popen(
-            ["/bin/bash", "-c", cmd], cwd=self.spec.workdir, env=env,
+            ["/bin/bash", "-c", COMMAND_RUNNER], cwd=self.spec.workdir, env={**env, COMMAND_VAR: cmd},
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -202,9 +184,7 @@ class Wrapper:
                         sel.unregister(key.fileobj)
                         open_streams -= 1
                         continue
-                    dest: IO[bytes] = key.data
-                    dest.write(data)
-                    self.logs.output.write(data)
+                    key.data.write(data)      # into output.log once, its stream in output.idx
             elif self.child.poll() is not None:
                 break
             else:
@@ -228,13 +208,30 @@ class Wrapper:
         self.child = None
         return rc, stop
 
+    def end_strays(self) -> None:
+        """Whatever the commands left running (``nohup ... &``, double forks: re-parented
+        to us, the subreaper) ends with the task, before its result says it is over.
+        Under the local scheduler remoted also kills the job's cgroup when we exit."""
+        proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.end_strays()
+
+    def _run(self) -> int:
         os.umask(0o022)    # results must be readable by whoever pulls them back
         self.install_signals()
         proctree.become_subreaper()
         needs_env = bool(self.spec.pyproject and self.spec.uv_lock)
         self.record_start("setup" if needs_env else "commands")
         env = self.base_env()
+        if not os.path.isdir(self.spec.workdir):
+            # remoted checks no path in the student's upload (it may be root); the
+            # wrapper, running as the student, finds what submit would have refused.
+            return self.finish("failed", "setup_failed", None,
+                               "the upload has no working directory (files.workdir); submit it again", [])
         self.logs.note(f"task {self.spec.task_id} started on {socket.gethostname()}"
                        + (f" with GPU(s) {env['CUDA_VISIBLE_DEVICES']}" if env.get("CUDA_VISIBLE_DEVICES") else ""))
         error = self.prepare_env(env)
@@ -266,12 +263,77 @@ class Wrapper:
         return self.finish("completed", None, 0, None, done)
 
 
+def drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
+    """Become the task's user for good (real, effective and saved ids), and check that
+    root cannot be regained."""
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
+        raise SystemExit("jobwrap: could not switch to the task's user")
+    if uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            return
+        raise SystemExit("jobwrap: root could be regained after switching users")
+
+
+def enter_cgroups(procs_files: list[str]) -> None:
+    """Join the job's cgroups while still root: a process cannot leave a cgroup whose
+    ``cgroup.procs`` only root may write, so nothing the job starts can escape the kill."""
+    for path in procs_files:
+        with open(path, "w") as fh:
+            fh.write(str(os.getpid()))
+
+
+def _redirect_stderr(log_dir: str) -> None:
+    """The wrapper's own errors go to ``wrapper.log`` beside the task's logs, created as
+    the task's user (never by root inside the student's directory)."""
+    fd = os.open(os.path.join(log_dir, "wrapper.log"),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def parse_args(argv: list[str]) -> tuple[list[str], tuple[int, int, list[int]] | None, str]:
+    """``[--cgroup PROCS_FILE]... [--run-as UID:GID:G1,G2] SPEC`` where SPEC is ``-``
+    (the job spec as JSON on standard input, as remoted passes it) or a job file."""
+    cgroups: list[str] = []
+    run_as: tuple[int, int, list[int]] | None = None
+    rest = list(argv)
+    while len(rest) > 1 and rest[0] in ("--cgroup", "--run-as"):
+        flag, value = rest.pop(0), rest.pop(0)
+        if flag == "--cgroup":
+            cgroups.append(value)
+        else:
+            uid, gid, groups = value.split(":")
+            run_as = (int(uid), int(gid), [int(g) for g in groups.split(",") if g])
+    if len(rest) != 1:
+        raise ValueError("usage: python -m remoted.jobwrap [--cgroup FILE]... [--run-as UID:GID:GROUPS] {-|JOB_JSON}")
+    return cgroups, run_as, rest[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m remoted.jobwrap JOB_JSON", file=sys.stderr)
+    try:
+        cgroups, run_as, source = parse_args(argv)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    spec = JobSpec.read(Path(argv[0]))
+    # As root, only what remoted handed us is touched: our own cgroups, then root is
+    # dropped before anything in the student's directories is opened.
+    enter_cgroups(cgroups)
+    if run_as is not None:
+        drop_privileges(*run_as)
+    if source == "-":
+        spec = JobSpec.from_dict(json.loads(sys.stdin.buffer.read()))
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    else:
+        spec = JobSpec.read(Path(source))
+    if run_as is not None:
+        _redirect_stderr(spec.log_dir)
+    os.chdir(spec.run_dir)
     return Wrapper(spec).run()
 
 

@@ -3,10 +3,15 @@
 The embedded default for a single GPU workstation.  GPUs are handed out whole, one task
 per GPU, through ``CUDA_VISIBLE_DEVICES``; a task waits while too few are free.
 
-Exactly-once across remoted crashes rests on one flock: remoted locks ``run/job.lock``
-and lets the wrapper inherit the locked descriptor at fork.  So the lock is held exactly
-while the wrapper lives, whether or not remoted does, and "launched?" is a question the
-kernel answers.
+Exactly-once across remoted crashes rests on one flock: remoted locks the job's lock file
+(``state/jobs/<user>/<id>.lock``, out of the student's reach) and lets the wrapper
+inherit the locked descriptor at fork.  So the lock is held exactly while the wrapper
+lives, whether or not remoted does, and "launched?" is a question the kernel answers.
+
+Every process of a job ends with it: the wrapper joins the job's own cgroup before it
+drops root (``remoted.containment``), and remoted kills that cgroup when the wrapper
+exits, on cancel and at the time-limit backstop.  The wrapper is started as root only
+to do that; its first act after joining is to become the task's user for good.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -23,13 +29,18 @@ from pathlib import Path
 
 import psutil
 
-from ailabber import fsutil, proctree
+from ailabber import proctree
 from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
 from remoted import identity
-from remoted.jobspec import LOCK_FILE, RESULT_FILE, STARTED_FILE, JobSpec
+from remoted.containment import Containment, JobGroup
+from remoted.jobfiles import JobFiles
+from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.schedulers.base import Blocked, JobHandle, JobState
 
 log = logging.getLogger(__name__)
+#: The environment variable that marks every process of a job (the wrapper sets it for
+#: the commands): the last sweep for escapees where no cgroup holds the job.
+TASK_MARKER = "AILABBER_TASK_ID"
 
 
 def detect_gpus() -> int:
@@ -47,9 +58,21 @@ def detect_gpus() -> int:
 class LocalScheduler:
     name = "local"
 
-    def __init__(self, gpus: int | None = None, kill_grace: float = 10.0):
+    def __init__(self, root: Path, gpus: int | None = None, kill_grace: float = 10.0,
+                 containment: Containment | None = None):
         self.total_gpus = detect_gpus() if gpus is None else gpus
         self.kill_grace = kill_grace
+        self.files = JobFiles(root)
+        self._containment = containment
+
+    @property
+    def containment(self) -> Containment:
+        """Set up on first use (creating the jobs' cgroup base), not when ``doctor``
+        merely constructs the scheduler to ask about it."""
+        if self._containment is None:
+            self._containment = Containment.detect()
+            log.info("local jobs are contained by: %s", self._containment.mode)
+        return self._containment
 
     # --- capacity ------------------------------------------------------------------------
     def _busy_gpus(self, active: list[JobHandle]) -> set[int]:
@@ -70,56 +93,93 @@ class LocalScheduler:
         self.check(spec, active)
         busy = self._busy_gpus(active)
         gpus = [g for g in range(self.total_gpus) if g not in busy][: spec.gpus]
-        run_dir = Path(spec.run_dir)
         env = dict(os.environ, PATH=identity.job_path())
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        env[TASK_MARKER] = spec.task_id
+        group = self.containment.create(f"{spec.user}.{spec.task_id}", spec.memory_mb)
+        argv = [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap"]
+        for procs in group.procs_files() if group else []:
+            argv += ["--cgroup", procs]
+        run_as = identity.run_as_arg(spec.uid, spec.gid)
+        if run_as:
+            argv += ["--run-as", run_as]
+        argv.append("-")
+        fd = os.open(self.files.lock_path(spec.user, spec.task_id),
+                     os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            errfd = os.open(Path(spec.log_dir) / "wrapper.log",
-                            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-            with os.fdopen(errfd, "ab") as errlog:
-                proc = subprocess.Popen(
-                    [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap", str(spec.job_file)],
-                    cwd=spec.run_dir, env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=errlog,
-                    start_new_session=True, pass_fds=(fd,),
-                    **identity.popen_kwargs(spec.uid, spec.gid),
-                )
+            # Started as root only to join its cgroup; it drops to the task's user before
+            # it opens anything of the student's (see remoted.jobwrap.main).
+            proc = subprocess.Popen(argv, cwd="/", env=env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, start_new_session=True, pass_fds=(fd,))
         finally:
             os.close(fd)
-        threading.Thread(target=proc.wait, daemon=True).start()  # reap; results come from files
-        return JobHandle(job_id=f"local-{proc.pid}", data=self._identity(proc.pid, spec, gpus))
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(spec.to_json())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass                      # it died at once; its lock tells the poll
+        threading.Thread(target=self._reap, args=(proc, group, spec), daemon=True).start()
+        return JobHandle(job_id=f"local-{proc.pid}", data=self._identity(proc.pid, spec, gpus, group))
+
+    def _reap(self, proc: subprocess.Popen[bytes], group: JobGroup | None, spec: JobSpec) -> None:
+        """The moment the wrapper exits, whatever it left running is killed."""
+        proc.wait()
+        self._end_strays(group, spec.task_id, spec.uid)
+
+    def _end_strays(self, group: JobGroup | None, task_id: str, uid: int | None) -> None:
+        if group is not None:
+            self.containment.kill(group)
+            return
+        # No cgroup: processes that left the wrapper's tree but kept the task's marker.
+        strays = [p for p in proctree.processes_with_env(TASK_MARKER, task_id) if _owned_by(p, uid)]
+        if strays:
+            proctree.kill_procs(strays, 0.0, sig=signal.SIGKILL)
 
     @staticmethod
-    def _identity(pid: int, spec: JobSpec, gpus: list[int]) -> dict[str, object]:
+    def _identity(pid: int, spec: JobSpec, gpus: list[int], group: JobGroup | None) -> dict[str, object]:
         try:
             ctime = psutil.Process(pid).create_time()
         except psutil.NoSuchProcess:
             ctime = None
         return {"pid": pid, "create_time": ctime, "gpus": gpus, "run_dir": spec.run_dir,
-                "time_limit_s": spec.time_limit_s}
+                "time_limit_s": spec.time_limit_s, "user": spec.user, "task_id": spec.task_id,
+                "uid": spec.uid, "memory_mb": spec.memory_mb,
+                "cgroup": group.to_dict() if group else None}
 
     def find(self, spec: JobSpec) -> JobHandle | None:
-        run_dir = Path(spec.run_dir)
-        started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
-        held = _lock_held(run_dir)
-        if not held and not (run_dir / RESULT_FILE).exists() and not started:
+        lock = self.files.lock_path(spec.user, spec.task_id)
+        started = self.files.read(spec.run_dir, STARTED_FILE, spec.uid)
+        held = _lock_held(lock)
+        if not held and not self.files.exists(spec.run_dir, RESULT_FILE) and not started:
             return None
         deadline = time.monotonic() + 10
-        while held and not isinstance(started, dict) and time.monotonic() < deadline:
+        while held and started is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the wrapper is starting: it records itself within moments
-            started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
-            held = _lock_held(run_dir)
-        started = started if isinstance(started, dict) else {}
+            started = self.files.read(spec.run_dir, STARTED_FILE, spec.uid)
+            held = _lock_held(lock)
+        started = started or {}
         pid = started.get("pid") if isinstance(started.get("pid"), int) and started["pid"] > 0 else 0
         # A pid read from the task's own directory is checked before we ever signal it.
-        if pid and not _is_our_wrapper(pid, spec.job_file):
+        if pid and not _is_our_wrapper(pid, spec):
             pid = 0
         gpus = [int(g) for g in started.get("gpus", []) if isinstance(g, int)]
-        data = self._identity(pid, spec, gpus) if pid else {"pid": 0, "gpus": gpus, "run_dir": spec.run_dir}
+        group = self._group_named(spec)
+        data = (self._identity(pid, spec, gpus, group) if pid else
+                {"pid": 0, "gpus": gpus, "run_dir": spec.run_dir, "user": spec.user, "task_id": spec.task_id,
+                 "uid": spec.uid, "memory_mb": spec.memory_mb, "cgroup": group.to_dict() if group else None})
         return JobHandle(job_id=f"local-{pid}", data=data)
+
+    def _group_named(self, spec: JobSpec) -> JobGroup | None:
+        """The cgroups a job launched before a restart was given (same names)."""
+        if not self.containment.cgroups:
+            return None
+        name = f"{spec.user}.{spec.task_id}"
+        base = lambda b: str(b / name) if b is not None else None  # noqa: E731
+        return JobGroup(name, base(self.containment.kill_base), base(self.containment.memory_base),
+                        tuple(str(b / name) for b in self.containment.extra_bases))
 
     # --- tracking ------------------------------------------------------------------------
     def poll(self, handles: list[JobHandle]) -> dict[str, JobState]:
@@ -129,26 +189,40 @@ class LocalScheduler:
         return out
 
     def _poll_one(self, h: JobHandle) -> JobState:
-        run_dir = Path(h.data["run_dir"])
-        held = _lock_held(run_dir)
-        # The result counts only once the wrapper has exited (its lock is free): a result
-        # file written by anyone else meanwhile cannot end a job that still runs.
-        result = None if held else fsutil.read_json_or_none(run_dir / RESULT_FILE)
-        if isinstance(result, dict) and result.get("state") in (COMPLETED, FAILED, TERMINATED, CANCELED):
+        run_dir, uid = str(h.data["run_dir"]), h.data.get("uid")
+        user, task_id = _job_name(h)
+        held = _lock_held(self.files.lock_path(user, task_id))
+        result = None
+        if not held:
+            # The wrapper has exited: nothing it started may outlive it (already killed
+            # by the reaper unless remoted restarted meanwhile), and only now does the
+            # result count; a result written by anyone else while the job ran ends nothing.
+            group = JobGroup.from_dict(h.data.get("cgroup"))
+            oom = self.containment.oom_killed(group)
+            self._end_strays(group, task_id, uid)
+            self.containment.remove(group)
+            result = self.files.read(run_dir, RESULT_FILE, uid)
+            if oom and (result is None or result.get("state") == FAILED):
+                limit = h.data.get("memory_mb")
+                return JobState(state=FAILED, reason="oom", exit_code=(result or {}).get("exit_code"),
+                                message=f"the job used more than its memory limit ({limit} MiB) and was killed",
+                                started_at=(result or {}).get("started_at"),
+                                finished_at=(result or {}).get("finished_at"))
+        if result is not None and result.get("state") in (COMPLETED, FAILED, TERMINATED, CANCELED):
             return JobState(
                 state=result["state"], reason=result.get("reason"), exit_code=result.get("exit_code"),
                 message=result.get("message"), started_at=result.get("started_at"),
                 finished_at=result.get("finished_at"),
             )
-        started = fsutil.read_json_or_none(run_dir / STARTED_FILE)
+        started = self.files.read(run_dir, STARTED_FILE, uid)
         if held:
-            if isinstance(started, dict):
+            if started is not None:
                 reason = "setting_up" if started.get("phase") == "setup" else None
                 return JobState(state=RUNNING, reason=reason, started_at=started.get("started_at"))
             return JobState(state=PENDING, reason="launching")
         # The wrapper is gone and left no result: killed hard (OOM killer, SIGKILL).
         if h.data.get("cancel_sent"):
-            if isinstance(started, dict):
+            if started is not None:
                 return JobState(state=TERMINATED, reason="canceled_by_user")
             return JobState(state=CANCELED, reason="canceled_by_user")
         return JobState(state=FAILED, reason="lost",
@@ -157,13 +231,17 @@ class LocalScheduler:
     def cancel(self, handle: JobHandle) -> None:
         handle.data["cancel_sent"] = True
         pid = int(handle.data.get("pid") or 0)
+        group = JobGroup.from_dict(handle.data.get("cgroup"))
         if not pid or not proctree.same_process(pid, handle.data.get("create_time")):
+            if group is not None:
+                self.containment.kill(group)     # whatever is left of it
             return
-        threading.Thread(target=self._end, args=(pid,), daemon=True).start()
+        threading.Thread(target=self._end, args=(pid, group), daemon=True).start()
 
-    def _end(self, pid: int) -> None:
+    def _end(self, pid: int, group: JobGroup | None) -> None:
         """TERM the wrapper (it stops its commands and records the result); if it has not
-        ended after twice the grace period, kill what is left of the tree."""
+        ended after twice the grace period (the student can stop their own wrapper), kill
+        the whole job."""
         try:
             proc = psutil.Process(pid)
             proc.terminate()
@@ -171,8 +249,11 @@ class LocalScheduler:
         except psutil.NoSuchProcess:
             return
         except psutil.TimeoutExpired:
-            log.warning("job wrapper %d ignored TERM; killing its process tree", pid)
-            proctree.kill_tree(pid, 0.0, sig=9)
+            log.warning("job wrapper %d ignored TERM; killing the whole job", pid)
+            if group is not None:
+                self.containment.kill(group)
+            else:
+                proctree.kill_tree(pid, 0.0, sig=signal.SIGKILL)
 
     def enforce_limits(self, handles: list[JobHandle], now: float) -> None:
         """Backstop for a wrapper that cannot enforce the time limit itself."""
@@ -186,9 +267,9 @@ class LocalScheduler:
                     self.cancel(h)
 
 
-def _lock_held(run_dir: Path) -> bool:
+def _lock_held(lock: Path) -> bool:
     try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -202,13 +283,32 @@ def _lock_held(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def _is_our_wrapper(pid: int, job_file: Path) -> bool:
+def _job_name(h: JobHandle) -> tuple[str, str]:
+    """(user, task id) of a handle; handles written before they carried them name the
+    job by its run directory, ``.../users/<user>/tasks/<id>/run``."""
+    user, task_id = h.data.get("user"), h.data.get("task_id")
+    if isinstance(user, str) and isinstance(task_id, str):
+        return user, task_id
+    run = Path(str(h.data.get("run_dir", "")))
+    return run.parents[2].name, run.parent.name
+
+
+def _owned_by(p: psutil.Process, uid: int | None) -> bool:
     try:
-        cmd = psutil.Process(pid).cmdline()
+        return uid is None or p.uids().real == uid
+    except psutil.Error:
+        return False
+
+
+def _is_our_wrapper(pid: int, spec: JobSpec) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        cmd = proc.cmdline()
+        env_task = proc.environ().get(TASK_MARKER)
     except (psutil.Error, ValueError, OverflowError):
         return False
-    return "remoted.jobwrap" in cmd and str(job_file) in cmd
+    return "remoted.jobwrap" in cmd and _owned_by(proc, spec.uid) and env_task == spec.task_id
 
 
-def create(gpus: int | None = None, kill_grace: float = 10.0, **_: object) -> LocalScheduler:
-    return LocalScheduler(gpus=gpus, kill_grace=kill_grace)
+def create(root: Path, gpus: int | None = None, kill_grace: float = 10.0, **_: object) -> LocalScheduler:
+    return LocalScheduler(root, gpus=gpus, kill_grace=kill_grace)

@@ -1,9 +1,10 @@
 """The ``slurm`` scheduler: sbatch, one squeue per poll, scancel.
 
 Slurm owns the GPUs, fair share and accounting; this module only translates.  sbatch is
-run with an argument list (never a shell) and a fixed two-line batch script, so nothing
-a task contains can become an ``#SBATCH`` line or a shell word: the commands travel in
-``job.json`` and are run by the job wrapper.
+run with an argument list (never a shell) and a fixed batch script, so nothing a task
+contains can become an ``#SBATCH`` line or a shell word: the job spec travels inside the
+script as one line of JSON on the wrapper's standard input (Slurm keeps the script; the
+student cannot change it), and the wrapper runs the commands.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil
 from ailabber.settings import SlurmOptions
 from ailabber.task import RUNNING
 from remoted import identity
+from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
@@ -37,6 +38,7 @@ def transient(stderr: str) -> bool:
 
 
 SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
+SPEC_END = "AILABBER_JOB_SPEC_END"
 
 
 def job_name(task_id: str) -> str:
@@ -50,9 +52,11 @@ class SlurmScheduler:
     #: slurmctld, so a few overlap with each other and with remoted's own work.
     concurrent_submits = 4
 
-    def __init__(self, options: SlurmOptions | None = None, kill_grace: float = 10.0):
+    def __init__(self, options: SlurmOptions | None = None, kill_grace: float = 10.0, root: Path | None = None):
         self.opts = options or SlurmOptions()
         self.kill_grace = kill_grace
+        #: The wrapper's records, read through handles below the remote root only.
+        self.files = JobFiles(root) if root is not None else None
         self._missing_since: dict[str, float] = {}
 
     # --- plumbing ------------------------------------------------------------------------
@@ -79,9 +83,10 @@ class SlurmScheduler:
 
     def sbatch_args(self, spec: JobSpec) -> list[str]:
         o = self.opts
-        # PATH and everything else the commands need travel in job.json; --export carries
-        # only names and the account's home, which never contain a comma.
-        export = {"LANG": "C.UTF-8", **identity.user_env(spec.uid)}
+        # What the commands need travels in the job spec; --export carries only names, the
+        # account's home and the wrapper's own PATH (uv looks for interpreters there), the
+        # same one as the commands', never remoted's.  Values with a comma are left out.
+        export = {"LANG": "C.UTF-8", "PATH": spec.path or identity.job_path(), **identity.user_env(spec.uid)}
         exports = ",".join(f"{k}={v}" for k, v in export.items() if "," not in v)
         args = [
             self._bin("sbatch"), "--parsable",
@@ -103,12 +108,16 @@ class SlurmScheduler:
 
     @staticmethod
     def batch_script(spec: JobSpec) -> str:
-        """The two-line batch script, handed to sbatch on stdin.  Never written into the
-        task's run directory: that belongs to the student, who could otherwise add
-        ``#SBATCH`` lines (say, GPUs remoted does not count) before sbatch reads it."""
+        """The batch script, handed to sbatch on stdin.  Never written into the task's
+        run directory: that belongs to the student, who could otherwise add ``#SBATCH``
+        lines (say, GPUs remoted does not count) or change the job spec before it is read.
+        The spec is one line of JSON (no raw newline can occur in it), so it can never
+        end the here-document early, and its ``#`` are escaped, so no line of the script
+        but the first starts a comment Slurm could read as a directive."""
+        line = spec.to_json().decode().replace("#", "\\u0023")
         return ("#!/bin/bash\n"
-                f"exec {shlex.quote(spec.python or sys.executable)} -I -m remoted.jobwrap "
-                f"{shlex.quote(str(spec.job_file))}\n")
+                f"exec {shlex.quote(spec.python or sys.executable)} -I -m remoted.jobwrap - <<'{SPEC_END}'\n"
+                f"{line}\n{SPEC_END}\n")
 
     def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle:
         proc = self._run(self.sbatch_args(spec), spec.uid, spec.gid, stdin_text=self.batch_script(spec))
@@ -135,8 +144,8 @@ class SlurmScheduler:
             if len(parts) >= 3 and parts[1] == job_name(spec.task_id) and parts[0].isdigit():
                 return JobHandle(job_id=parts[0], data={"run_dir": spec.run_dir, "uid": spec.uid,
                                                         "gid": spec.gid, "submitted": time.time()})
-        started = fsutil.read_json_or_none(Path(spec.run_dir) / STARTED_FILE)
-        if isinstance(started, dict) and str(started.get("slurm_job_id", "")).isdigit():
+        started = self._record(spec.run_dir, STARTED_FILE, spec.uid)
+        if started and str(started.get("slurm_job_id", "")).isdigit():
             return JobHandle(job_id=str(started["slurm_job_id"]),
                              data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
                                    "submitted": time.time()})
@@ -173,12 +182,12 @@ class SlurmScheduler:
         return out
 
     def _state(self, h: JobHandle, row: list[str] | None) -> JobState | None:
-        run_dir = Path(h.data.get("run_dir", "."))
+        run_dir, uid = str(h.data.get("run_dir", "")), h.data.get("uid")
         was_running = bool(h.data.get("seen_running"))
         if row is None:
             # Gone from squeue (MinJobAge passed, or controller lost it): trust the wrapper's
             # record first; call it lost only after a grace period.
-            result = _read_record(run_dir / RESULT_FILE)
+            result = self._record(run_dir, RESULT_FILE, uid)
             if result and result.get("state"):
                 self._missing_since.pop(h.job_id, None)
                 return map_state("COMPLETED" if result["state"] == "completed" else "FAILED",
@@ -197,7 +206,7 @@ class SlurmScheduler:
             # Waiting in Slurm's queue: the wrapper has not run, so there is nothing to read
             # (a burst of hundreds of queued jobs costs no file reads per poll).
             return map_state(state, reason, nodes, None, None, was_running)
-        result = _read_record(run_dir / RESULT_FILE)
+        result = self._record(run_dir, RESULT_FILE, uid)
         exit_code = None
         if state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY") and not result:
             # Only these states report an exit code (a cancelled or lost job has none worth an
@@ -206,12 +215,17 @@ class SlurmScheduler:
         js = map_state(state, reason, nodes, exit_code, result, was_running)
         if js.state == RUNNING:
             h.data["seen_running"] = True
-            started = _read_record(run_dir / STARTED_FILE)
+            started = self._record(run_dir, STARTED_FILE, uid)
             if started:
                 js.started_at = started.get("started_at")
                 if started.get("phase") == "setup" and not result:
                     js.reason = "setting_up"
         return js
+
+    def _record(self, run_dir: str, name: str, uid: int | None) -> dict[str, Any] | None:
+        """A record the job wrapper wrote (as the student: only their word about their
+        own job), read through handles that follow no symlink; None if unusable."""
+        return self.files.read(run_dir, name, uid) if self.files is not None else None
 
     def accounting(self, job_id: str) -> dict[str, str] | None:
         """How a job that left squeue ended: sacct when slurmdbd exists, else the
@@ -243,17 +257,19 @@ class SlurmScheduler:
             return f"sinfo failed: {proc.stderr.strip()[:200] or proc.returncode}"
         return None
 
+    def show_config(self) -> str:
+        """``scontrol show config`` as remoted's own Slurm commands see it (same bin_dir
+        and SLURM_CONF), for ``doctor``; raises SchedulerUnavailable if it cannot be read."""
+        proc = self._run([self._bin("scontrol"), "show", "config"], timeout=15)
+        if proc.returncode != 0:
+            raise SchedulerUnavailable(f"scontrol show config: {proc.stderr.strip()[:200] or proc.returncode}")
+        return proc.stdout
+
     def cancel(self, handle: JobHandle) -> None:
         handle.data["cancel_sent"] = True
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
         if proc.returncode != 0:
             log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A record the job wrapper wrote (as the student: may be anything), or None."""
-    data = fsutil.read_json_or_none(path)
-    return data if isinstance(data, dict) else None
 
 
 def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
@@ -272,5 +288,6 @@ def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
     return found
 
 
-def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, **_: Any) -> SlurmScheduler:
-    return SlurmScheduler(slurm, kill_grace)
+def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, root: Path | None = None,
+           **_: Any) -> SlurmScheduler:
+    return SlurmScheduler(slurm, kill_grace, root)

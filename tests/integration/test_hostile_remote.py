@@ -516,17 +516,20 @@ def _unblock_fifo(path: Path) -> None:
 
 
 def test_a_queued_task_whose_run_dir_the_student_spoiled_fails_alone(remote: Remote) -> None:
-    """remoted writes run/job.json at launch, in the student's own task directory; if the
-    student made that impossible while the task waited, that task fails, nobody else's."""
+    """The job's spec never passes through the student's run directory, so spoiling it
+    while the task waits changes nothing remoted does; a job that then cannot record its
+    result (the student put a directory where it goes) fails, and nobody else's."""
     running = remote.push(ZED, ["sleep 30"], gpus=1)
     remote.wait(ZED, running, lambda s: s["state"] == "running", what="running")
     waiting = remote.push(EVE, ["echo never"], gpus=1)
     remote.wait(EVE, waiting, lambda s: s.get("reason") == "waiting_for_gpu", what="waiting for the GPU")
-    (remote.root / "users" / EVE / "tasks" / waiting / "run" / "job.json").mkdir(parents=True)
+    run = remote.root / "users" / EVE / "tasks" / waiting / "run"
+    (run / "job.json").mkdir(parents=True)
+    (run / "result.json" / "blocker").mkdir(parents=True)
+    _chown_tree(run, EVE)
     (remote.root / "users" / ZED / "requests" / f"{running}.cancel").write_text("")
     st = remote.wait_terminal(EVE, waiting, timeout=30)
-    assert (st["state"], st["reason"]) == ("failed", "launch_failed"), st
-    assert "cannot prepare the job's directories" in st["message"], st
+    assert (st["state"], st["reason"]) == ("failed", "lost"), st
     remote.bystander_completes()
     assert remote.alive()
 

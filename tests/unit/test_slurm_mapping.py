@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -64,7 +66,7 @@ def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
     opts = SlurmOptions(partition="gpu", account="cs101", qos="students", extra_args=("--exclusive",))
     sched = SlurmScheduler(opts)
     spec = _spec(tmp_path)
-    spec.write()
+    spec.prepare_dirs()
     args = sched.sbatch_args(spec)
     assert args[1] == "--parsable"
     assert f"--job-name=ailabber-{spec.task_id}" in args and f"--comment=ailabber-{spec.task_id}" in args
@@ -75,8 +77,11 @@ def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
     assert export.startswith("--export=NONE,")
     assert all(a.startswith("--") for a in args[1:])                 # the script comes on stdin
     text = sched.batch_script(spec)
-    assert "#SBATCH" not in text and "train.py" not in text          # commands stay in job.json
-    assert text.count("\n") == 2 and text.rstrip().endswith(str(spec.job_file))
+    assert "#SBATCH" not in text and text.count("#") == 1            # only the shebang
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[3] == "AILABBER_JOB_SPEC_END"
+    assert lines[1].endswith("-m remoted.jobwrap - <<'AILABBER_JOB_SPEC_END'")
+    assert JobSpec.from_dict(json.loads(lines[2])) == spec             # the spec, frozen in the script
     assert not (Path(spec.run_dir) / "job.sbatch").exists()          # nothing the student could edit first
     assert "--gpus=2" in SlurmScheduler(SlurmOptions(gpu_option="gpus")).sbatch_args(spec)
     assert not any(a.startswith("--gres") for a in sched.sbatch_args(_spec(tmp_path, gpus=0)))

@@ -1,0 +1,71 @@
+"""What remoted reads of a running job, without trusting the student's directory.
+
+The job wrapper runs as the student and writes ``started.json`` and ``result.json`` into
+the task's ``run/`` directory, which the student can change at any moment: rename it,
+swap it (or any directory above it inside their area) for a symlink to another
+student's task, or put a hard link or FIFO in place of a file.  remoted may run as root,
+so it reads these files only through directory handles opened from the admin's root
+without following a symlink at any component, and only when the file opened is a
+regular file owned by the task's own user.  What such a file says is still only the
+student's word about their own task: remoted checks it against the state machine.
+
+The exactly-once lock of the local scheduler lives outside the student's reach, in
+``state/jobs/<user>/<id>.lock`` (root-owned when remoted is root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ailabber import fsutil
+from ailabber.remote_layout import valid_user
+from ailabber.safedir import open_beneath
+
+#: The biggest record a job may write; anything larger is not a record.
+MAX_RECORD_BYTES = 1 << 20
+
+
+class JobFiles:
+    """Reads the wrapper's records and names the jobs' lock files, for one remote root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def read(self, run_dir: str, name: str, uid: int | None) -> dict[str, Any] | None:
+        """The JSON object ``run_dir/name``, or None when it is missing, not a regular
+        file owned by ``uid`` (when remoted is root), reached through a symlink, or not
+        an object."""
+        try:
+            parts = Path(run_dir).relative_to(self.root).parts
+        except ValueError:
+            return None      # never read outside the root remoted owns
+        if ".." in parts:
+            return None
+        owner = uid if os.geteuid() == 0 and uid is not None else None
+        try:
+            with open_beneath(self.root, parts) as d:
+                data = json.loads(d.read_regular(name, MAX_RECORD_BYTES, owner))
+        except (OSError, ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def exists(self, run_dir: str, name: str) -> bool:
+        """Whether ``run_dir/name`` is there (whatever it is), seen through handles."""
+        try:
+            parts = Path(run_dir).relative_to(self.root).parts
+            with open_beneath(self.root, parts) as d:
+                d.lstat(name)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def lock_path(self, user: str, task_id: str) -> Path:
+        """The job's lock file, in a directory only remoted can write."""
+        if not valid_user(user) or "/" in task_id or task_id.startswith("."):
+            raise ValueError(f"bad job name {user!r}/{task_id!r}")
+        d = self.root / "state" / "jobs" / user
+        fsutil.ensure_dirs(d, mode=0o700)
+        return d / f"{task_id}.lock"
