@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ailabber.checks import Check, dump
+from ailabber.checks import Check, dump, passed
 from ailabber.daemon import setup_logging
 from ailabber.settings import SettingsError
 
@@ -44,7 +44,7 @@ def daemon_main(
     if args.check:
         checks = check(settings)
         print(dump(checks))
-        return 0 if all(c.ok for c in checks) else 1
+        return 0 if passed(checks) else 1
     reload: Callable[[], Any] = lambda: load(args.config)  # noqa: E731
     profile = os.environ.get("AILABBER_PROFILE_DIR")
     if profile:   # where a daemon spends its time, for the benchmarks (cProfile, one file per pid)

@@ -15,6 +15,9 @@ from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm import SlurmScheduler
 from remoted.schedulers.slurm_config import containment_problem, parse_show_config
+from remoted.schedulers.base import SchedulerUnavailable, SubmitError
+from remoted.schedulers.slurm import SlurmScheduler
+from remoted.schedulers.slurm_config import containment_problem, parse_show_config
 
 
 def run_checks(settings: RemotedSettings) -> list[Check]:
@@ -35,9 +38,25 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     checks.append(Check("scheduler reachable", problem is None, problem or f"{settings.scheduler} answers"))
     if isinstance(scheduler, SlurmScheduler):
         checks.append(slurm_containment(scheduler))
+    if isinstance(scheduler, SlurmScheduler):
+        checks.append(slurm_containment(scheduler))
     uv = settings.uv or find_uv(settings.job_python)
     checks.append(Check("uv present", bool(uv), uv or "no uv on PATH: tasks with uv.lock will fail"))
     return checks
+
+
+def slurm_containment(scheduler: SlurmScheduler) -> Check:
+    """Whether Slurm ends a job's detached processes with the job.  A warning, not a
+    failure: jobs run either way, but strays of a finished job would keep running."""
+    name = "slurm job containment"
+    try:
+        config = parse_show_config(scheduler.show_config())
+    except (SchedulerUnavailable, SubmitError) as exc:
+        return Check(name, False, f"cannot tell: {exc}", warning=True)
+    problem = containment_problem(config)
+    if problem is not None:
+        return Check(name, False, problem, warning=True)
+    return Check(name, True, f"ProctrackType={config['ProctrackType']}, TaskPlugin={config['TaskPlugin']}")
 
 
 def slurm_containment(scheduler: SlurmScheduler) -> Check:

@@ -18,6 +18,7 @@ Debian packages ``slurm-wlm`` and ``munge``.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -41,6 +42,11 @@ _MUNGE_KEY = Path("/etc/munge/munge.key")
 _READY_NODE_STATES = {"idle"}
 _BUSY_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
 _ACTIVE_JOB_STATES = "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,REQUEUED,RESIZING"
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: Tracking that keeps a job's processes in a cgroup, and the fallback that follows the
+#: process tree (and so loses whatever re-parents to init).
+CGROUP_TRACKING = ("proctrack/cgroup", "task/cgroup")
+TREE_TRACKING = ("proctrack/linuxproc", "task/none")
 
 
 class SlurmClusterError(RuntimeError):
@@ -111,9 +117,71 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
+def _mounts() -> dict[str, tuple[str, set[str]]]:
+    """Mount point -> (file system type, options), from /proc/self/mounts."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 4:
+            out[fields[1]] = (fields[2], set(fields[3].split(",")))
+    return out
+
+
+def cgroup_tracking_problem() -> str | None:
+    """None if slurmd can keep jobs in cgroups here (cgroup v1 with a writable freezer);
+    otherwise why not, in one line.
+
+    Only cgroup v1 is attempted.  Slurm 22.05's cgroup/v2 refuses a hybrid layout, and on a
+    pure cgroup v2 machine it wants systemd (over dbus) to delegate a scope to slurmstepd,
+    or ``IgnoreSystemd=yes`` with controllers enabled by hand in a shared system.slice: no
+    private test cluster should reach into either.
+    """
+    mounts = _mounts()
+    top = mounts.get(str(_CGROUP_ROOT))
+    if top is not None and top[0] == "cgroup2":
+        return ("only cgroup v2 is mounted, and Slurm 22.05's cgroup/v2 needs systemd to "
+                "delegate a scope to slurmstepd")
+    freezer = mounts.get(str(_CGROUP_ROOT / "freezer"))
+    if freezer is None or freezer[0] != "cgroup" or "freezer" not in freezer[1]:
+        return f"no cgroup v1 freezer hierarchy at {_CGROUP_ROOT / 'freezer'}"
+    if "ro" in freezer[1] or not os.access(_CGROUP_ROOT / "freezer", os.W_OK):
+        return f"{_CGROUP_ROOT / 'freezer'} is not writable (a read-only cgroup mount?)"
+    return None
+
+
+def render_cgroup_conf() -> str:
+    """cgroup.conf for tracking only: the cgroups hold a job's processes, nothing more.
+
+    Confinement stays off: the node declares more CPUs than the machine has (a cpuset
+    would not fit), memory is policed by jobacct_gather as before, and the fake GPUs share
+    /dev/null's device numbers, which a device cgroup would take away from every GPU job.
+    """
+    return f"""\
+# The freezer hierarchy holds every process of a job, also those that re-parent to init.
+CgroupPlugin=cgroup/v1
+CgroupMountpoint={_CGROUP_ROOT}
+CgroupAutomount=no
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainSwapSpace=no
+ConstrainDevices=no
+"""
+
+
 def render_slurm_conf(*, host: str, base: Path, ctld_port: int, slurmd_port: int,
-                      cpus: int, memory_mb: int, gpus: int) -> str:
-    """slurm.conf for one node; every path points into *base* so /etc and /var stay as-is."""
+                      cpus: int, memory_mb: int, gpus: int,
+                      tracking: tuple[str, str] = TREE_TRACKING, first_job_id: int = 1) -> str:
+    """slurm.conf for one node; every path points into *base* so /etc and /var stay as-is.
+
+    *tracking* is (ProctrackType, TaskPlugin).  *first_job_id* matters with cgroups: every
+    test cluster on a machine shares one cgroup tree (``slurm_<node>/uid_<u>/job_<id>``),
+    so two clusters must not hand out the same job ids at once.
+    """
+    proctrack, task_plugin = tracking
     return f"""\
 # Single-node test cluster: all state, spool, logs and pid files under {base}
 ClusterName=ailabbertest
@@ -134,8 +202,9 @@ SlurmctldDebug=info
 SlurmdDebug=info
 MailProg=/bin/true
 MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType={proctrack}
+TaskPlugin={task_plugin}
+FirstJobId={first_job_id}
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherParams=OverMemoryKill
 # Start jobs as soon as they are submitted instead of on the default 1-2 s cadence.
@@ -172,11 +241,17 @@ class SlurmCluster:
 
     Clients reach it through ``env()``, whose ``SLURM_CONF`` points at this cluster's
     slurm.conf; the daemons are launched with ``-f`` on the same file.
+
+    Jobs are tracked in cgroups (``proctrack/cgroup``, ``task/cgroup``) where the machine
+    allows it, as a production cluster should be, so that what a test sees of a job's
+    stray processes is what a student's would do; ``cgroups=False`` tracks by process tree
+    (``proctrack/linuxproc``) instead.  Where cgroups were wanted but cannot work,
+    ``cgroup_problem`` says why and the cluster runs with process-tree tracking.
     """
 
     def __init__(self, *, cpus: int = 4, memory_mb: int = 8000, gpus: int = 2,
                  base: Path | None = None, keep: bool = False,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, cgroups: bool = True) -> None:
         self.cpus = cpus
         self.memory_mb = memory_mb
         self.gpus = gpus
@@ -189,6 +264,15 @@ class SlurmCluster:
         self._munge_pid: int | None = None
         self._running = False
         self.start_seconds: float | None = None
+        self.want_cgroups = cgroups
+        #: (ProctrackType, TaskPlugin) of the running cluster.
+        self.tracking = TREE_TRACKING
+        self.cgroup_problem: str | None = None
+
+    @property
+    def tracks_in_cgroups(self) -> bool:
+        """True when the end of a job takes every process of it along, detached or not."""
+        return self.tracking == CGROUP_TRACKING
 
     # --- paths -------------------------------------------------------------------------
     def _path(self, *parts: str) -> Path:
@@ -335,10 +419,18 @@ class SlurmCluster:
         try:
             self._prepare_dir()
             self._ensure_munge()
-            self._start_daemon("slurmctld")
-            self._start_daemon("slurmd")
-            self._running = True
-            self._wait_ready(t0 + self.start_timeout, require_idle=True)
+            try:
+                self._start_daemons(t0 + self.start_timeout)
+            except SlurmClusterError as e:
+                if not self.tracks_in_cgroups:
+                    raise
+                # The machine looked able to run cgroups but slurmd disagrees: a cluster
+                # without them is still worth more to the tests than no cluster.
+                self.cgroup_problem = f"slurmd refused cgroups: {_fatal_line(str(e))}"
+                for daemon in ("slurmd", "slurmctld"):
+                    self._stop_daemon(daemon)
+                self._write_conf(TREE_TRACKING)
+                self._start_daemons(time.monotonic() + self.start_timeout)
         except BaseException:
             # The start error (with its log tail) matters more than a stop error after it.
             try:
@@ -347,6 +439,12 @@ class SlurmCluster:
                 pass
             raise
         self.start_seconds = time.monotonic() - t0
+
+    def _start_daemons(self, deadline: float) -> None:
+        self._start_daemon("slurmctld")
+        self._start_daemon("slurmd")
+        self._running = True
+        self._wait_ready(deadline, require_idle=True)
 
     def restart_controller(self) -> None:
         """Stop and start slurmctld keeping its saved state; running jobs carry on."""
@@ -394,11 +492,24 @@ class SlurmCluster:
                 # Same major/minor as /dev/null: harmless if a job opens it.
                 os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))
                 dev.chmod(0o666)
-        self.conf.write_text(render_slurm_conf(
-            host=self.host, base=self.base, ctld_port=free_port(), slurmd_port=free_port(),
-            cpus=self.cpus, memory_mb=self.memory_mb, gpus=self.gpus))
+        self.cgroup_problem = cgroup_tracking_problem() if self.want_cgroups else None
+        wanted = self.want_cgroups and self.cgroup_problem is None
+        self._write_conf(CGROUP_TRACKING if wanted else TREE_TRACKING)
         self._path("etc", "gres.conf").write_text(
             render_gres_conf(host=self.host, devices=self.gpu_devices))
+
+    def _write_conf(self, tracking: tuple[str, str]) -> None:
+        """slurm.conf (fresh ports) and, for cgroup tracking, cgroup.conf beside it."""
+        self.tracking = tracking
+        cgroup_conf = self._path("etc", "cgroup.conf")
+        if tracking == CGROUP_TRACKING:
+            cgroup_conf.write_text(render_cgroup_conf())
+        else:
+            cgroup_conf.unlink(missing_ok=True)
+        self.conf.write_text(render_slurm_conf(
+            host=self.host, base=self._path(), ctld_port=free_port(), slurmd_port=free_port(),
+            cpus=self.cpus, memory_mb=self.memory_mb, gpus=self.gpus, tracking=tracking,
+            first_job_id=random.randrange(1_000, 60_000_000)))
 
     def _munge_answers(self) -> bool:
         munge, unmunge = find_binary("munge"), find_binary("unmunge")
@@ -551,6 +662,13 @@ class SlurmCluster:
                 is_stepd = False
             if is_job or is_stepd:
                 _terminate(int(entry.name), timeout=2.0)
+
+
+def _fatal_line(failure: str) -> str:
+    """The line of a start failure (with its log tail) that says why, else its first."""
+    lines = failure.splitlines()
+    fatal = next((ln.split("fatal:", 1)[1].strip() for ln in lines if "fatal:" in ln), None)
+    return fatal or (lines[0] if lines else failure)
 
 
 def _terminate(pid: int, timeout: float) -> bool:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ailabber.checks import Check, load, render
+from ailabber.checks import Check, load, passed, render
 from ailabber.cli.common import print_json
 from ailabber.daemonlock import holder_pid
 from ailabber.home import ailabber_home
@@ -82,4 +82,4 @@ def run(args: argparse.Namespace) -> int:
         print_json([c.to_dict() for c in checks])
     else:
         print(render(checks))
-    return 0 if all(c.ok for c in checks) else 1
+    return 0 if passed(checks) else 1

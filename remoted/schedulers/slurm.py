@@ -265,6 +265,14 @@ class SlurmScheduler:
             raise SchedulerUnavailable(f"scontrol show config: {proc.stderr.strip()[:200] or proc.returncode}")
         return proc.stdout
 
+    def show_config(self) -> str:
+        """``scontrol show config`` as remoted's own Slurm commands see it (same bin_dir
+        and SLURM_CONF), for ``doctor``; raises SchedulerUnavailable if it cannot be read."""
+        proc = self._run([self._bin("scontrol"), "show", "config"], timeout=15)
+        if proc.returncode != 0:
+            raise SchedulerUnavailable(f"scontrol show config: {proc.stderr.strip()[:200] or proc.returncode}")
+        return proc.stdout
+
     def cancel(self, handle: JobHandle) -> None:
         handle.data["cancel_sent"] = True
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))

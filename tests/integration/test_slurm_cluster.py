@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
+from tests.strays import detach_command, kill_marked, new_marker, pid_dir, wait_gone
 
 pytestmark = [pytest.mark.slurm, pytest.mark.root]
 
@@ -84,3 +86,20 @@ def test_job_survives_controller_restart(slurm_cluster: SlurmCluster,  # noqa: F
     after = slurm_cluster.sbatch("--output", str(tmp_path / "after.txt"), "--wrap", "true")
     assert after > job
     assert slurm_cluster.wait_job(after, FINISHED, timeout=20) == "COMPLETED"
+
+
+def test_a_detached_process_ends_with_its_job(slurm_cluster: SlurmCluster,  # noqa: F811
+                                              tmp_path: Path, pytestconfig: pytest.Config) -> None:
+    require(pytestconfig, slurm_cluster.tracks_in_cgroups,
+            f"Slurm tracking jobs in cgroups ({slurm_cluster.cgroup_problem})")
+    marker = new_marker()
+    pid_file = pid_dir(tmp_path) / "stray.pid"
+    job = slurm_cluster.sbatch("--output", str(tmp_path / "out.txt"),
+                               "--wrap", detach_command(marker, pid_file))
+    try:
+        assert slurm_cluster.wait_job(job, FINISHED, timeout=30) == "COMPLETED", \
+            slurm_cluster.diagnostics()
+        assert pid_file.read_text().strip().isdigit()     # the stray did start
+        assert wait_gone(marker, timeout=3.0) == [], "the job's detached process outlived it"
+    finally:
+        kill_marked(marker)
