@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ailabber.home import ailabber_home
+from ailabber.upload_limits import (DEFAULT_MAX_DISK_BYTES, DEFAULT_MAX_INCOMING, DEFAULT_MAX_LOG_BYTES,
+                                    UploadLimits)
 from ailabber.suggest import closest
 
 
@@ -54,6 +56,15 @@ class UserLimits(NamedTuple):
     max_queued: int | None = None     # tasks waiting in remoted's queue, per user
     max_upload_bytes: int | None = None   # per task; published to clients, checked on accept
     max_upload_files: int | None = None
+    # Caps on by default (None: the admin wrote null, no cap); published in limits.json.
+    max_disk_bytes: int | None = DEFAULT_MAX_DISK_BYTES   # kept on the cluster (tasks + outbox)
+    max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES     # per task, enforced by the job wrapper
+    max_incoming_uploads: int | None = DEFAULT_MAX_INCOMING  # sent and not yet accepted
+
+    def published(self) -> UploadLimits:
+        """What remoted enforces on uploads and publishes to the user as limits.json."""
+        return UploadLimits(self.max_upload_bytes, self.max_upload_files, self.max_disk_bytes,
+                            self.max_log_bytes, self.max_incoming_uploads)
 
 
 class RemotedSettings(NamedTuple):
@@ -199,7 +210,10 @@ REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval",
                 "job_python", "uv", "signal_before_timeout", "transport_account", "slurm", "limits")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
-LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files")
+LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files",
+              "max_disk_bytes", "max_log_bytes", "max_incoming_uploads")
+BYTE_LIMITS = ("max_upload_bytes", "max_disk_bytes", "max_log_bytes")
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -242,15 +256,30 @@ def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
 
 
 def _limits(path: Path, data: dict[str, Any]) -> UserLimits:
+    """A key left out keeps its default (no limit, or the course default for the caps);
+    ``null`` means no limit."""
     sec = _section(path, data, "limits", LIMIT_KEYS)
-    vals: dict[str, int | None] = {}
-    for k in LIMIT_KEYS:
-        v = sec.get(k)
-        lowest = 0 if k == "max_gpus" else 1
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lowest):
-            raise SettingsError(f"{path}: limits.{k}: must be a whole number >= {lowest} (or absent for no limit)")
-        vals[k] = v
-    return UserLimits(**vals)
+    defaults = UserLimits()
+    return UserLimits(**{k: _limit(path, k, sec[k]) if k in sec else getattr(defaults, k) for k in LIMIT_KEYS})
+
+
+def _limit(path: Path, key: str, v: Any) -> int | None:
+    """One limit: a whole number, for bytes also a size such as ``20G`` (binary units)."""
+    if v is None:
+        return None
+    lowest = 0 if key == "max_gpus" else 1
+    if key in BYTE_LIMITS and isinstance(v, str):
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", v, re.IGNORECASE)
+        if m is None:
+            raise SettingsError(f"{path}: limits.{key}: must be a size such as 20G or 500M, or a whole number "
+                                f"of bytes (or null for no limit), got {v!r}")
+        v = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
+        unit = " bytes (or a size such as 20G)" if key in BYTE_LIMITS else ""
+        raise SettingsError(f"{path}: limits.{key}: must be a whole number >= {lowest}{unit} (or null for no limit)")
+    return v
 
 
 def load_remoted_settings(path: Path) -> RemotedSettings:

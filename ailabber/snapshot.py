@@ -45,6 +45,7 @@ class SnapshotPlan(NamedTuple):
     total_bytes: int
     file_count: int
     source_name: str = "task_config.toml"  # prefixes error lines raised while copying
+    disk_bytes: int = 0     # blocks the files use (holes cost nothing): what the cluster's quota counts
 
     def largest(self, n: int = 10) -> list[Entry]:
         """The ``n`` biggest files, to tell a student why an upload is large."""
@@ -78,6 +79,7 @@ class _Planner:
         self.prefix = f"{cfg.source.name}: files.upload:"
         self.problems: list[str] = []
         self.entries: list[Entry] = []
+        self.disk_bytes = 0
 
     def problem(self, message: str) -> None:
         self.problems.append(f"{self.prefix} {message}")
@@ -121,6 +123,7 @@ class _Planner:
                         self.problem(f"cannot read file {_q(rel)}: Permission denied")
                     self.entries.append(Entry(rel, FILE, st.st_size,
                                               stat.S_IMODE(st.st_mode) & 0o777))
+                    self.disk_bytes += st.st_blocks * 512
             # fifos, sockets and devices cannot be uploaded; leaving them out is harmless
         except FileNotFoundError:
             pass  # deleted while we looked: it is simply not part of the upload
@@ -172,6 +175,7 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
         total_bytes=sum(e.size for e in files),
         file_count=len(files),
         source_name=cfg.source.name,
+        disk_bytes=planner.disk_bytes,
     )
 
 
@@ -179,33 +183,56 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
 
 
 def copy_fd(src: int, dst: int) -> int:
-    """Copy to EOF in the kernel where possible: copy_file_range (reflinks on CoW file
-    systems), then sendfile, then plain reads.  Returns the byte count."""
-    total = 0
+    """Copy ``src`` from its start to EOF into the empty ``dst``, keeping holes: only the
+    data extents (``SEEK_DATA``/``SEEK_HOLE``) are copied and the size is set last, so a
+    sparse 1 GiB file stays a few blocks on disk instead of becoming 1 GiB of zeros.
+    Returns the file's length as copied (the offset of EOF)."""
+    end = os.fstat(src).st_size
+    pos = 0
+    while pos < end:
+        try:
+            start = os.lseek(src, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:   # only a hole is left up to EOF
+                break
+            if exc.errno not in _FALLBACK_ERRNOS:
+                raise
+            start = pos                    # no hole support here: all of it is data
+        try:
+            stop = os.lseek(src, start, os.SEEK_HOLE)
+        except OSError as exc:
+            if exc.errno not in _FALLBACK_ERRNOS:
+                raise
+            stop = end
+        _copy_range(src, dst, start, stop - start)
+        pos = stop
+    # A file that grew or shrank while it was copied is caught by the caller's size check.
+    os.ftruncate(dst, end)
+    return end
+
+
+def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    """``count`` bytes at ``offset`` of ``src`` to the same offset of ``dst``: in the kernel
+    where possible (copy_file_range: reflinks on CoW file systems), else by reads."""
+    done = 0
     if hasattr(os, "copy_file_range"):
         try:
-            while n := os.copy_file_range(src, dst, _CHUNK):
-                total += n
+            while done < count:
+                n = os.copy_file_range(src, dst, min(count - done, _CHUNK), offset + done, offset + done)
+                if n == 0:
+                    break          # EOF moved (file shrank) or not supported: the slow way
+                done += n
         except OSError as exc:
-            if total or exc.errno not in _FALLBACK_ERRNOS:
+            if exc.errno not in _FALLBACK_ERRNOS:
                 raise
-        if total:
-            return total
-        # 0 bytes may mean "unsupported here" on some file systems: retry the slow ways
-        os.lseek(src, 0, os.SEEK_SET)
-    try:
-        while n := os.sendfile(dst, src, None, _CHUNK):
-            total += n
-        return total
-    except OSError as exc:
-        if total or exc.errno not in _FALLBACK_ERRNOS:
-            raise
-    while chunk := os.read(src, 1 << 20):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(dst, view):]
-        total += len(chunk)
-    return total
+    while done < count:
+        chunk = os.pread(src, min(count - done, 1 << 20), offset + done)
+        if not chunk:
+            return         # the file shrank meanwhile: the caller's size check says so
+        written = 0
+        while written < len(chunk):
+            written += os.pwrite(dst, chunk[written:], offset + done + written)
+        done += len(chunk)
 
 
 class _Copier:

@@ -34,11 +34,15 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     """Validate everything before anything is written (raises ConfigError)."""
     cfg = load_task_config(config_path)
     plan = plan_snapshot(cfg)
-    too_big = (limits or UploadLimits()).problem(plan.total_bytes, plan.file_count)
+    limits = limits or UploadLimits()
+    too_big = limits.problem(plan.total_bytes, plan.file_count)
     if too_big:
         largest = ", ".join(f"{e.rel} ({size(e.size)})" for e in plan.largest(5))
         raise ConfigError([f"{config_path.name}: files.upload: {too_big}; largest: {largest}; "
                            "add what the job does not need to files.ignore or .ailabberignore"])
+    over_quota = limits.quota_problem(plan.disk_bytes)    # as of the last limits.json spoold pulled
+    if over_quota:
+        raise ConfigError([f"{config_path.name}: files.upload: {over_quota}"])
     return cfg, plan, config_path.read_bytes()
 
 
@@ -70,6 +74,7 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
                 "results": list(cfg.run.results),
                 "file_count": plan.file_count,
                 "total_bytes": plan.total_bytes,
+                "disk_bytes": plan.disk_bytes,
             }
             fsutil.atomic_write_json(tmp / META, meta)
             files_listed, links = plan.listing(FILES)

@@ -156,23 +156,30 @@ class Spoold:
         linked against the previous upload and only its changes cross the network."""
         now = time.time()
         small: list[str] = []
+        limits = self.limits()
+        planned = 0       # disk bytes of the tasks this pass sends, not yet in the published usage
         for task_id in self.spool.ids_in(NEW):
             if self._retry_at.get(task_id, 0) > now:
                 continue
             task_dir = self.spool.stage_dir(NEW) / task_id
             meta = fsutil.read_json_or_none(task_dir / META) or {}
             total = int(meta.get("total_bytes") or 0)
-            too_big = self.limits().problem(total, int(meta.get("file_count") or 0)) or path_problem(task_dir)
+            disk = int(meta.get("disk_bytes", total) or 0)
+            used = None if limits.disk_used_bytes is None else limits.disk_used_bytes + planned
+            too_big = (limits.problem(total, int(meta.get("file_count") or 0))
+                       or limits.quota_problem(disk, used) or path_problem(task_dir))
             if too_big:
                 self._record(task_dir, FAILED, "too_large", message=too_big)
                 self.spool.move(task_id, NEW, DONE)
                 continue
+            planned += disk
             if total <= BATCH_TASK_BYTES:
                 small.append(task_id)
             elif not self._push([task_id], newest_accepted(self.spool)):
                 return
-        for start in range(0, len(small), BATCH_TASKS):
-            if not self._push(small[start:start + BATCH_TASKS], None):
+        per_batch = min(BATCH_TASKS, limits.max_incoming or BATCH_TASKS)   # the cluster's in-flight cap
+        for start in range(0, len(small), per_batch):
+            if not self._push(small[start:start + per_batch], None):
                 return
 
     def _push(self, batch: list[str], basis: str | None) -> bool:

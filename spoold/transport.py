@@ -24,6 +24,10 @@ from spoold.errors import TransportError, classify
 
 log = logging.getLogger(__name__)
 RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
+#: Uploads and result pulls write holes as holes: a sparse file stays sparse on the other
+#: side.  Not for log pulls: they use --append (which implies --inplace), a combination
+#: rsync before 3.1.3 refuses, and logs have no holes.
+SPARSE = "--sparse"
 PARTIAL_DIR = ".rsync-partial"
 MAX_TRANSFER_SECONDS = 24 * 3600
 
@@ -111,7 +115,7 @@ class RsyncTransport:
         partial files kept in ``--partial-dir``.  ``checksum``: compare files by content,
         not by size and whole-second mtime (see spoold/basis.py for when that is needed)."""
         srcs = [str(task_dir / m) for m in members]
-        extra = ["--stats", f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
+        extra = ["--stats", SPARSE, f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
         if basis:
             # rrsync anchors a leading "/" at the student's restricted directory.
             extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
@@ -131,7 +135,7 @@ class RsyncTransport:
             t = task_ids[0]
             return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis, checksum)}
         srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
-        out = self._run(["-R", f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
+        out = self._run(["-R", SPARSE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
                          *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
         sent: dict[str, int] = {t: 0 for t in task_ids}
         for line in out.splitlines():
@@ -192,7 +196,7 @@ class RsyncTransport:
         os.makedirs(dest, exist_ok=True)
         # One transfer of the workdir filtered down to the wanted paths: a path the job never
         # created is simply not matched (rrsync refuses a missing path given as an argument).
-        self._run(["-m", *result_filters(paths), self._remote(base) + "/", f"{dest}/"], f"result pull of {task_id}")
+        self._run(["-m", SPARSE, *result_filters(paths), self._remote(base) + "/", f"{dest}/"], f"result pull of {task_id}")
 
     def _pull_list(self, rels: list[str], dest: Path, extra: list[str], what: str) -> None:
         if not rels:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ailabber import render, statusfile
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
+from ailabber.logindex import INDEX, STREAMS, split_stream
 from ailabber.safedir import SafeDir, UnsafePath, open_user_dir
 from ailabber.snapshot import copy_fd
 from ailabber.spool import NEW, RESULTS
@@ -70,8 +71,28 @@ def deliver(results: Path, logs: Path, status: Path, dest: Path) -> int:
         if logs.is_dir():
             with out.enter_owned(LOGS_SUBDIR, uid) as log_out:
                 copied += copy_tree(logs, log_out, uid)
+                copied += split_streams(logs, log_out)
         copy_entry(status, out, status.name)
     return copied
+
+
+def split_streams(logs: Path, dest: SafeDir) -> int:
+    """``stdout.log`` and ``stderr.log`` beside ``output.log``, as the student expects to
+    find them in a fetched copy: the cluster stores the output once, with a stream index
+    (``ailabber/logindex.py``).  Returns how many were written (none for a task whose
+    logs came from a cluster that still kept separate files)."""
+    if not (logs / INDEX).is_file():
+        return 0
+    for name, stream in STREAMS.items():
+        data = split_stream(logs, stream)
+        dest.replace_with(f"{name}.log", lambda fd, data=data: _write_all(fd, data))
+    return len(STREAMS)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def copy_tree(src: Path, dest: SafeDir, uid: int) -> int:

@@ -1,7 +1,10 @@
 """``ailabber logs ID [-f]``: the task's output as pulled back by spoold.
 
 ``output.log`` interleaves stdout, stderr and ailabber's own notes as a terminal would have
-shown them; ``--stream`` picks one stream.  ``-f`` follows while the task runs.
+shown them; ``--stream`` picks one stream.  stdout and stderr are not stored separately:
+they are read out of ``output.log`` through its stream index (``ailabber/logindex.py``),
+or from ``stdout.log``/``stderr.log`` for tasks that ran on an older cluster.  ``-f``
+follows while the task runs.
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+from typing import Protocol
 
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.logindex import STREAMS as INDEXED, StreamReader
 
 STREAMS = ("output", "stdout", "stderr", "setup")
 
@@ -23,33 +29,76 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+class Source(Protocol):
+    def read_new(self) -> bytes: ...
+
+
+class FileTail:
+    """A log file read from where the last read stopped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pos = 0
+
+    def read_new(self) -> bytes:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.pos)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return b""
+        self.pos += len(chunk)
+        return chunk
+
+
+class OneStream:
+    """stdout or stderr: from the index once there is one, from a separate file (older
+    clusters) if that is what was pulled; decided when the first of them appears."""
+
+    def __init__(self, log_dir: Path, stream: str) -> None:
+        self.log_dir = log_dir
+        self.stream = stream
+        self.source: Source | None = None
+
+    def read_new(self) -> bytes:
+        if self.source is None:
+            indexed = StreamReader(self.log_dir, INDEXED[self.stream])
+            separate = self.log_dir / f"{self.stream}.log"
+            if indexed.available():
+                self.source = indexed
+            elif separate.exists():
+                self.source = FileTail(separate)
+            else:
+                return b""
+        return self.source.read_new()
+
+
+def source_for(log_dir: Path, stream: str) -> Source:
+    return OneStream(log_dir, stream) if stream in INDEXED else FileTail(log_dir / f"{stream}.log")
+
+
 def run(args: argparse.Namespace) -> int:
     spool = get_spool()
     task_id, _stage, _d, st = find_task(spool, args.id)
-    path = spool.outbox(task_id) / "logs" / f"{args.stream}.log"
+    source = source_for(spool.outbox(task_id) / "logs", args.stream)
     out = sys.stdout.buffer
-    pos = 0
+    shown = 0
     announced = False
     try:
         while True:
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(pos)
-                    chunk = fh.read()
-            except FileNotFoundError:
-                chunk = b""
+            chunk = source.read_new()
             if chunk:
                 out.write(chunk)
                 out.flush()
-                pos += len(chunk)
+                shown += len(chunk)
             if not args.follow:
-                if pos == 0:
+                if shown == 0:
                     print(f"no {args.stream} log yet for {task_id} ({st.state})", file=sys.stderr)
                     return EXIT_FAIL if not st.terminal else 0
                 return 0
             if st.terminal and not chunk:
                 return 0
-            if not announced and pos == 0 and not st.terminal:
+            if not announced and shown == 0 and not st.terminal:
                 print(f"[waiting for output of {task_id}: {st.state}{' / ' + st.reason if st.reason else ''}]",
                       file=sys.stderr)
                 announced = True

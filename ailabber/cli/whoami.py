@@ -7,7 +7,9 @@ import os
 
 from ailabber.cli.common import get_spool, print_json, spoold_pid
 from ailabber.home import ailabber_home, os_user
+from ailabber.render import size
 from ailabber.settings import SettingsError, load_spoold_settings
+from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -36,10 +38,33 @@ def run(args: argparse.Namespace) -> int:
     }
     if problem:
         info["config_error"] = problem
+    limits = published(spool.root)
     if args.json:
-        print_json(info)
+        print_json({**info, "limits": limits.to_dict()})
         return 0
+    if (spool.root / LIMITS_FILE).exists():
+        info.update(limit_lines(limits))
+    else:
+        info["limits"] = "not known yet (spoold pulls them from the cluster about once a minute)"
     width = max(len(k) for k in info)
     for k, v in info.items():
         print(f"{k.ljust(width)}  {v if v is not None else '-'}")
     return 0
+
+
+def limit_lines(limits: UploadLimits) -> dict[str, str]:
+    """The cluster's limits (and the quota used) as spoold last pulled them."""
+    def cap(v: int | None, unit: str = "") -> str:
+        return "no limit" if v is None else size(v) + unit
+
+    quota = cap(limits.max_disk_bytes)
+    if limits.max_disk_bytes is not None and limits.disk_used_bytes is not None:
+        quota = (f"{size(limits.disk_used_bytes)} used of {size(limits.max_disk_bytes)} "
+                 f"({size(limits.remaining() or 0)} left)")
+    return {
+        "upload_limit": f"{cap(limits.max_bytes)}, "
+                        + ("no file limit" if limits.max_files is None else f"{limits.max_files} files"),
+        "disk_quota": quota + " (tasks and logs on the cluster)",
+        "log_limit": cap(limits.max_log_bytes, " per task"),
+        "uploads_in_flight": "no limit" if limits.max_incoming is None else f"at most {limits.max_incoming}",
+    }
