@@ -15,9 +15,6 @@ from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm import SlurmScheduler
 from remoted.schedulers.slurm_config import containment_problem, parse_show_config
-from remoted.schedulers.base import SchedulerUnavailable, SubmitError
-from remoted.schedulers.slurm import SlurmScheduler
-from remoted.schedulers.slurm_config import containment_problem, parse_show_config
 
 
 def run_checks(settings: RemotedSettings) -> list[Check]:
@@ -32,12 +29,11 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     age = time.time() - float(beat.get("at", 0)) if isinstance(beat, dict) else None
     checks.append(Check("remoted heartbeat", age is not None and age < 60,
                         f"{age:.0f}s ago" if age is not None else "no heartbeat.json"))
+    checks.append(_containment(beat))
     scheduler = load_scheduler(settings.scheduler, root=root, gpus=settings.gpus, kill_grace=settings.kill_grace,
                                slurm=settings.slurm)
     problem = getattr(scheduler, "health", lambda: None)()
     checks.append(Check("scheduler reachable", problem is None, problem or f"{settings.scheduler} answers"))
-    if isinstance(scheduler, SlurmScheduler):
-        checks.append(slurm_containment(scheduler))
     if isinstance(scheduler, SlurmScheduler):
         checks.append(slurm_containment(scheduler))
     uv = settings.uv or find_uv(settings.job_python)
@@ -59,15 +55,10 @@ def slurm_containment(scheduler: SlurmScheduler) -> Check:
     return Check(name, True, f"ProctrackType={config['ProctrackType']}, TaskPlugin={config['TaskPlugin']}")
 
 
-def slurm_containment(scheduler: SlurmScheduler) -> Check:
-    """Whether Slurm ends a job's detached processes with the job.  A warning, not a
-    failure: jobs run either way, but strays of a finished job would keep running."""
-    name = "slurm job containment"
-    try:
-        config = parse_show_config(scheduler.show_config())
-    except (SchedulerUnavailable, SubmitError) as exc:
-        return Check(name, False, f"cannot tell: {exc}", warning=True)
-    problem = containment_problem(config)
-    if problem is not None:
-        return Check(name, False, problem, warning=True)
-    return Check(name, True, f"ProctrackType={config['ProctrackType']}, TaskPlugin={config['TaskPlugin']}")
+def _containment(beat: object) -> Check:
+    """What remoted itself said keeps a job's processes from outliving it."""
+    mode = beat.get("containment") if isinstance(beat, dict) else None
+    if not isinstance(mode, str):
+        return Check("job containment", False, "unknown until remoted writes its heartbeat", warning=True)
+    weak = mode.startswith("processes only")
+    return Check("job containment", not weak, mode, warning=weak)

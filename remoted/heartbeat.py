@@ -30,15 +30,17 @@ class Heartbeat:
         self._last_user = 0.0
         self._beating: set[str] = set()
 
-    def beat(self, scheduler: Any, settings: RemotedSettings, active: dict[Any, Any]) -> None:
+    def beat(self, scheduler: Any, settings: RemotedSettings, active: dict[Any, Any]) -> bool:
         """Write what is due: the root's file every few seconds, the users' files every
-        half minute (and at once for an area seen for the first time)."""
+        half minute (and at once for an area seen for the first time).  True if the
+        root's file was due and written (OSError if it could not be)."""
         now = time.time()
         if now - self._last < HEARTBEAT_EVERY:
-            return
+            return False
         self._last = now
         fsutil.atomic_write_json(self.root / "heartbeat.json", {
             "pid": os.getpid(), "at": now, "scheduler": scheduler.name,
+            "containment": scheduler.containment(),
             "active": len(active),
             "queued": sum(1 for r in active.values() if r.phase == QUEUED),
         })
@@ -47,7 +49,7 @@ class Heartbeat:
         # A student's area seen for the first time gets its heartbeat now, not in 30 s.
         areas = areas if due else [a for a in areas if a.user not in self._beating]
         if not areas:
-            return
+            return True
         if due:
             self._last_user = now
         from remoted.identity import find_uv
@@ -65,3 +67,4 @@ class Heartbeat:
                 self._beating.add(area.user)
             except OSError as exc:
                 log.debug("%s: cannot write remoted.json: %s", area.user, exc)
+        return True

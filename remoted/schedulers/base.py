@@ -82,3 +82,7 @@ class Scheduler(Protocol):
 
     def cancel(self, handle: JobHandle) -> None:
         """Start ending the job; ``poll`` reports when it has ended."""
+
+    def containment(self) -> str:
+        """In one line, what makes every process of a job end with it (for the heartbeat
+        and ``doctor``)."""

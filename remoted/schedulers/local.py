@@ -66,7 +66,7 @@ class LocalScheduler:
         self._containment = containment
 
     @property
-    def containment(self) -> Containment:
+    def job_cgroups(self) -> Containment:
         """Set up on first use (creating the jobs' cgroup base), not when ``doctor``
         merely constructs the scheduler to ask about it."""
         if self._containment is None:
@@ -97,7 +97,7 @@ class LocalScheduler:
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         env[TASK_MARKER] = spec.task_id
-        group = self.containment.create(f"{spec.user}.{spec.task_id}", spec.memory_mb)
+        group = self.job_cgroups.create(f"{spec.user}.{spec.task_id}", spec.memory_mb)
         argv = [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap"]
         for procs in group.procs_files() if group else []:
             argv += ["--cgroup", procs]
@@ -131,7 +131,7 @@ class LocalScheduler:
 
     def _end_strays(self, group: JobGroup | None, task_id: str, uid: int | None) -> None:
         if group is not None:
-            self.containment.kill(group)
+            self.job_cgroups.kill(group)
             return
         # No cgroup: processes that left the wrapper's tree but kept the task's marker.
         strays = [p for p in proctree.processes_with_env(TASK_MARKER, task_id) if _owned_by(p, uid)]
@@ -172,14 +172,17 @@ class LocalScheduler:
                  "uid": spec.uid, "memory_mb": spec.memory_mb, "cgroup": group.to_dict() if group else None})
         return JobHandle(job_id=f"local-{pid}", data=data)
 
+    def containment(self) -> str:
+        return self.job_cgroups.mode
+
     def _group_named(self, spec: JobSpec) -> JobGroup | None:
         """The cgroups a job launched before a restart was given (same names)."""
-        if not self.containment.cgroups:
+        if not self.job_cgroups.cgroups:
             return None
         name = f"{spec.user}.{spec.task_id}"
         base = lambda b: str(b / name) if b is not None else None  # noqa: E731
-        return JobGroup(name, base(self.containment.kill_base), base(self.containment.memory_base),
-                        tuple(str(b / name) for b in self.containment.extra_bases))
+        return JobGroup(name, base(self.job_cgroups.kill_base), base(self.job_cgroups.memory_base),
+                        tuple(str(b / name) for b in self.job_cgroups.extra_bases))
 
     # --- tracking ------------------------------------------------------------------------
     def poll(self, handles: list[JobHandle]) -> dict[str, JobState]:
@@ -198,9 +201,9 @@ class LocalScheduler:
             # by the reaper unless remoted restarted meanwhile), and only now does the
             # result count; a result written by anyone else while the job ran ends nothing.
             group = JobGroup.from_dict(h.data.get("cgroup"))
-            oom = self.containment.oom_killed(group)
+            oom = self.job_cgroups.oom_killed(group)
             self._end_strays(group, task_id, uid)
-            self.containment.remove(group)
+            self.job_cgroups.remove(group)
             result = self.files.read(run_dir, RESULT_FILE, uid)
             if oom and (result is None or result.get("state") == FAILED):
                 limit = h.data.get("memory_mb")
@@ -234,7 +237,7 @@ class LocalScheduler:
         group = JobGroup.from_dict(handle.data.get("cgroup"))
         if not pid or not proctree.same_process(pid, handle.data.get("create_time")):
             if group is not None:
-                self.containment.kill(group)     # whatever is left of it
+                self.job_cgroups.kill(group)     # whatever is left of it
             return
         threading.Thread(target=self._end, args=(pid, group), daemon=True).start()
 
@@ -251,7 +254,7 @@ class LocalScheduler:
         except psutil.TimeoutExpired:
             log.warning("job wrapper %d ignored TERM; killing the whole job", pid)
             if group is not None:
-                self.containment.kill(group)
+                self.job_cgroups.kill(group)
             else:
                 proctree.kill_tree(pid, 0.0, sig=signal.SIGKILL)
 

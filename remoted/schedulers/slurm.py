@@ -265,13 +265,8 @@ class SlurmScheduler:
             raise SchedulerUnavailable(f"scontrol show config: {proc.stderr.strip()[:200] or proc.returncode}")
         return proc.stdout
 
-    def show_config(self) -> str:
-        """``scontrol show config`` as remoted's own Slurm commands see it (same bin_dir
-        and SLURM_CONF), for ``doctor``; raises SchedulerUnavailable if it cannot be read."""
-        proc = self._run([self._bin("scontrol"), "show", "config"], timeout=15)
-        if proc.returncode != 0:
-            raise SchedulerUnavailable(f"scontrol show config: {proc.stderr.strip()[:200] or proc.returncode}")
-        return proc.stdout
+    def containment(self) -> str:
+        return "Slurm's proctrack and task plugins (doctor checks they are the cgroup ones)"
 
     def cancel(self, handle: JobHandle) -> None:
         handle.data["cancel_sent"] = True
