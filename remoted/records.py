@@ -1,24 +1,37 @@
-"""remoted's own record of each task, kept outside every user's directory.
+"""remoted's own record of each task, kept outside every user's directory, and its public
+copy in the student's outbox.
 
 ``state/active/<user>/<id>.json`` while unfinished, ``state/done/<user>/<id>.json`` after.
 The record holds the public status plus what only remoted may trust: the job spec it
 derived, the scheduler handle, and the phase of the launch (``queued`` -> ``launching``
 -> ``launched``).  ``launching`` is written *before* the scheduler is called, so after a
 crash remoted knows to look for the job instead of starting it again.
+
+A kept record changes only through ``RecordStore.save``: the new record is built as a
+value, written, and only then applied to the record in memory.  A write that fails (a
+full disk) leaves memory as it was, so memory never says what the disk does not, and the
+caller's next pass derives the change again.  The public copy is written second, and a
+copy that could not be written is owed and written on a later pass (``Outbox``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import json
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ailabber import fsutil, ids, statusfile
 from ailabber.remote_layout import valid_user
-from ailabber.task import TaskStatus
+from ailabber.safedir import SafeDir, UnsafePath
+from ailabber.task import PENDING, TaskStatus, transition
 from remoted.jobspec import JobSpec
+from remoted.outage import WriteTrouble, passing
 from remoted.schedulers.base import JobHandle
 
 log = logging.getLogger(__name__)
@@ -37,6 +50,19 @@ class TaskRecord:
     cancel_requested: bool = False
     order: int = 0                     # arrival order, for FIFO within a user
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def changed(self, **changes: Any) -> TaskRecord:
+        """This record with ``changes``, as a new value (this one is left alone); a record
+        whose status is final is in phase finished."""
+        new = dataclasses.replace(self, **changes)
+        if new.status.terminal:
+            new.phase = FINISHED
+        return new
+
+    def adopt(self, new: TaskRecord) -> None:
+        """Become ``new`` (once it is on disk), in place: whoever holds this record sees it."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(new, f.name))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,13 +85,20 @@ class TaskRecord:
 
 
 class RecordStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, trouble: WriteTrouble | None = None):
         self.root = Path(root)
-        self.active_dir = self.root / "state" / "active"
-        self.done_dir = self.root / "state" / "done"
+        self.state_dir = self.root / "state"
+        self.active_dir = self.state_dir / "active"
+        self.done_dir = self.state_dir / "done"
+        self.trouble = trouble or WriteTrouble()
+        self.outbox = Outbox(self.root, self.trouble)
 
     def ensure(self) -> None:
+        """``state/`` and its halves, private (0700) even if they existed before (e.g. as
+        a mount point): ``os.makedirs`` gives its mode only to the last directory it makes."""
         fsutil.ensure_dirs(self.active_dir, self.done_dir, mode=0o700)
+        for d in (self.state_dir, self.active_dir, self.done_dir):
+            os.chmod(d, 0o700)
 
     def _path(self, base: Path, user: str, task_id: str) -> Path:
         return base / user / f"{task_id}.json"
@@ -83,21 +116,39 @@ class RecordStore:
                     continue
         return None
 
-    def save(self, rec: TaskRecord) -> None:
-        p = self._path(self.active_dir, rec.user, rec.id)
-        fsutil.ensure_dirs(p.parent, mode=0o700)
-        fsutil.atomic_write_bytes(p, _encode(rec))
+    def save(self, rec: TaskRecord, **changes: Any) -> None:
+        """Write ``rec`` with ``changes``; only once that is on disk does ``rec`` take them.
+        A final status goes to done/.  Raises OSError (the write failed) with ``rec`` as it was."""
+        new = rec.changed(**changes)
+        try:
+            self._write(new)
+        except OSError as exc:
+            self.trouble.failed("task records", exc)
+            raise
+        self.trouble.ok("task records")
+        rec.adopt(new)
 
     def finish(self, rec: TaskRecord) -> None:
-        """Write the final record into done/, then drop the active one (done wins on restart)."""
-        rec.phase = FINISHED
-        dst = self._path(self.done_dir, rec.user, rec.id)
-        fsutil.ensure_dirs(dst.parent, mode=0o700)
-        fsutil.atomic_write_bytes(dst, _encode(rec))
-        try:
-            os.unlink(self._path(self.active_dir, rec.user, rec.id))
-        except FileNotFoundError:
-            pass
+        """``save`` for a record whose status is final: written into done/, then the
+        active record is dropped (done wins on restart)."""
+        assert rec.status.terminal, rec.status
+        self.save(rec)
+
+    def _write(self, rec: TaskRecord) -> None:
+        """Put one record value on disk: done/ for a final one (then drop the active one)."""
+        base = self.done_dir if rec.phase == FINISHED else self.active_dir
+        p = self._path(base, rec.user, rec.id)
+        fsutil.ensure_dirs(p.parent, mode=0o700)
+        fsutil.atomic_write_bytes(p, _encode(rec))
+        if base is self.done_dir:
+            try:
+                os.unlink(self._path(self.active_dir, rec.user, rec.id))
+            except FileNotFoundError:
+                pass
+
+    def publish(self, rec: TaskRecord, event: dict[str, Any] | None) -> None:
+        """The public copy of ``rec`` (already saved) and its new event, now or on a later pass."""
+        self.outbox.publish(rec, event)
 
     def load_active(self) -> list[TaskRecord]:
         out: list[TaskRecord] = []
@@ -117,33 +168,119 @@ class RecordStore:
         return sorted(out, key=lambda r: (r.order, r.id))
 
 
-def publish(root: Path, rec: TaskRecord, event: dict[str, Any] | None) -> None:
-    """Write the public status where the user's transport can pull it: through directory
-    handles, so a symlink the student planted in the outbox redirects nothing."""
-    import json
+@dataclass
+class _Owed:
+    """What a task's outbox still lacks: events not yet appended (in order), and the
+    status to write after them."""
+    status: TaskStatus
+    events: list[dict[str, Any]] = field(default_factory=list)
 
-    from ailabber.safedir import SafeDir
 
-    root_uid = 0 if os.geteuid() == 0 else None
-    try:
-        with SafeDir.open(root / "users") as users, users.sub(rec.user) as area, \
+class Outbox:
+    """Writes the public status where the student's transport can pull it, through
+    directory handles so that a symlink the student planted redirects nothing.
+
+    A copy that cannot be written for a passing reason (a full disk) is owed: its events
+    and latest status are kept and written on the next ``retry``, each event exactly once,
+    so the outbox ends up equal to the private record without a restart."""
+
+    def __init__(self, root: Path, trouble: WriteTrouble):
+        self.root = root
+        self.trouble = trouble
+        self._owed: dict[tuple[str, str], _Owed] = {}
+        self._notices: dict[tuple[str, str], TaskStatus] = {}
+
+    def publish(self, rec: TaskRecord, event: dict[str, Any] | None) -> None:
+        key = (rec.user, rec.id)
+        self._notices.pop(key, None)        # the record has taken over from the notice
+        owed = self._owed.setdefault(key, _Owed(rec.status))
+        owed.status = rec.status
+        if event is not None:
+            owed.events.append(event)
+        self._flush(key)
+
+    def retry(self) -> None:
+        """Write what earlier passes could not."""
+        for key in list(self._owed):
+            self._flush(key)
+
+    @property
+    def owed(self) -> int:
+        return len(self._owed)
+
+    def notify(self, user: str, task_id: str, message: str) -> None:
+        """Show a task that remoted cannot take yet (nothing recorded for it) as waiting,
+        with ``message``.  Its first record continues from this status
+        (``first_status``), so the student's side sees that record as newer."""
+        key = (user, task_id)
+        if key in self._notices:
+            return
+        status, _event = transition(TaskStatus(id=task_id, owner=user), PENDING, "queued", message=message)
+        try:
+            self._write(user, task_id, status, [])
+        except OSError as exc:
+            self.trouble.failed("the students' outboxes", exc)
+            return
+        self._notices[key] = status
+
+    def first_status(self, user: str, task_id: str, submitted_at: str | None) -> TaskStatus:
+        """The status a task's first record starts from: new, or the waiting status
+        published for it by ``notify`` (kept until the record's first publication)."""
+        notice = self._notices.get((user, task_id))
+        status = notice.copy() if notice is not None else TaskStatus(id=task_id, owner=user)
+        status.submitted_at = submitted_at
+        return status
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        owed = self._owed[key]
+        try:
+            self._write(key[0], key[1], owed.status, owed.events)
+        except OSError as exc:
+            if passing(exc):
+                self.trouble.failed("the students' outboxes", exc)
+                return
+            # The outbox lives in the student's area: whatever the student did to it costs
+            # that student their view of the task, never remoted's pass for everyone.
+            log.warning("%s/%s: cannot publish the status (%s); the private record is kept", key[0], key[1], exc)
+        else:
+            self.trouble.ok("the students' outboxes")
+        del self._owed[key]
+
+    def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
+        """Append ``events`` (each removed from the list once written), then write ``status``."""
+        root_uid = 0 if os.geteuid() == 0 else None
+        with SafeDir.open(self.root / "users") as users, users.sub(user) as area, \
                 area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
-                outbox.sub(rec.id, create=True, owner=root_uid, replace_bad=True) as d:
-            if event is not None:
-                d.append(statusfile.EVENTS, json.dumps(event, sort_keys=True, separators=(",", ":")))
-            d.write_atomic(statusfile.STATUS,
-                           (json.dumps(rec.status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-    except OSError as exc:
-        # The outbox lives in the student's area: whatever the student did to it costs
-        # that student their view of the task, never remoted's pass for everyone.
-        log.warning("%s/%s: cannot publish the status (%s); the private record is kept", rec.user, rec.id, exc)
+                outbox.sub(task_id, create=True, owner=root_uid, replace_bad=True) as d:
+            while events:
+                _append_whole(d, statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
+                events.pop(0)
+            d.write_atomic(statusfile.STATUS, (json.dumps(status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _append_whole(d: SafeDir, name: str, line: str) -> None:
+    """Append one line entirely or not at all: a write cut short by a full disk is taken
+    back, so the line written again later is not glued to a torn copy of itself."""
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = d.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(0, f"{d.path / name} is not a regular file")
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            fsutil.fsync_fd(fd)
+        except OSError:
+            os.ftruncate(fd, st.st_size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _encode(rec: TaskRecord) -> bytes:
     """A private record as compact JSON: written several times per task, and only
     ``json.dumps`` without ``indent`` runs in C (``python -m json.tool`` shows it indented)."""
-    import json
-
     return json.dumps(rec.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
