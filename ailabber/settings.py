@@ -67,6 +67,10 @@ class UserLimits(NamedTuple):
                             self.max_log_bytes, self.max_incoming_uploads)
 
 
+#: The PATH jobs get unless the admin sets ``job_path``: the system's directories only.
+DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
 class RemotedSettings(NamedTuple):
     root: Path
     scheduler: str = "local"
@@ -77,6 +81,8 @@ class RemotedSettings(NamedTuple):
     env_cache: Path | None = None    # default <root>/envs
     job_python: str | None = None    # interpreter that runs the job wrapper (default: remoted's own)
     uv: str | None = None            # uv used to build environments (default: found on PATH)
+    job_path: str = DEFAULT_JOB_PATH  # PATH of the job wrapper and the task's commands
+    containment: str = "auto"        # local jobs: auto | cgroup (required) | processes
     signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
     transport_account: str | None = None  # service account that owns users/<name> when keys are pinned there
     slurm: SlurmOptions = SlurmOptions()
@@ -89,6 +95,7 @@ class RemotedSettings(NamedTuple):
 
 
 SCHEDULERS = ("local", "slurm")
+CONTAINMENTS = ("auto", "cgroup", "processes")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -207,7 +214,8 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
-                "job_python", "uv", "signal_before_timeout", "transport_account", "slurm", "limits")
+                "job_python", "uv", "job_path", "signal_before_timeout", "transport_account", "slurm",
+                "limits", "containment")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files",
@@ -291,6 +299,9 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
     sched = data.get("scheduler", "local")
     if sched not in SCHEDULERS:
         raise SettingsError(f"{path}: scheduler: must be one of {', '.join(SCHEDULERS)}, got {sched!r}")
+    containment = data.get("containment", "auto")
+    if containment not in CONTAINMENTS:
+        raise SettingsError(f"{path}: containment: must be one of {', '.join(CONTAINMENTS)}, got {containment!r}")
     gpus = data.get("gpus", "auto")
     if gpus == "auto" or gpus is None:
         gpus_v: int | None = None
@@ -308,12 +319,24 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         env_cache=_path(path, data, "env_cache"),
         job_python=_program(path, data, "job_python"),
         uv=_program(path, data, "uv"),
+        job_path=_job_path(path, data.get("job_path", DEFAULT_JOB_PATH)),
+        containment=containment,
         signal_before_timeout=_slurm(path, data).signal_before_timeout,
         transport_account=_account(path, data.get("transport_account")),
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,
     )
+
+
+def _job_path(path: Path, v: Any) -> str:
+    """A PATH of absolute directories: an empty or relative entry would make the shell look
+    for programs in whatever directory a command runs in."""
+    if (not isinstance(v, str) or any(ch in v for ch in "\0\n\r")
+            or not all(d.startswith("/") for d in v.split(":"))):
+        raise SettingsError(f"{path}: job_path: must be absolute directories separated by ':' "
+                            f"(like {DEFAULT_JOB_PATH}), got {v!r}")
+    return v
 
 
 def _account(path: Path, v: Any) -> str | None:

@@ -150,10 +150,14 @@ class Containment:
 
     # --- setting up ----------------------------------------------------------------------
     @classmethod
+    def processes_only(cls) -> Containment:
+        return cls(None, "processes", None, None)
+
+    @classmethod
     def detect(cls, mounts: Mounts | None = None) -> Containment:
         """The best containment this process can set up (it must be root for any cgroup)."""
         if os.geteuid() != 0:
-            return cls(None, "processes", None, None)
+            return cls.processes_only()
         mounts = mounts or Mounts.of_this_process()
         kill_base, kill_kind = None, "processes"
         memory_base, memory_kind = None, None

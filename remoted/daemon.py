@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -46,7 +47,7 @@ class Remoted:
         self.store = RecordStore(self.root, self.trouble)
         self.scheduler = scheduler or load_scheduler(
             settings.scheduler, root=settings.root, gpus=settings.gpus, kill_grace=settings.kill_grace,
-            slurm=settings.slurm)
+            slurm=settings.slurm, containment=settings.containment)
         self.intake = self._make_intake(settings)
         self._unsaved: set[tuple[str, str]] = set()   # queued in memory, accept intent on disk
         self._in_flight: dict[tuple[str, str], tuple[TaskRecord, Future[JobHandle | Exception]]] = {}
@@ -76,8 +77,9 @@ class Remoted:
         if settings.root != self.settings.root or settings.scheduler != self.settings.scheduler:
             raise ValueError("root and scheduler cannot change while remoted runs; restart it instead")
         old = self.settings
-        if (settings.gpus, settings.slurm, settings.kill_grace) != (old.gpus, old.slurm, old.kill_grace):
-            log.warning("gpus, slurm and kill_grace take effect at the next restart of remoted")
+        if ((settings.gpus, settings.slurm, settings.kill_grace, settings.containment)
+                != (old.gpus, old.slurm, old.kill_grace, old.containment)):
+            log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
         self.intake = self._make_intake(settings)
 
@@ -487,7 +489,12 @@ class Remoted:
 
 
 def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:
-    d = Remoted(settings)
+    try:
+        d = Remoted(settings)
+    except ValueError as exc:          # a scheduler that cannot work here, said in one line
+        log.error("%s", exc)
+        print(f"ailabber-remoted: {exc}", file=sys.stderr)
+        return 2
     d.prepare()
 
     def reload() -> None:

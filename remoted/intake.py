@@ -296,7 +296,7 @@ class Intake:
                     pass
         except OSError:
             pass
-        if not area.task(rec.id).is_dir():
+        if not _is_task_dir(self.root, rec.user, rec.id):
             status, event = transition(rec.status, FAILED, "lost", message="the upload vanished while being accepted")
             self.store.save(rec, status=status)
             self.store.publish(rec, event)
@@ -407,6 +407,15 @@ def _read_task_files(root: Path, user: str, task_id: str, owner: int | None) -> 
         except OSError as exc:
             toml = exc
     return meta, toml
+
+
+def _is_task_dir(root: Path, user: str, task_id: str) -> bool:
+    """Whether ``users/<user>/tasks/<id>`` is a real directory, seen through handles."""
+    try:
+        open_beneath(root, ("users", user, "tasks", task_id)).close()
+        return True
+    except OSError:
+        return False
 
 
 def _json_or_none(data: bytes | None) -> object:

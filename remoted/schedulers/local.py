@@ -313,5 +313,16 @@ def _is_our_wrapper(pid: int, spec: JobSpec) -> bool:
     return "remoted.jobwrap" in cmd and _owned_by(proc, spec.uid) and env_task == spec.task_id
 
 
-def create(root: Path, gpus: int | None = None, kill_grace: float = 10.0, **_: object) -> LocalScheduler:
-    return LocalScheduler(root, gpus=gpus, kill_grace=kill_grace)
+def create(root: Path, gpus: int | None = None, kill_grace: float = 10.0, containment: str = "auto",
+           **_: object) -> LocalScheduler:
+    """``containment``: "auto" (the best this machine offers), "cgroup" (refuse to run
+    without a writable cgroup) or "processes" (never use cgroups)."""
+    chosen = None
+    if containment == "processes":
+        chosen = Containment.processes_only()
+    elif containment == "cgroup":
+        chosen = Containment.detect()
+        if not chosen.cgroups:
+            raise ValueError("containment: cgroup, but no writable cgroup hierarchy is available "
+                             "(remoted must be root, with cgroup v2 or a v1 freezer mounted)")
+    return LocalScheduler(root, gpus=gpus, kill_grace=kill_grace, containment=chosen)

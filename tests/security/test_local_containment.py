@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -20,18 +21,18 @@ from remoted.containment import Containment, Mounts
 from tests.conftest import require
 from tests.integration.conftest import STUDENTS, student_python  # noqa: F401
 from tests.integration.harness import Pipeline, owned_project, shared_root, student_area, student_pipeline
+from tests.strays import kill_marked, wait_gone
 from tests.unix_users import world_dir
 
 STUDENT = STUDENTS[0]
 
 
-@pytest.fixture
-def site(student_python: Path, pytestconfig: pytest.Config) -> Iterator[Pipeline]:
-    require(pytestconfig, Containment.detect().cgroups, "a writable cgroup hierarchy (root)")
+@contextmanager
+def _site(python: Path, **remoted: object) -> Iterator[Pipeline]:
     base = world_dir("ailabber-contain-")
     root = shared_root(base)
     student_area(root, STUDENT)
-    p = student_pipeline(base / "site", STUDENT, student_python, root, base / "home")
+    p = student_pipeline(base / "site", STUDENT, python, root, base / "home", dict(remoted))
     p.start("remoted")
     p.start("spoold")
     try:
@@ -39,6 +40,30 @@ def site(student_python: Path, pytestconfig: pytest.Config) -> Iterator[Pipeline
     finally:
         p.stop_all()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def site(student_python: Path, pytestconfig: pytest.Config) -> Iterator[Pipeline]:
+    require(pytestconfig, Containment.detect().cgroups, "a writable cgroup hierarchy (root)")
+    with _site(student_python, containment="cgroup") as p:
+        yield p
+
+
+def test_without_cgroups_strays_that_keep_the_task_marker_are_swept(student_python: Path) -> None:
+    """The fallback where no cgroup is writable: the wrapper ends its own descendants and
+    remoted sweeps for the task's environment marker; doctor says this mode is weaker."""
+    with _site(student_python, containment="processes") as p:
+        marker = f"ailabber-stray-{os.getpid()}-{time.time_ns()}"
+        stray = f"(setsid nohup bash -c 'exec -a {marker} sleep 900' </dev/null >/dev/null 2>&1 &); sleep 1"
+        t = p.submit(_project(p, "stray", stray))
+        try:
+            assert p.wait_terminal(t, 120)["state"] == "completed"
+            assert wait_gone(marker, 5) == []
+        finally:
+            kill_marked(marker)
+        doctor = p.cli("doctor", "--remoted-config", str(p.remoted_cfg))
+        line = next(ln for ln in doctor.stdout.splitlines() if "job containment" in ln)
+        assert "WARN" in line and "processes only" in line, doctor.stdout
 
 
 def test_a_job_over_its_memory_ends_as_oom_and_the_next_one_runs(site: Pipeline,
