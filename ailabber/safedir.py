@@ -91,11 +91,20 @@ class SafeDir:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
                      dir_fd=self.fd)
         try:
-            os.write(fd, data)
-            fsutil.fsync_fd(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            try:
+                left = memoryview(data)
+                while left:                  # a short write (disk nearly full) goes on, or raises
+                    left = left[os.write(fd, left):]
+                fsutil.fsync_fd(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=self.fd)   # a full disk's retries leave no temporary files behind
+            except OSError:
+                pass
+            raise
         fsutil.fsync_fd(self.fd)
 
     def append(self, name: str, line: str, mode: int = 0o644) -> None:

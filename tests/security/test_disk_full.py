@@ -435,3 +435,4 @@ def test_full_remote_root_keeps_remoted_alive_and_catches_up(site_factory: Calla
     for what in ("task records", "limits.json"):
         assert log.count(f"WARNING cannot write {what}") == 1, what
     assert "pass failed" not in log
+    assert not [p for p in s.root.rglob(".*") if ".tmp-" in p.name], "temporary files left behind by failed writes"
