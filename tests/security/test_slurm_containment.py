@@ -2,8 +2,10 @@
 
 A task that leaves a detached process behind (``setsid nohup ... &``, re-parented to init)
 would otherwise keep running after its job ends: outside its time limit, on GPUs Slurm
-has handed to the next job, unaccounted.  Slurm only kills what it tracks, so this holds
-only with ``proctrack/cgroup``; with ``proctrack/linuxproc`` these tests fail.  The same
+has handed to the next job, unaccounted.  The job wrapper kills the strays it finds, but
+it runs as the student, and these strays answer SIGTERM with a fresh copy of themselves,
+which no list-then-kill catches.  Only a kill of the job's whole cgroup does, so this
+holds with ``proctrack/cgroup``; with ``proctrack/linuxproc`` these tests fail.  The same
 remoted also tells the admin which of the two is in force (``doctor``).
 """
 
@@ -58,7 +60,8 @@ def marker() -> Iterator[str]:
 
 def test_a_stray_ends_with_its_completed_task(pipeline: Pipeline, marker: str, tmp_path: Path) -> None:
     pid_file = pid_dir(tmp_path) / "stray.pid"
-    task_id = pipeline.submit(pipeline.project([detach_command(marker, pid_file), "echo left-a-stray"]))
+    stray = detach_command(marker, pid_file, respawn_on_sigterm=True)
+    task_id = pipeline.submit(pipeline.project([stray, "echo left-a-stray"]))
 
     st = pipeline.wait_terminal(task_id, 120)
 
