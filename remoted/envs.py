@@ -9,7 +9,10 @@ derived from everything that determines their content:
 * the name and bytes of every extra wheel,
 * the interpreter uv picks for the project (implementation, version, platform and path).
 
-Layout under ``cache_root``::
+Layout under ``cache_root``, one directory per user (``<env_cache>/<user>``), owned by
+that user and mode 0700 (``private_dir``): the copies of ``pyproject.toml`` and ``uv.lock``
+may name private package indexes with their passwords, and the wheels and environments are
+the student's own, so no other account may list or read anything below it::
 
     <key>.lock          flock taken while building; kept forever (deleting it would let a
                         second builder lock a fresh inode while the first still holds the old)
@@ -19,6 +22,8 @@ Layout under ``cache_root``::
     <key>/ready.json    written last, atomically: its presence is the commit
     interpreters.json   what uv said about each interpreter path, kept while its file is
                         unchanged (a cache of the slower half of the key's interpreter part)
+    uv-cache/           uv's own cache (``UV_CACHE_DIR``) for these builds: downloaded and
+                        built wheels are project content, so it is as private as the rest
 
 A key dir without ``ready.json`` is a build that died half-way; the next builder removes it.
 Several jobs (processes, possibly on several hosts sharing the filesystem) may ask for the
@@ -32,12 +37,14 @@ and a project without a build backend must work as well as one with.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
 import secrets
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -62,6 +69,8 @@ LOCK_POLL_S = 0.5
 
 #: In the environment cache: what ``uv python list`` said about each interpreter path.
 INTERPRETERS_FILE = "interpreters.json"
+#: In the environment cache: uv's own cache, used instead of any ``UV_CACHE_DIR`` around.
+UV_CACHE = "uv-cache"
 #: Seconds allowed for ``uv python find`` / ``uv python list``; they normally take ~50 ms.
 PROBE_TIMEOUT_S = 30.0
 
@@ -107,13 +116,18 @@ def _which_uv(uv: str) -> str:
     return found
 
 
-def _uv_env(venv: Path | None = None) -> dict[str, str]:
+def _uv_env(cache_root: Path | None, venv: Path | None = None) -> dict[str, str]:
     """The environment for uv calls.
 
     An activated virtualenv (e.g. the daemon's own) must not leak into discovery or make
-    uv warn that it differs from the project environment.
+    uv warn that it differs from the project environment.  uv's cache goes into the
+    user's private ``cache_root``: a ``UV_CACHE_DIR`` or ``XDG_CACHE_HOME`` inherited from
+    remoted may be shared by every student or belong to root, and the user's home may be
+    world-readable, while that cache holds the project's downloads and builds.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    if cache_root is not None:
+        env["UV_CACHE_DIR"] = str(cache_root / UV_CACHE)
     if venv is not None:
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)
     return env
@@ -141,15 +155,17 @@ def _first_error_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def _find_interpreter(spec: EnvSpec, uv: str, memo: Path | None = None) -> _Interpreter:
+def _find_interpreter(spec: EnvSpec, uv: str, cache_root: Path | None = None) -> _Interpreter:
     """Ask uv which interpreter it would use for this project, honouring ``requires-python``
     and ``.python-version``.
 
     Runs on a throw-away copy of the project so that nothing around the upload (a stray
     ``.venv``, an enclosing workspace) influences the answer, and with ``--system`` so that
-    the caller's own virtualenv is not mistaken for the project's interpreter.
+    the caller's own virtualenv is not mistaken for the project's interpreter.  With a
+    ``cache_root``, uv uses its cache there and the answer is remembered there.
     """
     uv_path = _which_uv(uv)
+    env = _uv_env(cache_root)
     with tempfile.TemporaryDirectory(prefix="ailabber-pyfind-") as tmp:
         project = Path(tmp) / "project"
         project.mkdir()
@@ -157,7 +173,7 @@ def _find_interpreter(spec: EnvSpec, uv: str, memo: Path | None = None) -> _Inte
         try:
             found = subprocess.run(
                 [uv_path, "python", "find", "--system", "--project", str(project)],
-                cwd=tmp, env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                 text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
             )
         except subprocess.TimeoutExpired:
@@ -166,24 +182,26 @@ def _find_interpreter(spec: EnvSpec, uv: str, memo: Path | None = None) -> _Inte
     if not path:
         problem = _first_error_line(found.stderr) if found else "uv python find timed out"
         return _Interpreter(_unresolved_identity(spec), None, problem or "no matching interpreter")
-    return _Interpreter(_remembered_description(memo, uv_path, path) if memo else _describe(uv_path, path), path)
+    identity = (_remembered_description(cache_root / INTERPRETERS_FILE, uv_path, path, env)
+                if cache_root is not None else _describe(uv_path, path, env))
+    return _Interpreter(identity, path)
 
 
-def _remembered_description(memo: Path, uv_path: str, path: str) -> str:
+def _remembered_description(memo: Path, uv_path: str, path: str, env: dict[str, str]) -> str:
     """``_describe`` with its answer kept in ``memo`` (a JSON file in the environment
     cache) for as long as the interpreter's file is the same one (device, inode, size,
     mtime): a job reusing its environment then runs one uv process instead of two."""
     try:
         st = os.stat(path)
     except OSError:
-        return _describe(uv_path, path)
+        return _describe(uv_path, path, env)
     fingerprint = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
     known = read_json_or_none(memo)
     known = known if isinstance(known, dict) else {}
     entry = known.get(path)
     if isinstance(entry, dict) and entry.get("file") == fingerprint and isinstance(entry.get("identity"), str):
         return str(entry["identity"])
-    identity = _describe(uv_path, path)
+    identity = _describe(uv_path, path, env)
     known[path] = {"file": fingerprint, "identity": identity}
     try:
         atomic_write_json(memo, dict(list(known.items())[-32:]))
@@ -192,12 +210,12 @@ def _remembered_description(memo: Path, uv_path: str, path: str) -> str:
     return identity
 
 
-def _describe(uv_path: str, path: str) -> str:
+def _describe(uv_path: str, path: str, env: dict[str, str]) -> str:
     """``<implementation>-<version>-<os>-<arch>-<libc>-<path>`` for an interpreter path."""
     try:
         listed = subprocess.run(
             [uv_path, "python", "list", path, "--only-installed", "--output-format", "json"],
-            env=_uv_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
             errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
         )
         entries = json.loads(listed.stdout) if listed.returncode == 0 else []
@@ -260,6 +278,40 @@ def env_key(spec: EnvSpec, python: str) -> str:
         _feed_file(h, b"wheel", wheel)
     _feed(h, b"python", python.encode())
     return h.hexdigest()[:KEY_LENGTH]
+
+
+# --- the per-user cache directory ---------------------------------------------------------
+
+def private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> None:
+    """Make ``path`` a directory only its user can enter: created 0700 if missing, owned by
+    ``uid``/``gid`` (given by remoted, as root) or by the caller, and tightened to 0700 if
+    it is group- or world-accessible, as earlier versions left every user's cache.
+
+    remoted calls it before a job starts and the job again before it uses the cache, so
+    an old cache is closed at its first use either way.  The directory is changed through
+    a handle opened without following symlinks.  One that belongs to another account is
+    refused, never taken over: whatever that account put inside (a ``venv/bin/python`` of
+    its own, say) would stay its.  Only a root-owned one is given away, by root.
+    """
+    as_root = os.geteuid() == 0
+    owner = uid if as_root and uid is not None else os.geteuid()
+    path.parent.mkdir(parents=True, exist_ok=True)   # the shared levels hold only user names
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != owner and not (as_root and st.st_uid == 0):
+            raise PermissionError(errno.EPERM, f"it belongs to uid {st.st_uid}, not to uid {owner} "
+                                               "(an admin must remove it)", str(path))
+        if as_root and (st.st_uid, st.st_gid) != (owner, st.st_gid if gid is None else gid):
+            os.fchown(fd, owner, -1 if gid is None else gid)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 # --- building -----------------------------------------------------------------------------
@@ -337,7 +389,8 @@ def _read_ready(keydir: Path, key: str) -> dict[str, Any] | None:
 
 def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log: TextIO) -> None:
     venv = keydir / "venv"
-    keydir.mkdir(parents=True)
+    cache_root = keydir.parent
+    keydir.mkdir()
     _copy_project(spec, keydir)
     wheels: list[Path] = []
     if spec.wheels:
@@ -353,12 +406,12 @@ def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log:
     if interp.path is not None:
         # The interpreter that went into the key, not whatever discovery finds next time.
         sync += ["--python", interp.path]
-    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=_uv_env(venv))
+    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=_uv_env(cache_root, venv))
     if wheels:
         install = [uv_path, "pip", "install", "--python", str(venv / "bin" / "python"),
                    *map(str, wheels)]
         _run_uv("uv pip install of the extra wheels", install, log, cwd=keydir.parent,
-                env=_uv_env())
+                env=_uv_env(cache_root))
     if not (venv / "bin" / "python").exists():
         raise EnvBuildError("uv finished but the environment has no bin/python")
     # The commit marker must not outlive the files it vouches for after a power cut.
@@ -379,8 +432,12 @@ def ensure_env(spec: EnvSpec, cache_root: Path, log: TextIO, *, uv: str = "uv") 
         if not path.is_file():
             raise EnvBuildError(f"{name} not found at {path}")
     cache_root = cache_root.absolute()
-    memo = cache_root / INTERPRETERS_FILE if cache_root.is_dir() else None
-    interp = _find_interpreter(spec, uv_path, memo)
+    try:
+        private_dir(cache_root)
+    except OSError as exc:
+        raise EnvBuildError(f"cannot use the environment cache {cache_root}: "
+                            f"{exc.strerror or exc}") from exc
+    interp = _find_interpreter(spec, uv_path, cache_root)
     key = env_key(spec, interp.identity)
     keydir = cache_root / key
     venv = keydir / "venv"
@@ -391,7 +448,6 @@ def ensure_env(spec: EnvSpec, cache_root: Path, log: TextIO, *, uv: str = "uv") 
 
     lock = FileLock(str(cache_root / f"{key}.lock"))
     try:
-        cache_root.mkdir(parents=True, exist_ok=True)
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from remoted.envs import EnvBuildError, EnvSpec, ensure_env, env_key, python_identity
+from remoted.envs import UV_CACHE, EnvBuildError, EnvSpec, ensure_env, env_key, python_identity
 
 UV = shutil.which("uv")
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
@@ -148,7 +148,7 @@ def test_python_version_file_is_honoured(spec: EnvSpec, tmp_path: Path,
     monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
     with pytest.raises(EnvBuildError, match=r"uv sync --frozen failed .*3\.99"):
         ensure_env(spec, tmp_path / "cache", io.StringIO())
-    assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()] == []
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name != UV_CACHE] == []
 
 
 @pytest.mark.parametrize("lock_text", [
@@ -170,7 +170,7 @@ def test_broken_lock_fails_and_leaves_nothing(spec: EnvSpec, tmp_path: Path, loc
     key = env_key(spec, python_identity(spec))
     assert not (tmp_path / "cache" / key).exists()
     assert (tmp_path / "cache" / f"{key}.lock").exists()   # lock files are never deleted
-    assert [p for p in (tmp_path / "cache").iterdir() if p.is_dir()] == []
+    assert [p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name != UV_CACHE] == []
 
 
 def test_interrupted_build_is_discarded_and_rebuilt(spec: EnvSpec, tmp_path: Path) -> None:
@@ -299,13 +299,13 @@ def test_interpreter_description_is_remembered_while_the_file_is_the_same(spec: 
     from remoted.envs import INTERPRETERS_FILE, _find_interpreter
 
     memo = tmp_path / INTERPRETERS_FILE
-    first = _find_interpreter(spec, "uv", memo)
+    first = _find_interpreter(spec, "uv", tmp_path)
     assert first.path is not None
     saved = json.loads(memo.read_text())
     assert saved[first.path]["identity"] == first.identity
     saved[first.path]["identity"] = "remembered"
     memo.write_text(json.dumps(saved))
-    assert _find_interpreter(spec, "uv", memo).identity == "remembered"    # no second uv run
+    assert _find_interpreter(spec, "uv", tmp_path).identity == "remembered"    # no second uv run
     saved[first.path]["file"][1] += 1                                      # another inode
     memo.write_text(json.dumps(saved))
-    assert _find_interpreter(spec, "uv", memo).identity == first.identity
+    assert _find_interpreter(spec, "uv", tmp_path).identity == first.identity
