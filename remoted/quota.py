@@ -10,7 +10,7 @@ user's area only when it has no figure yet, when the figure is older than
 estimate.  In between, each accepted upload adds what it brought.
 
 Everything under ``users/<u>/`` belongs to the student, so all of it is read through
-directory handles that never follow a symlink (``os.fwalk`` on a ``SafeDir``).
+directory handles that never follow a symlink (``_entries`` below a ``SafeDir``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,22 +47,57 @@ def disk_bytes(top: SafeDir, only_new: bool = False) -> int:
     upload hard-linked to an earlier task costs nothing new."""
     seen: dict[tuple[int, int], list[int]] = {}   # (dev, ino) -> [bytes, links, links seen]
     total = 0
-    for _path, dirs, files, dirfd in os.fwalk(".", dir_fd=top.fd, follow_symlinks=False):
-        for name in dirs + files:
-            try:
-                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-            except OSError:
-                continue     # gone meanwhile: it no longer uses the disk
-            used = st.st_blocks * 512
-            if st.st_nlink <= 1 or stat.S_ISDIR(st.st_mode):
-                total += used
-                continue
-            entry = seen.setdefault((st.st_dev, st.st_ino), [used, st.st_nlink, 0])
-            entry[2] += 1
+    for st in _entries(top.fd):
+        used = st.st_blocks * 512
+        if st.st_nlink <= 1 or stat.S_ISDIR(st.st_mode):
+            total += used
+            continue
+        entry = seen.setdefault((st.st_dev, st.st_ino), [used, st.st_nlink, 0])
+        entry[2] += 1
     for used, links, links_seen in seen.values():
         if not only_new or links_seen >= links:
             total += used
     return total
+
+
+def _entries(top_fd: int) -> Iterator[os.stat_result]:
+    """lstat of every entry below ``top_fd``, depth first, without recursion (a job can
+    nest directories far deeper than Python's stack) and with one directory open at a
+    time: each is reopened from ``top_fd`` one component at a time, never through a
+    symlink, so a tree swapped while it is walked cannot lead the walk outside."""
+    pending: list[tuple[str, ...]] = [()]
+    while pending:
+        parts = pending.pop()
+        fd = _open_below(top_fd, parts)
+        if fd is None:
+            continue           # gone or replaced meanwhile: it no longer uses the disk
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    yield st
+                    if stat.S_ISDIR(st.st_mode):
+                        pending.append((*parts, entry.name))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+
+
+def _open_below(top_fd: int, parts: tuple[str, ...]) -> int | None:
+    fd = os.dup(top_fd)
+    for name in parts:
+        try:
+            nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = nxt
+    return fd
 
 
 class DiskUsage:
@@ -77,10 +113,11 @@ class DiskUsage:
         with SafeDir.open(self.root / "users") as users, users.sub(user) as area:
             for name in KEPT:
                 try:
-                    with area.sub(name) as d:
-                        total += disk_bytes(d)
-                except FileNotFoundError:
-                    continue
+                    d = area.sub(name)
+                except OSError:
+                    continue   # missing, or something planted in its place: intake replaces it
+                with d:
+                    total += disk_bytes(d)
         self._figures[user] = _Figure(total, time.monotonic())
         log.debug("%s: keeps %d bytes on the cluster", user, total)
         return total
