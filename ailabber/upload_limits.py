@@ -93,13 +93,3 @@ class UploadLimits(NamedTuple):
 
 def published(spool_root: Path) -> UploadLimits:
     return UploadLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))
-
-
-def published_log_cap(area: Path) -> int | None:
-    """The log cap remoted published in the user's area ``area``: the course default when
-    the file or the key is missing (a job is never left without a cap by accident), None
-    when the admin set no cap."""
-    data = fsutil.read_json_or_none(area / LIMITS_FILE)
-    if not isinstance(data, dict) or "max_log_bytes" not in data:
-        return DEFAULT_MAX_LOG_BYTES
-    return UploadLimits.from_dict(data).max_log_bytes

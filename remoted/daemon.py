@@ -26,7 +26,6 @@ from ailabber.remote_layout import UserArea
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
-from ailabber.upload_limits import UploadLimits
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, upload_pending, user_areas
 from remoted.jobspec import JobSpec
@@ -67,8 +66,8 @@ class Remoted:
     def _make_intake(self, settings: RemotedSettings) -> Intake:
         intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
                         settings.job_python, settings.uv, settings.signal_before_timeout,
-                        UploadLimits(settings.limits.max_upload_bytes, settings.limits.max_upload_files),
-                        settings.transport_account)
+                        settings.limits.published(),
+                        settings.transport_account, settings.job_path)
         intake.defer_queued_saves = True     # see _save_unlaunched
         return intake
 

@@ -99,7 +99,7 @@ def owned_dir(parent: SafeDir, name: str) -> SafeDir:
 
 def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
                env_cache: Path, run_as: RunAs, job_python: str | None = None, uv: str | None = None,
-               signal_before: int = 0) -> JobSpec:
+               signal_before: int = 0, path: str | None = None, max_log_bytes: int | None = None) -> JobSpec:
     task_dir = area.task(task_id)
     files = task_dir / local_spool.FILES
     env = cfg.environment
@@ -114,14 +114,16 @@ def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_g
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
         uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
-        signal_before=signal_before, path=job_path(),
+        signal_before=signal_before, path=job_path(path), max_log_bytes=max_log_bytes,
     )
 
 
 class Intake:
     def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
                  job_python: str | None = None, uv: str | None = None, signal_before: int = 0,
-                 limits: UploadLimits | None = None, transport_account: str | None = None):
+                 limits: UploadLimits | None = None, transport_account: str | None = None,
+                 job_path: str | None = None):
+        self.job_path = job_path
         self.transport_account = transport_account
         self.limits = limits or UploadLimits()
         self.usage = DiskUsage(root)
@@ -370,7 +372,7 @@ class Intake:
             status, _ = transition(status, FAILED, "rejected", message=f"unreadable task: {exc.strerror or exc}")
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
         spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as,
-                          self.job_python, self.uv, self.signal_before)
+                          self.job_python, self.uv, self.signal_before, self.job_path, self.limits.max_log_bytes)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO
 
 from ailabber.logindex import INDEX, MARK, NOTE, OUTPUT_LOG, STDERR, STDOUT, record
-from ailabber.upload_limits import DEFAULT_MAX_LOG_BYTES, published_log_cap
 
 SETUP_LOG = "setup.log"
 
@@ -35,19 +34,6 @@ def _append(path: Path) -> IO[bytes]:
     return open(_append_fd(path), "ab", buffering=0)
 
 
-def log_cap_for(log_dir: Path) -> int | None:
-    """The per-task log cap that remoted published for the user whose task logs into
-    ``log_dir`` (``<root>/users/<user>/outbox/<id>/logs``); the course default elsewhere."""
-    if len(log_dir.parents) < 4 or log_dir.parents[3].name != "users":
-        return DEFAULT_MAX_LOG_BYTES
-    return published_log_cap(log_dir.parents[2])
-
-
-class _Published:
-    """Default of ``Logs(max_bytes=...)``: the cap remoted published for the user."""
-
-
-PUBLISHED = _Published()
 #: Writes (stream code, bytes) to a log: the stream is recorded only in output.idx.
 Emit = Callable[[int, bytes], None]
 
@@ -124,11 +110,11 @@ class _SetupLog(io.TextIOBase):
 class Logs:
     """output.log + output.idx (every chunk once, tagged with its stream) and setup.log.
 
-    ``max_bytes`` is the per-task cap; by default the one remoted published for the user."""
+    ``max_bytes`` is the per-task cap (None: none), from the job spec remoted froze."""
 
-    def __init__(self, log_dir: Path, max_bytes: int | None | _Published = PUBLISHED) -> None:
+    def __init__(self, log_dir: Path, max_bytes: int | None) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.budget = _Budget(log_cap_for(log_dir) if isinstance(max_bytes, _Published) else max_bytes)
+        self.budget = _Budget(max_bytes)
         self.output = _File(log_dir / OUTPUT_LOG)
         self.index = _append(log_dir / INDEX)
         self.stdout = _Stream(self, STDOUT)

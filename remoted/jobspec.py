@@ -43,6 +43,7 @@ class JobSpec:
     python: str | None = None           # interpreter that runs the job wrapper
     signal_before: int = 0              # seconds before the limit to send USR1 (local runs)
     path: str | None = None             # PATH for the commands (remoted's, minus its own virtualenv)
+    max_log_bytes: int | None = None    # output kept in the task's logs (None: no cap)
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
 
@@ -68,8 +69,9 @@ class JobSpec:
         from remoted.identity import give
 
         if self.env_cache:
-            fsutil.ensure_dirs(self.env_cache)
-            give(Path(self.env_cache), self.uid, self.gid)
+            from remoted.envs import private_dir
+
+            private_dir(Path(self.env_cache), self.uid, self.gid)
         run, logs = Path(self.run_dir), Path(self.log_dir)
         in_area = (run.parents[2].name == self.user and run.parents[3].name == "users"
                    and logs.parents[3] == run.parents[3])

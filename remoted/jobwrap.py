@@ -27,7 +27,9 @@ from remoted.joblogs import Logs
 #: Variables passed through from the wrapper's environment; everything else is dropped so
 #: a daemon's own settings never leak into students' jobs.
 PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM")
-PASSTHROUGH_PREFIXES = ("LC_", "UV_", "SLURM_", "CUDA_", "NVIDIA_")
+#: ``UV_`` settings are the admin's, for building the environment (they may hold an
+#: index's credentials): the commands do not get them.
+PASSTHROUGH_PREFIXES = ("LC_", "SLURM_", "CUDA_", "NVIDIA_")
 TICK = 0.2
 COMMAND_VAR = "AILABBER_COMMAND"
 #: Runs the command from the environment as ``bash -c`` would, and leaves no copy of it
@@ -39,7 +41,7 @@ class Wrapper:
     def __init__(self, spec: JobSpec):
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
-        self.logs = Logs(Path(spec.log_dir))
+        self.logs = Logs(Path(spec.log_dir), spec.max_log_bytes)
         self.stop_signal: int | None = None
         self.started = time.time()
         self.deadline = self.started + spec.time_limit_s

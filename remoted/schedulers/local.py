@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 #: The environment variable that marks every process of a job (the wrapper sets it for
 #: the commands): the last sweep for escapees where no cgroup holds the job.
 TASK_MARKER = "AILABBER_TASK_ID"
+#: What the wrapper keeps of remoted's environment: locale and time zone, the admin's uv
+#: settings for environment builds (not passed on to the commands), and the test suite's
+#: switch for fsync.
+WRAPPER_PASSTHROUGH = ("LANG", "LANGUAGE", "TZ", "TMPDIR", "AILABBER_FSYNC")
+WRAPPER_PREFIXES = ("LC_", "UV_", "CUDA_", "NVIDIA_")
 
 
 def detect_gpus() -> int:
@@ -93,7 +98,10 @@ class LocalScheduler:
         self.check(spec, active)
         busy = self._busy_gpus(active)
         gpus = [g for g in range(self.total_gpus) if g not in busy][: spec.gpus]
-        env = dict(os.environ, PATH=identity.job_path())
+        # The wrapper's environment is made, not inherited: root's variables (tokens,
+        # credentials, its own PATH) never reach a student's process.
+        env = {k: v for k, v in os.environ.items() if k in WRAPPER_PASSTHROUGH or k.startswith(WRAPPER_PREFIXES)}
+        env["PATH"] = spec.path or identity.job_path()
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         env[TASK_MARKER] = spec.task_id
