@@ -406,7 +406,7 @@ class Remoted:
                 self._last_served[rec.user] = time.monotonic()
 
     def _record_intent(self, rec: TaskRecord) -> bool:
-        """Prepare the job's directories and ``job.json``, then record the launch intent.
+        """Prepare the job's directories, then record the launch intent.
         The run and log directories live in the student's area: if the student made that
         impossible, only this task fails (False), never the pass for everyone."""
         assert rec.spec is not None

@@ -19,7 +19,6 @@ from ailabber import fsutil
 
 STARTED_FILE = "started.json"
 RESULT_FILE = "result.json"
-LOCK_FILE = "job.lock"
 
 
 @dataclass
@@ -28,7 +27,7 @@ class JobSpec:
     user: str
     workdir: str            # absolute
     run_dir: str            # absolute: started.json, result.json (written by the job)
-    log_dir: str            # absolute: output.log, stdout.log, stderr.log, setup.log
+    log_dir: str            # absolute: output.log, output.idx, setup.log, wrapper.log
     commands: list[str]
     gpus: int = 0
     cpus: int = 1
@@ -93,7 +92,3 @@ class JobSpec:
                     odir.sub("logs", create=True, replace_bad=True) as ldir:
                 if root_uid == 0 and self.uid:
                     os.fchown(ldir.fd, self.uid, self.gid if self.gid is not None else -1)
-
-    @classmethod
-    def read(cls, path: Path) -> JobSpec:
-        return cls.from_dict(fsutil.read_json(path))

@@ -298,9 +298,9 @@ def _redirect_stderr(log_dir: str) -> None:
     os.close(fd)
 
 
-def parse_args(argv: list[str]) -> tuple[list[str], tuple[int, int, list[int]] | None, str]:
-    """``[--cgroup PROCS_FILE]... [--run-as UID:GID:G1,G2] SPEC`` where SPEC is ``-``
-    (the job spec as JSON on standard input, as remoted passes it) or a job file."""
+def parse_args(argv: list[str]) -> tuple[list[str], tuple[int, int, list[int]] | None]:
+    """``[--cgroup PROCS_FILE]... [--run-as UID:GID:G1,G2] -``: the job spec comes as
+    JSON on standard input, from remoted (local) or the batch script Slurm keeps."""
     cgroups: list[str] = []
     run_as: tuple[int, int, list[int]] | None = None
     rest = list(argv)
@@ -311,15 +311,15 @@ def parse_args(argv: list[str]) -> tuple[list[str], tuple[int, int, list[int]] |
         else:
             uid, gid, groups = value.split(":")
             run_as = (int(uid), int(gid), [int(g) for g in groups.split(",") if g])
-    if len(rest) != 1:
-        raise ValueError("usage: python -m remoted.jobwrap [--cgroup FILE]... [--run-as UID:GID:GROUPS] {-|JOB_JSON}")
-    return cgroups, run_as, rest[0]
+    if rest != ["-"]:
+        raise ValueError("usage: python -m remoted.jobwrap [--cgroup FILE]... [--run-as UID:GID:GROUPS] -")
+    return cgroups, run_as
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        cgroups, run_as, source = parse_args(argv)
+        cgroups, run_as = parse_args(argv)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -328,11 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     enter_cgroups(cgroups)
     if run_as is not None:
         drop_privileges(*run_as)
-    if source == "-":
-        spec = JobSpec.from_dict(json.loads(sys.stdin.buffer.read()))
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    else:
-        spec = JobSpec.read(Path(source))
+    spec = JobSpec.from_dict(json.loads(sys.stdin.buffer.read()))
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     if run_as is not None:
         _redirect_stderr(spec.log_dir)
     os.chdir(spec.run_dir)

@@ -212,6 +212,7 @@ class LocalScheduler:
             oom = self.job_cgroups.oom_killed(group)
             self._end_strays(group, task_id, uid)
             self.job_cgroups.remove(group)
+            _unlink_quietly(self.files.lock_path(user, task_id))   # its work is done
             result = self.files.read(run_dir, RESULT_FILE, uid)
             if oom and (result is None or result.get("state") == FAILED):
                 limit = h.data.get("memory_mb")
@@ -292,6 +293,13 @@ def _lock_held(lock: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _job_name(h: JobHandle) -> tuple[str, str]:
