@@ -66,6 +66,16 @@ def test_without_cgroups_strays_that_keep_the_task_marker_are_swept(student_pyth
         assert "WARN" in line and "processes only" in line, doctor.stdout
 
 
+def test_doctor_shows_the_containment_remoted_uses(site: Pipeline) -> None:
+    deadline = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < deadline and "cgroup" not in line:     # the first heartbeat
+        doctor = site.cli("doctor", "--remoted-config", str(site.remoted_cfg))
+        line = next((ln for ln in doctor.stdout.splitlines() if "job containment" in ln), "")
+        time.sleep(0.2)
+    assert line.startswith("ok") and "cgroup" in line, line
+
+
 def test_a_job_over_its_memory_ends_as_oom_and_the_next_one_runs(site: Pipeline,
                                                                    pytestconfig: pytest.Config) -> None:
     require(pytestconfig, Containment.detect().memory_kind is not None, "a memory cgroup controller")
