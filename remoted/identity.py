@@ -53,6 +53,15 @@ def popen_kwargs(uid: int | None, gid: int | None) -> dict[str, Any]:
     return {"user": uid, "group": gid, "extra_groups": groups}
 
 
+#: How the machine reaches the network (proxies, the site's certificate authorities):
+#: the admin's setting in remoted's environment, passed to the job wrapper (uv needs them
+#: to download packages) and to the commands (to download data).  Nothing secret of
+#: remoted's own travels with them.
+NETWORK_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                "no_proxy", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE")
+
+
 def run_as_arg(uid: int | None, gid: int | None) -> str | None:
     """``UID:GID:GROUPS`` for the job wrapper's ``--run-as`` (it switches itself after
     joining its cgroup); None when no switch is needed (remoted is not root)."""

@@ -21,12 +21,14 @@ from typing import Any
 
 from ailabber import fsutil, proctree
 from ailabber.task import now_iso
+from remoted.identity import NETWORK_VARS
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.joblogs import Logs
 
 #: Variables passed through from the wrapper's environment; everything else is dropped so
 #: a daemon's own settings never leak into students' jobs.
-PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM")
+PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM",
+               *NETWORK_VARS)
 #: ``UV_`` settings are the admin's, for building the environment (they may hold an
 #: index's credentials): the commands do not get them.
 PASSTHROUGH_PREFIXES = ("LC_", "SLURM_", "CUDA_", "NVIDIA_")

@@ -41,10 +41,10 @@ log = logging.getLogger(__name__)
 #: The environment variable that marks every process of a job (the wrapper sets it for
 #: the commands): the last sweep for escapees where no cgroup holds the job.
 TASK_MARKER = "AILABBER_TASK_ID"
-#: What the wrapper keeps of remoted's environment: locale and time zone, the admin's uv
-#: settings for environment builds (not passed on to the commands), and the test suite's
-#: switch for fsync.
-WRAPPER_PASSTHROUGH = ("LANG", "LANGUAGE", "TZ", "TMPDIR", "AILABBER_FSYNC")
+#: What the wrapper keeps of remoted's environment: locale and time zone, the network
+#: settings, the admin's uv settings for environment builds (not passed on to the
+#: commands), and the test suite's switch for fsync.
+WRAPPER_PASSTHROUGH = ("LANG", "LANGUAGE", "TZ", "TMPDIR", "AILABBER_FSYNC", *identity.NETWORK_VARS)
 WRAPPER_PREFIXES = ("LC_", "UV_", "CUDA_", "NVIDIA_")
 
 
