@@ -8,6 +8,7 @@ rename or symlink swap of its path no longer changes what we write into.
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
@@ -108,15 +109,23 @@ class SafeDir:
         fsutil.fsync_fd(self.fd)
 
     def append(self, name: str, line: str, mode: int = 0o644) -> None:
+        """Append one line entirely or not at all: a write cut short (a full disk) is
+        taken back, so the line written again later is not glued to a torn copy of itself."""
         _check_name(name)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                     dir_fd=self.fd)
+        data = (line.rstrip("\n") + "\n").encode()
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     mode, dir_fd=self.fd)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePath(0, f"{self.path / name} is not a regular file")
-            os.write(fd, (line.rstrip("\n") + "\n").encode())
-            fsutil.fsync_fd(fd)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                fsutil.fsync_fd(fd)
+            except OSError:
+                os.ftruncate(fd, st.st_size)
+                raise
         finally:
             os.close(fd)
 

@@ -17,18 +17,16 @@ copy that could not be written is owed and written on a later pass (``Outbox``).
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ailabber import fsutil, ids, statusfile
 from ailabber.remote_layout import valid_user
-from ailabber.safedir import SafeDir, UnsafePath
+from ailabber.safedir import SafeDir
 from ailabber.task import PENDING, TaskStatus, transition
 from remoted.jobspec import JobSpec
 from remoted.outage import WriteTrouble, passing
@@ -253,29 +251,9 @@ class Outbox:
                 area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
                 outbox.sub(task_id, create=True, owner=root_uid, replace_bad=True) as d:
             while events:
-                _append_whole(d, statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
+                d.append(statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
                 events.pop(0)
             d.write_atomic(statusfile.STATUS, (json.dumps(status.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-
-
-def _append_whole(d: SafeDir, name: str, line: str) -> None:
-    """Append one line entirely or not at all: a write cut short by a full disk is taken
-    back, so the line written again later is not glued to a torn copy of itself."""
-    data = (line.rstrip("\n") + "\n").encode()
-    fd = d.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePath(0, f"{d.path / name} is not a regular file")
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            fsutil.fsync_fd(fd)
-        except OSError:
-            os.ftruncate(fd, st.st_size)
-            raise
-    finally:
-        os.close(fd)
 
 
 def _encode(rec: TaskRecord) -> bytes:
