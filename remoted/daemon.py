@@ -104,6 +104,10 @@ class Remoted:
         for rec in self.store.load_active():
             self.active[(rec.user, rec.id)] = rec
             self._order = max(self._order, rec.order + 1)
+        for user, task_id in self.store.outbox.owed_after_restart():
+            owed = self.store.get(user, task_id)
+            if owed is not None:
+                self.store.publish(owed, None)     # the outbox catches up with the record
         self._loaded = True
         log.info("loaded %d unfinished task(s)", len(self.active))
 

@@ -187,6 +187,20 @@ class Outbox:
         self.trouble = trouble
         self._owed: dict[tuple[str, str], _Owed] = {}
         self._notices: dict[tuple[str, str], TaskStatus] = {}
+        #: ``state/owed/<user>/<id>``: a task whose outbox is behind its record, so that a
+        #: restart during an outage republishes it (the owed events themselves are lost
+        #: then; the status, which is what the student's side acts on, is not).
+        self.owed_dir = Path(root) / "state" / "owed"
+        self._marked: set[tuple[str, str]] = set()
+
+    def owed_after_restart(self) -> list[tuple[str, str]]:
+        """The tasks an earlier run of remoted still owed a publication (to republish)."""
+        out = []
+        for user in _listdir(self.owed_dir):
+            if valid_user(user):
+                out += [(user, t) for t in _listdir(self.owed_dir / user) if ids.is_task_id(t)]
+        self._marked.update(out)
+        return out
 
     def publish(self, rec: TaskRecord, event: dict[str, Any] | None) -> None:
         key = (rec.user, rec.id)
@@ -236,13 +250,36 @@ class Outbox:
         except OSError as exc:
             if passing(exc):
                 self.trouble.failed("the students' outboxes", exc)
+                self._mark(key)
                 return
             # The outbox lives in the student's area: whatever the student did to it costs
             # that student their view of the task, never remoted's pass for everyone.
             log.warning("%s/%s: cannot publish the status (%s); the private record is kept", key[0], key[1], exc)
         else:
             self.trouble.ok("the students' outboxes")
+        self._unmark(key)
         del self._owed[key]
+
+    def _mark(self, key: tuple[str, str]) -> None:
+        if key in self._marked:
+            return
+        try:
+            fsutil.ensure_dirs(self.owed_dir / key[0], mode=0o700)
+            fsutil.atomic_write_bytes(self.owed_dir / key[0] / key[1], b"")
+            self._marked.add(key)
+        except OSError:
+            pass     # the same full disk: the owed copy stays in memory only
+
+    def _unmark(self, key: tuple[str, str]) -> None:
+        if key not in self._marked:
+            return
+        try:
+            os.unlink(self.owed_dir / key[0] / key[1])
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        self._marked.discard(key)
 
     def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
         """Append ``events`` (each removed from the list once written), then write ``status``."""

@@ -436,3 +436,30 @@ def test_full_remote_root_keeps_remoted_alive_and_catches_up(site_factory: Calla
         assert log.count(f"WARNING cannot write {what}") == 1, what
     assert "pass failed" not in log
     assert not [p for p in s.root.rglob(".*") if ".tmp-" in p.name], "temporary files left behind by failed writes"
+
+
+def test_an_outbox_owed_across_a_restart_catches_up(site_factory: Callable[..., Site]) -> None:
+    """Only the students' side full (their outbox): a job ends, its record says so, the
+    outbox cannot.  remoted restarts before space returns; the publication it owed is
+    remembered in ``state/owed/`` and made once space is back, so the student's side
+    never waits for a final state that was recorded but not shown."""
+    s = site_factory(root_fs=False, state_fs=False)
+    outbox_fs = Tmpfs(s.area / "outbox", size="4m")
+    s.start()
+    go = s.base / "go"
+    task = s.push([_wait_loop(go), "echo done"])
+    s.wait_state(task, lambda st: st["state"] == RUNNING, "running")
+    outbox_fs.fill()
+    try:
+        go.touch()
+        s.wait(lambda: _private(s.root, task)["state"] == COMPLETED, "the completed record")
+        s.wait(lambda: (s.root / "state" / "owed" / USER / task).exists(), "the owed publication remembered")
+        assert s.status(task)["state"] == RUNNING          # type: ignore[index]
+        s.p.kill("remoted")
+        s.start()
+        outbox_fs.free()
+        st = s.wait_state(task, lambda st: st["state"] in TERMINAL, "the final state after the restart")
+        assert st == _private(s.root, task)
+        s.wait(lambda: not (s.root / "state" / "owed" / USER / task).exists(), "the owed mark cleared")
+    finally:
+        outbox_fs.unmount()
