@@ -59,6 +59,18 @@ def decode(data: bytes) -> tuple[list[tuple[int, int]], int]:
     return records, used
 
 
+def read_from(path: Path, pos: int) -> bytes:
+    """What ``path`` holds from byte ``pos`` on, or nothing while it does not exist (spoold
+    has not pulled it yet).  The logs only ever grow, so a reader that adds the length of
+    what it got to ``pos`` reads each byte once, however often it calls."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            return fh.read()
+    except FileNotFoundError:
+        return b""
+
+
 class StreamReader:
     """The bytes of one stream (stdout or stderr) of ``log_dir``'s output, as they arrive.
 
@@ -100,13 +112,7 @@ class StreamReader:
         return bytes(out)
 
     def _read_index(self) -> None:
-        try:
-            with open(self.index, "rb") as fh:
-                fh.seek(self.index_pos)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        records, used = decode(data)
+        records, used = decode(read_from(self.index, self.index_pos))
         self.index_pos += used
         self.pending.extend([stream, length] for stream, length in records if length)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
-from ailabber.logindex import STREAMS as INDEXED, StreamReader
+from ailabber.logindex import STREAMS as INDEXED, StreamReader, read_from
 
 STREAMS = ("output", "stdout", "stderr", "setup")
 
@@ -41,12 +41,7 @@ class FileTail:
         self.pos = 0
 
     def read_new(self) -> bytes:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.pos)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return b""
+        chunk = read_from(self.path, self.pos)
         self.pos += len(chunk)
         return chunk
 

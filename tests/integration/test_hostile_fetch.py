@@ -101,6 +101,20 @@ def _refused(r: subprocess.CompletedProcess[str], message: str) -> None:
     assert r.stdout == ""
 
 
+def _fetch_into_open_dest_with(site: Site, link: str, target: Path) -> tuple[Path, dict[str, str],
+                                                                            subprocess.CompletedProcess[str]]:
+    """The victim shares her destination ``out`` (mode 0777), the attacker plants the symlink
+    ``out/<link>`` to ``target`` in it, the victim fetches there.  Returns the destination,
+    the victim's private state from before the attack and fetch's result, so that each
+    attack states only what fetch must have done about its link."""
+    dest = site.shared / "out"
+    r = site.as_user(VICTIM, "mkdir", "-m", "0777", str(dest))
+    assert r.returncode == 0, r.stderr
+    before = site.private_state()
+    site.attacker("ln", "-s", str(target), f"out/{link}")
+    return dest, before, site.fetch("--dest", str(dest))
+
+
 def _delivered(dest: Path) -> None:
     assert (dest / "out" / "model.txt").read_text() == "weights\n"
     assert (dest / "out" / "deep" / "curve.csv").read_text() == "1,2\n"
@@ -155,12 +169,7 @@ def test_a_parent_directory_of_the_attacker_is_refused(site: Site) -> None:
 def test_file_links_planted_in_the_victims_open_dest_are_replaced_not_followed(site: Site) -> None:
     """The victim shares her destination (mode 0777); links the attacker puts where fetch
     writes files are replaced by the files, and what they pointed to stays as it was."""
-    dest = site.shared / "out"
-    r = site.as_user(VICTIM, "mkdir", "-m", "0777", str(dest))
-    assert r.returncode == 0, r.stderr
-    before = site.private_state()
-    site.attacker("ln", "-s", str(site.precious), "out/status.json")
-    r = site.fetch("--dest", str(dest))
+    dest, before, r = _fetch_into_open_dest_with(site, "status.json", site.precious)
     assert r.returncode == 0, r.stderr
     _delivered(dest)
     assert not (dest / "status.json").is_symlink()
@@ -169,12 +178,7 @@ def test_file_links_planted_in_the_victims_open_dest_are_replaced_not_followed(s
 
 
 def test_a_directory_link_planted_in_the_victims_open_dest_is_refused(site: Site) -> None:
-    dest = site.shared / "out"
-    r = site.as_user(VICTIM, "mkdir", "-m", "0777", str(dest))
-    assert r.returncode == 0, r.stderr
-    before = site.private_state()
-    site.attacker("ln", "-s", str(site.private), "out/ailabber-logs")
-    r = site.fetch("--dest", str(dest))
+    dest, before, r = _fetch_into_open_dest_with(site, "ailabber-logs", site.private)
     _refused(r, f"{dest / 'ailabber-logs'} is a symlink owned by {ATTACKER}; refusing to write through it")
     assert site.private_state() == before
     assert not (site.private / "output.log").exists()

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ import psutil
 import pytest
 
 from ailabber import ids
-from ailabber.spool import MANIFEST, UPLOAD_MEMBERS, Spool
-from ailabber.submit import submit
+from ailabber.spool import MANIFEST, UPLOAD_MEMBERS
+from tests.hostile_common import RemotedUnderTest, copy_upload, submit_project
 from tests.integration.harness import TERMINAL, Pipeline, task_processes
 
 
@@ -50,7 +49,7 @@ AREA_DIRS = ("incoming/tmp", "incoming/commit", "requests", "tasks", "outbox")
 # --------------------------------------------------------------------------- helpers
 
 
-class Remote:
+class Remote(RemotedUnderTest):
     """A running remoted plus helpers to play a student's transport by hand."""
 
     def __init__(self, base: Path, gpus: int = 1):
@@ -61,7 +60,7 @@ class Remote:
         self.p = Pipeline(base, gpus=gpus)
         self.root = self.p.root
         self._n = 0
-        self.started_ids: list[str] = []
+        self.ids: list[str] = []
 
     def area(self, user: str) -> Path:
         a = self.root / "users" / user
@@ -81,22 +80,13 @@ class Remote:
         for rel, text in (files or {}).items():
             (proj / rel).parent.mkdir(parents=True, exist_ok=True)
             (proj / rel).write_text(text)
-        cmds = ", ".join(json.dumps(c) for c in commands)
-        (proj / "task_config.toml").write_text(textwrap.dedent(f"""\
-            [resources]
-            gpus = {gpus}
-            time_limit = "{time_limit}"
-            [run]
-            commands = [{cmds}]
-            """))
-        spool = Spool(self.base / f"stage{self._n}")
-        res = submit(proj / "task_config.toml", spool)
-        task_dir = spool.root / "new" / res.task_id
+        task_id, task_dir = submit_project(proj, self.base / f"stage{self._n}", commands, gpus=gpus,
+                                           time_limit=time_limit)
         if raw_toml is not None:
             (task_dir / "task.toml").write_text(raw_toml)
-            _rewrite_manifest(task_dir, res.task_id)
-        self.started_ids.append(res.task_id)
-        return res.task_id, task_dir
+            _rewrite_manifest(task_dir, task_id)
+        self.ids.append(task_id)
+        return task_id, task_dir
 
     def upload(self, user: str, task_dir: Path, task_id: str | None = None, *,
                commit: bool = True) -> str:
@@ -107,12 +97,7 @@ class Remote:
         # Build beside the area and move in with one rename, as a finished rsync leaves it.
         stage = self.base / f"upload-{task_id}-{self._n}"
         stage.mkdir(parents=True)
-        for m in UPLOAD_MEMBERS:
-            src = task_dir / m
-            if src.is_dir():
-                shutil.copytree(src, stage / m, symlinks=True)
-            else:
-                shutil.copy2(src, stage / m)
+        copy_upload(task_dir, stage)
         _chown_tree(stage, user)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists():
@@ -136,45 +121,11 @@ class Remote:
         task_id, task_dir = self.build(commands, **kw)
         return self.upload(user, task_dir)
 
-    def status(self, user: str, task_id: str) -> dict[str, Any] | None:
-        try:
-            return dict(json.loads((self.root / "users" / user / "outbox" / task_id / "status.json").read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, NotADirectoryError):
-            return None
-
-    def wait(self, user: str, task_id: str, pred: Any, timeout: float = 30, what: str = "") -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        st: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            st = self.status(user, task_id)
-            if st is not None and pred(st):
-                return st
-            time.sleep(0.1)
-        raise AssertionError(f"{user}/{task_id}: timed out waiting for {what or pred}; last status {st}\n"
-                             f"{self.p.daemon_logs()[-4000:]}")
-
-    def wait_terminal(self, user: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
-        return self.wait(user, task_id, lambda s: s["state"] in TERMINAL, timeout, "a final state")
-
     def bystander_completes(self, timeout: float = 30) -> None:
         """The health check: an ordinary task of another user still goes all the way."""
         task_id = self.push(ZED, ["echo fine"])
         st = self.wait_terminal(ZED, task_id, timeout)
         assert st["state"] == "completed", st
-
-    def alive(self) -> bool:
-        proc = self.p.procs.get("remoted")
-        return proc is not None and proc.poll() is None
-
-    def cleanup(self) -> None:
-        self.p.stop_all()
-        for task_id in self.started_ids:
-            for proc in task_processes(task_id):
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -214,7 +165,7 @@ def remote(tmp_path: Path) -> Iterator[Remote]:
     r.area(ZED)
     r.p.start("remoted")
     yield r
-    r.cleanup()
+    r.stop()
 
 
 def _new_id() -> str:
@@ -405,7 +356,7 @@ def test_forged_started_pid_after_restart_does_not_wedge_remoted(tmp_path: Path)
         r.p.start("remoted")
         r.bystander_completes(timeout=20)
     finally:
-        r.cleanup()
+        r.stop()
 
 
 # --------------------------------------------------------------------------- (b)/(c) outside the user's area
@@ -429,7 +380,7 @@ def test_incoming_symlink_cannot_steal_another_users_upload(tmp_path: Path) -> N
         assert not (eve / "tasks" / task_id).exists()
         assert not (eve / "outbox" / task_id).exists()
     finally:
-        r.cleanup()
+        r.stop()
 
 
 def test_tasks_symlink_does_not_move_tasks_out_of_the_area(remote: Remote, tmp_path: Path) -> None:

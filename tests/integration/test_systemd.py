@@ -23,19 +23,26 @@ USER_UNITS = ("ailabber-spoold.service", "ailabber-spoold.path")
 SYSTEM_UNITS = ("ailabber-spoold@.service", "ailabber-remoted.service")
 
 
+def _analyze(verb: list[str], unit: str, path: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze <verb...> path`` for ``unit``: a user unit is analysed with
+    ``--user`` (as the manager that would run it), which needs a runtime directory of its
+    own, never the caller's."""
+    cmd = ["systemd-analyze", *verb, str(path)]
+    env = dict(os.environ)
+    if unit in USER_UNITS:
+        cmd.insert(2, "--user")
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+
 @pytest.mark.parametrize("unit", USER_UNITS + SYSTEM_UNITS)
 def test_unit_files_verify_cleanly(unit: str, pytestconfig: pytest.Config, tmp_path: Path) -> None:
     require(pytestconfig, bool(shutil.which("systemd-analyze")), "systemd-analyze (package systemd)")
     require(pytestconfig, all(Path(f"/usr/local/bin/{b}").exists() for b in ("ailabber-spoold", "ailabber-remoted")),
             "ailabber installed where the units expect it (/usr/local/bin; .ci/run installs it)")
-    cmd = ["systemd-analyze", "verify", str(UNITS / unit)]
-    env = dict(os.environ)
-    if unit in USER_UNITS:
-        cmd.insert(1, "--user")
-        runtime = tmp_path / "runtime"
-        runtime.mkdir(mode=0o700)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    r = _analyze(["verify"], unit, UNITS / unit, tmp_path)
     # verify exits 0 on unknown keys and bad values: any output at all is a failure.
     assert r.returncode == 0 and r.stderr.strip() == "" and r.stdout.strip() == "", r.stdout + r.stderr
 
@@ -60,14 +67,7 @@ def _exposure_of(case: str, tmp_path: Path) -> float:
         d = tmp_path / f"{unit}.d"
         d.mkdir()
         shutil.copy(UNITS / f"ailabber-remoted-{dropin}.conf", d / f"{dropin}.conf")
-    cmd = ["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / unit)]
-    env = dict(os.environ)
-    if unit in USER_UNITS:
-        cmd.insert(2, "--user")
-        runtime = tmp_path / "runtime"
-        runtime.mkdir(mode=0o700)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    r = _analyze(["security", "--offline=true", "--no-pager"], unit, tmp_path / unit, tmp_path)
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout)
     assert found, r.stdout[-2000:] + r.stderr
     return float(found.group(1))

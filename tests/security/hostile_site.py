@@ -23,9 +23,9 @@ from typing import Any
 
 import psutil
 
-from ailabber.spool import MANIFEST, UPLOAD_MEMBERS, Spool
-from ailabber.submit import submit
-from tests.integration.harness import TERMINAL, Pipeline, shared_root, student_area, task_processes
+from ailabber.spool import MANIFEST
+from tests.hostile_common import RemotedUnderTest, copy_upload, submit_project
+from tests.integration.harness import TERMINAL, Pipeline, shared_root, student_area
 from tests.unix_users import chown_tree, ensure_user, world_dir
 
 ATTACKER, VICTIM = "ailabber-mal", "ailabber-vic"
@@ -88,7 +88,7 @@ def swap(a: Path | list[Path], target: Path | str, *, tmp: Path | None = None, p
 # --------------------------------------------------------------------------- the site
 
 
-class Site:
+class Site(RemotedUnderTest):
     """A cluster root with the two students' areas and one remoted (as root)."""
 
     def __init__(self, py: Path, prefix: str, *, kill_grace: float = 1.0, gpus: int = 0,
@@ -122,33 +122,22 @@ class Site:
     def task_dir(self, user: str, task_id: str) -> Path:
         return self.area(user) / "tasks" / task_id
 
-    def outbox(self, user: str, task_id: str) -> Path:
-        return self.area(user) / "outbox" / task_id
-
     # --- uploads, as the student's transport leaves them ---------------------------------
     def build(self, commands: list[str], *, time_limit: str = "1:00", gpus: int = 0) -> tuple[str, Path]:
         self._n += 1
         proj = self.base / "projects" / f"p{self._n}"
         proj.mkdir(parents=True)
-        cmds = ", ".join(json.dumps(c) for c in commands)
-        (proj / "task_config.toml").write_text(
-            f'[resources]\ngpus = {gpus}\ntime_limit = "{time_limit}"\n[run]\ncommands = [{cmds}]\n')
-        spool = Spool(self.base / "stage" / f"s{self._n}")
-        res = submit(proj / "task_config.toml", spool)
-        self.ids.append(res.task_id)
-        return res.task_id, spool.root / "new" / res.task_id
+        task_id, task_dir = submit_project(proj, self.base / "stage" / f"s{self._n}", commands, gpus=gpus,
+                                           time_limit=time_limit)
+        self.ids.append(task_id)
+        return task_id, task_dir
 
     def upload(self, user: str, task_id: str, task_dir: Path, *, commit: bool = True) -> None:
         """The files, owned by the student, renamed into ``incoming/tmp/<id>`` at once
         (as a finished rsync leaves them), then the commit marker (hidden name, rename)."""
         stage = self.area(user) / "incoming" / "tmp" / f".stage-{task_id}"
         stage.mkdir()
-        for m in UPLOAD_MEMBERS:
-            src = task_dir / m
-            if src.is_dir():
-                shutil.copytree(src, stage / m, symlinks=True)
-            else:
-                shutil.copy2(src, stage / m)
+        copy_upload(task_dir, stage)
         chown_tree(stage, user)
         os.rename(stage, self.area(user) / "incoming" / "tmp" / task_id)
         if commit:
@@ -166,34 +155,7 @@ class Site:
         self.upload(user, task_id, task_dir)
         return task_id
 
-    # --- what remoted published --------------------------------------------------------
-    def status(self, user: str, task_id: str) -> dict[str, Any] | None:
-        try:
-            fd = os.open(self.outbox(user, task_id) / "status.json", os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return None
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                return dict(json.loads(fh.read()))
-        except (ValueError, TypeError):
-            return None
-
-    def wait(self, user: str, task_id: str, pred: Any, timeout: float = 30, what: str = "") -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        st: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            st = self.status(user, task_id)
-            if st is not None and pred(st):
-                return st
-            if not self.alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{user}/{task_id}: timed out waiting for {what or pred}; last status {st}\n"
-                             f"{self.p.daemon_logs()[-3000:]}")
-
-    def wait_terminal(self, user: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
-        return self.wait(user, task_id, lambda s: s["state"] in TERMINAL, timeout, "a final state")
-
+    # --- what remoted published (status, wait, alive, stop: from RemotedUnderTest) ------
     def settle(self, user: str, task_ids: list[str], timeout: float = 30) -> dict[str, dict[str, Any] | None]:
         """Wait (bounded) until every task shows a final state; returns the last statuses.
         A hostile student may leave her own task in any state: this never fails."""
@@ -213,10 +175,6 @@ class Site:
             return True
         return (self.root / "state" / "done" / user / f"{task_id}.json").exists()
 
-    def alive(self) -> bool:
-        proc = self.p.procs.get("remoted")
-        return proc is not None and proc.poll() is None
-
     def repair_area(self, user: str) -> None:
         """Undo what an attack left at the top of a student's area (between tests)."""
         area = self.area(user)
@@ -229,16 +187,6 @@ class Site:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink()
-
-    def stop(self) -> None:
-        self.p.stop_all()
-        for task_id in self.ids:
-            for proc in task_processes(task_id):
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the victim
