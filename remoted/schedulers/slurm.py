@@ -134,22 +134,67 @@ class SlurmScheduler:
                                               "submitted": time.time()})
 
     def find(self, spec: JobSpec) -> JobHandle | None:
-        proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={job_name(spec.task_id)}",
-                          "-o", "%i|%j|%k|%T"])
-        if proc.returncode != 0:
+        """The job remoted submitted for ``spec`` before a crash, or None if there is none.
+
+        Only a job of the task's own account (sbatch ran as it) is ever adopted: any user
+        can name a job ``ailabber-<id>``, and the student writes ``started.json``, so
+        adopting on a name or on that file alone could tie the task to someone else's job
+        and mirror its state into the student's status.  First ``squeue --name --user``
+        (the uid checked again in each row); then the job id in ``started.json``, only
+        if Slurm confirms that job is the account's and carries the task's name: squeue
+        while the controller remembers it, then sacct, then the jobcomp log.
+
+        When none of them can say (the controller forgot the job, and there is no
+        accounting), the id is not adopted and the task is queued again.  That can run a
+        task twice, but only after a crash between sbatch and remoted's record *and* an
+        outage longer than the controller keeps finished jobs (``MinJobAge``) on a cluster
+        without accounting; adopting an unconfirmed id instead would let any student point
+        their task at any job id, even one not handed out yet, and watch that job.  A
+        Slurm that cannot be asked (squeue or sacct failing) raises SchedulerUnavailable:
+        not knowing is never "no such job"."""
+        name, uid = job_name(spec.task_id), spec.uid if spec.uid is not None else os.geteuid()
+        proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--name={name}", f"--user={uid}",
+                          "-o", "%i|%U|%j"])
+        if proc.returncode != 0 or "invalid user" in proc.stderr.lower():
             # Not knowing is not "no such job": submitting again could run it twice.
+            # (squeue says "Invalid user" about an unknown uid, yet exits 0 with no rows.)
             raise SchedulerUnavailable(f"squeue: {proc.stderr.strip()[:200]}")
-        for line in proc.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) >= 3 and parts[1] == job_name(spec.task_id) and parts[0].isdigit():
-                return JobHandle(job_id=parts[0], data={"run_dir": spec.run_dir, "uid": spec.uid,
-                                                        "gid": spec.gid, "submitted": time.time()})
+        for job_id in named_jobs(proc.stdout, uid, name):
+            return JobHandle(job_id=job_id, data={"run_dir": spec.run_dir, "uid": spec.uid,
+                                                  "gid": spec.gid, "submitted": time.time()})
         started = self._record(spec.run_dir, STARTED_FILE, spec.uid)
-        if started and str(started.get("slurm_job_id", "")).isdigit():
-            return JobHandle(job_id=str(started["slurm_job_id"]),
-                             data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
-                                   "submitted": time.time()})
-        return None
+        claimed = str(started.get("slurm_job_id") or "") if started else ""
+        if not claimed.isdigit():
+            return None
+        if not owned_by(self.job_owners(claimed), uid, name):
+            log.warning("%s/%s: started.json names Slurm job %s, which Slurm does not show as this "
+                        "account's job %s; not adopted", spec.user, spec.task_id, claimed, name)
+            return None
+        return JobHandle(job_id=claimed, data={"run_dir": spec.run_dir, "uid": spec.uid, "gid": spec.gid,
+                                               "submitted": time.time()})
+
+    def job_owners(self, job_id: str) -> list[tuple[str, str]]:
+        """``(uid, job name)`` of each record Slurm keeps of ``job_id``: from squeue while
+        the controller remembers the job, else sacct, else the jobcomp log; [] when none
+        of them knows it.  Raises SchedulerUnavailable when squeue or sacct cannot be
+        asked (an unknown id is an answer, an unreachable controller or database is not)."""
+        proc = self._run([self._bin("squeue"), "-h", "-t", "all", f"--jobs={job_id}", "-o", "%U|%j"])
+        if proc.returncode == 0:
+            rows = owner_rows(proc.stdout)
+            if rows:
+                return rows
+        elif "invalid job id" not in proc.stderr.lower():
+            raise SchedulerUnavailable(f"squeue: {proc.stderr.strip()[:200]}")
+        proc = self._run([self._bin("sacct"), "-n", "-P", "-X", "-j", job_id, "-o", "UID,JobName"])
+        if proc.returncode == 0:
+            rows = owner_rows(proc.stdout)
+            if rows:
+                return rows
+        elif transient(proc.stderr):
+            raise SchedulerUnavailable(f"sacct: {proc.stderr.strip()[:200]}")
+        if self.opts.jobcomp_log:
+            return jobcomp_owners(Path(self.opts.jobcomp_log), job_id)
+        return []
 
     def poll(self, handles: list[JobHandle]) -> dict[str, JobState]:
         if not handles:
@@ -273,6 +318,52 @@ class SlurmScheduler:
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
         if proc.returncode != 0:
             log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
+
+
+def named_jobs(stdout: str, uid: int, name: str) -> list[str]:
+    """Job ids in ``squeue -o %i|%U|%j`` output whose owner is ``uid`` and whose name is
+    ``name`` exactly (the name comes last: another user's may contain ``|``)."""
+    out = []
+    for line in stdout.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1] == str(uid) and parts[2] == name:
+            out.append(parts[0])
+    return out
+
+
+def owner_rows(stdout: str) -> list[tuple[str, str]]:
+    """``(uid, name)`` rows of ``squeue -o %U|%j`` or ``sacct -P -o UID,JobName`` output."""
+    rows = []
+    for line in stdout.splitlines():
+        uid, sep, name = line.strip().partition("|")
+        if sep and uid.isdigit():
+            rows.append((uid, name))
+    return rows
+
+
+def owned_by(rows: list[tuple[str, str]], uid: int, name: str) -> bool:
+    """Whether Slurm's records of a job show it as ``uid``'s job named ``name``: a record
+    must say so (no record, no adoption), and none may say otherwise (a job id that
+    accounting lists twice, say after the id counter was reset, is not trusted)."""
+    return bool(rows) and all(row == (str(uid), name) for row in rows)
+
+
+def jobcomp_owners(path: Path, job_id: str) -> list[tuple[str, str]]:
+    """``(uid, name)`` from the ``JobId=<id>`` lines of a jobcomp/filetxt log, whose
+    ``UserId=`` reads ``name(uid)``."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.startswith(f"JobId={job_id} "):
+                    continue
+                fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+                user = fields.get("UserId", "")
+                uid = user[user.rfind("(") + 1:-1] if user.endswith(")") and "(" in user else user
+                rows.append((uid if uid.isdigit() else "?", fields.get("Name", "")))
+    except OSError:
+        return []
+    return rows
 
 
 def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
