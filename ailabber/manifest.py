@@ -143,4 +143,15 @@ def _safe_rel(rel: object) -> bool:
         and not rel.startswith("/")
         and "\0" not in rel
         and ".." not in rel.split("/")
+        and _encodable(rel)
     )
+
+
+def _encodable(rel: str) -> bool:
+    """Whether ``rel`` is a name the filesystem can be asked about (a lone surrogate from
+    a forged manifest is not)."""
+    try:
+        os.fsencode(rel)
+    except UnicodeError:
+        return False
+    return True

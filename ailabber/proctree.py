@@ -93,11 +93,12 @@ def catches(pid: int, sig: int) -> bool:
 
 
 def same_process(pid: int, create_time: float | None) -> bool:
-    """A pid is not an identity: compare the start time recorded when we launched it."""
+    """A pid is not an identity: compare the start time recorded when we launched it
+    (without one, a pid names nothing we may signal)."""
     try:
         p = psutil.Process(pid)
         if p.status() == psutil.STATUS_ZOMBIE:
             return False
-        return create_time is None or abs(p.create_time() - create_time) < 0.01
+        return create_time is not None and abs(p.create_time() - create_time) < 0.01
     except psutil.NoSuchProcess:
         return False

@@ -61,14 +61,31 @@ class SafeDir:
             fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
         except OSError as exc:
             raise UnsafePath(exc.errno, f"{self.path / name}: {exc.strerror}") from None
-        sub = SafeDir(fd, self.path / name)
         if owner is not None and os.geteuid() == 0:
             st = os.fstat(fd)
             if st.st_uid != owner:
-                os.fchown(fd, owner, -1)
+                # Someone else's directory in the place of ours: never adopt it (what it
+                # holds, hard links included, would become ours to write through).
+                os.close(fd)
+                if not replace_bad:
+                    raise UnsafePath(0, f"{self.path / name} is owned by uid {st.st_uid}, not {owner}")
+                self._put_aside(name)
+                os.mkdir(name, mode, dir_fd=self.fd)
+                fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+                st = os.fstat(fd)
+                if st.st_uid != owner:
+                    os.fchown(fd, owner, -1)
             if stat.S_IMODE(st.st_mode) != mode:
                 os.fchmod(fd, mode)
-        return sub
+        return SafeDir(fd, self.path / name)
+
+    def _put_aside(self, name: str) -> None:
+        """Clear the place of directory ``name``: removed if empty, else renamed to a
+        hidden name beside it (its owner keeps what it holds)."""
+        try:
+            os.rmdir(name, dir_fd=self.fd)
+        except OSError:
+            os.rename(name, f".{name}.moved-{os.urandom(4).hex()}", src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -117,8 +134,8 @@ class SafeDir:
                      mode, dir_fd=self.fd)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath(0, f"{self.path / name} is not a regular file")
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+                raise UnsafePath(0, f"{self.path / name} is not a regular file of ours with one link")
             try:
                 if os.write(fd, data) != len(data):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -153,6 +170,36 @@ class SafeDir:
 
     def listdir(self) -> list[str]:
         return sorted(os.listdir(self.fd))
+
+    def remove(self, name: str) -> None:
+        """Remove entry ``name``, a whole tree if it is a directory: through handles
+        that follow no symlink (a symlink is removed, never followed) and without
+        recursion, so neither a swapped-in link nor a tree thousands of levels deep can
+        make it delete anything outside ``name`` or stop it.  Missing is fine."""
+        _check_name(name)
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            _unlink_if_there(self.fd, name, is_dir=False)
+            return
+        # Frames of (parent fd, name, open fd, its subdirectories still to empty): each
+        # directory is listed once, its files unlinked, its subdirectories entered in turn.
+        stack: list[tuple[int, str, int, list[str]]] = []
+        try:
+            stack.append(_frame(self.fd, name))
+            while stack:
+                parent, dname, fd, subdirs = stack[-1]
+                if subdirs:
+                    stack.append(_frame(fd, subdirs.pop()))
+                    continue
+                stack.pop()
+                os.close(fd)
+                _unlink_if_there(parent, dname, is_dir=True)
+        finally:
+            for _parent, _name, fd, _subdirs in stack:
+                os.close(fd)
 
     def read_regular(self, name: str, max_bytes: int, owner: int | None = None) -> bytes:
         """The bytes of regular file ``name``, opened without following a symlink and
@@ -351,6 +398,35 @@ def open_beneath(root: Path, parts: list[str] | tuple[str, ...]) -> SafeDir:
         d.close()
         raise
     return d
+
+
+def _frame(parent: int, name: str) -> tuple[int, str, int, list[str]]:
+    """Open directory ``name`` below ``parent`` (no symlink followed), unlink everything
+    in it that is not a directory, and list its subdirectories."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    subdirs: list[str] = []
+    try:
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in entries:
+            if is_dir:
+                subdirs.append(child)
+            else:
+                _unlink_if_there(fd, child, is_dir=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    return parent, name, fd, subdirs
+
+
+def _unlink_if_there(dir_fd: int, name: str, *, is_dir: bool) -> None:
+    try:
+        if is_dir:
+            os.rmdir(name, dir_fd=dir_fd)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _check_name(name: str) -> None:

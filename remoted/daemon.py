@@ -324,6 +324,8 @@ class Remoted:
             except IllegalTransition as exc:
                 # e.g. a result record the student forged: ignore it, keep serving everyone.
                 log.warning("%s/%s: ignoring an impossible report from the job: %s", rec.user, rec.id, exc)
+            except Exception:  # noqa: BLE001 - one task's report never stops the pass for everyone
+                log.exception("%s/%s: cannot apply the job's report", rec.user, rec.id)
         limits = getattr(self.scheduler, "enforce_limits", None)
         if limits:
             limits(self._active_handles(), time.time())

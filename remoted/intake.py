@@ -34,6 +34,8 @@ from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord
 
 log = logging.getLogger(__name__)
 ROOT_UID = 0
+#: Uploads of one student refused in one pass at most; the others wait for the next.
+MAX_REJECTS_PER_PASS = 20
 
 
 def user_areas(root: Path) -> list[UserArea]:
@@ -135,6 +137,8 @@ class Intake:
         self.kill_grace = kill_grace
         self.env_cache = env_cache
         self._warned: set[str] = set()
+        #: (user, id) -> (device, inode) of each upload checked and not yet taken.
+        self._checked: dict[tuple[str, str], tuple[int, int]] = {}
         self._limits_published: dict[Path, bytes] = {}
         #: Leave a new task's queued record unsaved: the caller saves it unless it launches
         #: the task first (the launch intent replaces it).  Until then the record on disk is
@@ -149,6 +153,11 @@ class Intake:
             # One student's broken or hostile area never stops the others.
             if area.user not in self._warned:
                 log.warning("%s: skipping this user's area: %s", area.user, exc)
+                self._warned.add(area.user)
+            return []
+        except Exception:  # noqa: BLE001 - whatever a student's files provoke costs only that student
+            if area.user not in self._warned:
+                log.exception("%s: skipping this user's area after an unexpected error", area.user)
                 self._warned.add(area.user)
             return []
 
@@ -166,6 +175,8 @@ class Intake:
                 for name in commit.listdir():
                     if name.startswith(".") or not name.endswith(".json"):
                         continue  # rsync's temporary files, editors' leftovers
+                    if len(out) >= MAX_REJECTS_PER_PASS:
+                        break     # the rest wait: one student's refusals cannot fill a pass
                     rec = self._admit(area, adir, incoming, commit, name, order + len(out) + len(admitted))
                     if rec is not None:
                         (admitted if rec.phase == ACCEPTING else out).append(rec)
@@ -211,6 +222,12 @@ class Intake:
         if planted:
             return self._reject(area, commit, marker, incoming, order,
                                 f"tasks/{task_id} already exists and was not made by ailabber")
+        if not upload_pending(adir, task_id, only_files=True):
+            # spoold sends the files before the marker: a marker alone is forged, and
+            # costs remoted no record (a student could otherwise make it keep thousands).
+            log.debug("%s: dropping a commit marker without an upload: %s", area.user, marker)
+            _unlink(commit, marker)
+            return None
         why = self._check_upload(area, incoming, commit, marker, task_id)
         if why:
             return self._reject(area, commit, marker, incoming, order, why)
@@ -240,8 +257,13 @@ class Intake:
                 with incoming.sub("tmp") as tmp:
                     tmp.rename_into(task_id, tasks, task_id)
                 crash_point("remoted:after_accept_rename")
-            if not stat.S_ISDIR(tasks.lstat(task_id).st_mode):
+            taken = tasks.lstat(task_id)
+            if not stat.S_ISDIR(taken.st_mode):
                 return self._reject(area, commit, marker, incoming, known.order, "the upload is not a directory")
+            why = self._same_as_checked(area, commit, marker, tasks, task_id, taken)
+            if why:
+                tasks.remove(task_id)
+                return self._reject(area, commit, marker, incoming, known.order, why)
             with tasks.sub(task_id) as tdir:
                 for name in tdir.listdir():     # only what a task consists of stays
                     if name not in local_spool.UPLOAD_MEMBERS:
@@ -253,6 +275,24 @@ class Intake:
         crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
+
+    def _same_as_checked(self, area: UserArea, commit: SafeDir, marker: str, tasks: SafeDir, task_id: str,
+                         taken: os.stat_result) -> str | None:
+        """Why the directory now in ``tasks/<id>`` is not the upload that was checked
+        (None if it is).  The student can swap ``incoming/tmp/<id>`` between the check
+        and the rename; the checked directory's identity says whether that happened.  After
+        a restart that identity is gone, and the taken directory is checked again."""
+        checked = self._checked.pop((area.user, task_id), None)
+        if checked is not None:
+            same = checked == (taken.st_dev, taken.st_ino)
+            return None if same else "the upload was replaced while it was being accepted"
+        try:
+            data = _read_marker(commit, marker)
+            with tasks.sub(task_id) as tdir:
+                problems = manifest.verify_manifest(tdir.fd, data)
+        except OSError as exc:
+            return f"unreadable upload: {exc.strerror or exc}"
+        return f"incomplete or inconsistent upload: {problems[0]}" if problems else None
 
     def _publish_limits(self, adir: SafeDir) -> None:
         """``limits.json`` in the user's area, so the client checks sizes before sending."""
@@ -334,6 +374,8 @@ class Intake:
                     if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
                         return "files/ is not a directory"
                     problems = manifest.verify_manifest(up.fd, data)
+                    checked = os.fstat(up.fd)
+                    self._checked[(area.user, task_id)] = (checked.st_dev, checked.st_ino)
         except FileNotFoundError as exc:
             return f"incomplete upload: {Path(exc.filename or '?').name} is missing"
         except OSError as exc:
@@ -439,7 +481,7 @@ def _read_marker(commit: SafeDir, name: str) -> object:
             raise OSError(0, "not a regular file of reasonable size")
         with os.fdopen(os.dup(fd), "rb") as fh:
             return json.loads(fh.read(fsutil.MAX_JSON_BYTES + 1))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     finally:
         os.close(fd)
@@ -453,17 +495,7 @@ def _unlink(d: SafeDir, name: str) -> None:
 
 
 def _remove(d: SafeDir, name: str) -> None:
-    try:
-        st = d.lstat(name)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if sys.version_info >= (3, 11):
-            shutil.rmtree(name, dir_fd=d.fd, ignore_errors=True)
-        else:
-            shutil.rmtree(d.path / name, ignore_errors=True)
-    else:
-        os.unlink(name, dir_fd=d.fd)
+    d.remove(name)
 
 
 def _discard(incoming: SafeDir, sub: str, name: str) -> None:
@@ -474,13 +506,15 @@ def _discard(incoming: SafeDir, sub: str, name: str) -> None:
         pass
 
 
-def upload_pending(adir: SafeDir, task_id: str) -> bool:
-    """Whether the student's ``incoming/`` holds an upload or a commit marker for ``task_id``."""
+def upload_pending(adir: SafeDir, task_id: str, *, only_files: bool = False) -> bool:
+    """Whether the student's ``incoming/`` holds an upload or a commit marker for
+    ``task_id`` (``only_files``: an upload)."""
     if not ids.is_task_id(task_id):
         return False
+    places = (("tmp", task_id),) if only_files else (("commit", f"{task_id}.json"), ("tmp", task_id))
     try:
         with adir.sub("incoming") as incoming:
-            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
+            for sub, name in places:
                 try:
                     with incoming.sub(sub) as d:
                         d.lstat(name)

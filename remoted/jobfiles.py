@@ -23,6 +23,8 @@ from typing import Any
 from ailabber import fsutil
 from ailabber.remote_layout import valid_user
 from ailabber.safedir import open_beneath
+from ailabber.task import CANCELED, COMPLETED, FAILED, TERMINATED, parse_iso
+from remoted.jobspec import RESULT_FILE, STARTED_FILE
 
 #: The biggest record a job may write; anything larger is not a record.
 MAX_RECORD_BYTES = 1 << 20
@@ -52,6 +54,15 @@ class JobFiles:
             return None
         return data if isinstance(data, dict) else None
 
+    def result(self, run_dir: str, uid: int | None) -> dict[str, Any] | None:
+        """``result.json`` as values of the types remoted expects, or None: a student can
+        write anything there, and nothing of it may reach remoted's records unchecked."""
+        return job_result(self.read(run_dir, RESULT_FILE, uid))
+
+    def started(self, run_dir: str, uid: int | None) -> dict[str, Any] | None:
+        """``started.json`` likewise."""
+        return job_started(self.read(run_dir, STARTED_FILE, uid))
+
     def exists(self, run_dir: str, name: str) -> bool:
         """Whether ``run_dir/name`` is there (whatever it is), seen through handles."""
         try:
@@ -69,3 +80,46 @@ class JobFiles:
         d = self.root / "state" / "jobs" / user
         fsutil.ensure_dirs(d, mode=0o700)
         return d / f"{task_id}.lock"
+
+
+#: The longest message or reason kept from a job's own record.
+MAX_TEXT = 1000
+
+
+def job_result(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields of a wrapper's result record that remoted uses, each of its type, or
+    None when the record is no usable result (pure: tested alone)."""
+    if data is None or data.get("state") not in (COMPLETED, FAILED, TERMINATED, CANCELED):
+        return None
+    return {"state": data["state"], "reason": _word(data.get("reason")),
+            "exit_code": _int(data.get("exit_code")), "message": _text(data.get("message")),
+            "started_at": _time(data.get("started_at")), "finished_at": _time(data.get("finished_at"))}
+
+
+def job_started(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields of a wrapper's start record that remoted uses, each of its type."""
+    if data is None:
+        return None
+    gpus = data.get("gpus")
+    job_id = data.get("slurm_job_id")
+    return {"pid": _int(data.get("pid")), "phase": "setup" if data.get("phase") == "setup" else "commands",
+            "started_at": _time(data.get("started_at")),
+            "gpus": [g for g in gpus if _int(g) is not None] if isinstance(gpus, list) else [],
+            "slurm_job_id": str(job_id) if isinstance(job_id, (int, str)) and str(job_id).isdigit() else None}
+
+
+def _int(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31 else None
+
+
+def _word(v: object) -> str | None:
+    """A reason: a short identifier, as the wrapper writes them."""
+    return v if isinstance(v, str) and 0 < len(v) <= 64 and v.replace("_", "").isalnum() else None
+
+
+def _text(v: object) -> str | None:
+    return v[:MAX_TEXT] if isinstance(v, str) else None
+
+
+def _time(v: object) -> str | None:
+    return v if isinstance(v, str) and len(v) <= 64 and parse_iso(v) is not None else None

@@ -34,6 +34,8 @@ PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMP
 PASSTHROUGH_PREFIXES = ("LC_", "SLURM_", "CUDA_", "NVIDIA_")
 TICK = 0.2
 COMMAND_VAR = "AILABBER_COMMAND"
+#: A job spec is at most this big (100 commands of 10,000 characters and the rest).
+MAX_SPEC_BYTES = 4 << 20
 #: Runs the command from the environment as ``bash -c`` would, and leaves no copy of it
 #: in the environment of what the command starts.
 COMMAND_RUNNER = f'__ailabber_cmd=${COMMAND_VAR}; unset {COMMAND_VAR}; eval "$__ailabber_cmd"'
@@ -325,13 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    # As root, only what remoted handed us is touched: our own cgroups, then root is
-    # dropped before anything in the student's directories is opened.
+    # As root, only what remoted handed us is touched: our own cgroups and the spec on
+    # our standard input (read whole while the student cannot yet stop us, so remoted's
+    # write never waits on a process the student controls); then root is dropped before
+    # anything in the student's directories is opened.
     enter_cgroups(cgroups)
+    spec = JobSpec.from_dict(json.loads(sys.stdin.buffer.read(MAX_SPEC_BYTES)))
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     if run_as is not None:
         drop_privileges(*run_as)
-    spec = JobSpec.from_dict(json.loads(sys.stdin.buffer.read()))
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     if run_as is not None:
         _redirect_stderr(spec.log_dir)
     os.chdir(spec.run_dir)

@@ -277,21 +277,43 @@ class DiskUsage:
         return limits.quota_problem(adding, used)
 
 
-def surplus_in_flight(tmp: SafeDir, commit: SafeDir, limit: int | None) -> list[str]:
-    """Uploads in ``incoming/tmp`` beyond ``limit`` that have no commit marker: the ones to
+#: An upload whose directory has not changed for this long is no longer being sent.
+IN_FLIGHT_GRACE = 600.0
+#: However fresh, never more than this many times the limit are kept in flight.
+IN_FLIGHT_HARD_FACTOR = 5
+
+
+def surplus_in_flight(tmp: SafeDir, commit: SafeDir, limit: int | None, now: float | None = None) -> list[str]:
+    """Uploads in ``incoming/tmp`` without a commit marker beyond ``limit``: the ones to
     remove.
 
-    An upload without a marker is still in flight (or abandoned); spoold never has more
-    than ``limit`` of them at once, since it reads the published limit and sends at most
-    that many per batch.  So the surplus is a misbehaving client's: the oldest uploads go
-    (task ids sort by time; anything that is not a task id goes first), because a live
-    transfer is the newest."""
+    An upload without a marker is in flight or abandoned.  spoold sends at most ``limit``
+    per batch once it has read the published limit, but its first batch may be bigger,
+    and a batch's markers follow its files: so only uploads that have not changed for
+    ``IN_FLIGHT_GRACE`` seconds (their directory's ctime, which no user can set back)
+    count as surplus, oldest first, and fresh ones only beyond ``IN_FLIGHT_HARD_FACTOR``
+    times the limit (a client that keeps touching junk to keep it fresh)."""
     if limit is None:
         return []
+    now = time.time() if now is None else now
     committed = {n[: -len(".json")] for n in commit.listdir() if n.endswith(".json")}
-    waiting = sorted((n for n in tmp.listdir() if n not in committed), key=lambda n: (ids.is_task_id(n), n))
+    waiting: list[tuple[float, str]] = []
+    for name in tmp.listdir():
+        if name in committed:
+            continue
+        try:
+            waiting.append((tmp.lstat(name).st_ctime, name))
+        except FileNotFoundError:
+            continue
+    waiting.sort()
+    excess = len(waiting) - limit
+    if excess <= 0:
+        return []
+    hard = max(0, len(waiting) - IN_FLIGHT_HARD_FACTOR * limit)
+    chosen = [name for i, (ctime, name) in enumerate(waiting)
+              if i < excess and (i < hard or now - ctime >= IN_FLIGHT_GRACE)]
     surplus: list[str] = []
-    for name in waiting[: max(0, len(waiting) - limit)]:
+    for name in chosen:
         try:
             commit.lstat(f"{name}.json")   # committed just now: intake takes it next pass
         except FileNotFoundError:

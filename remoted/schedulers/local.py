@@ -34,7 +34,7 @@ from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINA
 from remoted import identity
 from remoted.containment import Containment, JobGroup
 from remoted.jobfiles import JobFiles
-from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
+from remoted.jobspec import RESULT_FILE, JobSpec
 from remoted.schedulers.base import Blocked, JobHandle, JobState
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,12 @@ log = logging.getLogger(__name__)
 #: the commands): the last sweep for escapees where no cgroup holds the job.
 TASK_MARKER = "AILABBER_TASK_ID"
 #: What the wrapper keeps of remoted's environment: locale and time zone, the network
-#: settings, the admin's uv settings for environment builds (not passed on to the
-#: commands), and the test suite's switch for fsync.
+#: settings, the GPU stack's, and the test suite's switch for fsync.  Not ``UV_``: uv
+#: runs as the student, who can read its environment, so an admin's uv settings (an
+#: index with a password) belong in uv's system configuration (``/etc/uv/uv.toml``),
+#: which is as readable to students, and says so.
 WRAPPER_PASSTHROUGH = ("LANG", "LANGUAGE", "TZ", "TMPDIR", "AILABBER_FSYNC", *identity.NETWORK_VARS)
-WRAPPER_PREFIXES = ("LC_", "UV_", "CUDA_", "NVIDIA_")
+WRAPPER_PREFIXES = ("LC_", "CUDA_", "NVIDIA_")
 
 
 def detect_gpus() -> int:
@@ -159,22 +161,22 @@ class LocalScheduler:
 
     def find(self, spec: JobSpec) -> JobHandle | None:
         lock = self.files.lock_path(spec.user, spec.task_id)
-        started = self.files.read(spec.run_dir, STARTED_FILE, spec.uid)
+        started = self.files.started(spec.run_dir, spec.uid)
         held = _lock_held(lock)
         if not held and not self.files.exists(spec.run_dir, RESULT_FILE) and not started:
             return None
         deadline = time.monotonic() + 10
         while held and started is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the wrapper is starting: it records itself within moments
-            started = self.files.read(spec.run_dir, STARTED_FILE, spec.uid)
+            started = self.files.started(spec.run_dir, spec.uid)
             held = _lock_held(lock)
         started = started or {}
         pid = started.get("pid") if isinstance(started.get("pid"), int) and started["pid"] > 0 else 0
+        group = self._group_named(spec)
         # A pid read from the task's own directory is checked before we ever signal it.
-        if pid and not _is_our_wrapper(pid, spec):
+        if pid and not _is_our_wrapper(pid, spec, group):
             pid = 0
         gpus = [int(g) for g in started.get("gpus", []) if isinstance(g, int)]
-        group = self._group_named(spec)
         data = (self._identity(pid, spec, gpus, group) if pid else
                 {"pid": 0, "gpus": gpus, "run_dir": spec.run_dir, "user": spec.user, "task_id": spec.task_id,
                  "uid": spec.uid, "memory_mb": spec.memory_mb, "cgroup": group.to_dict() if group else None})
@@ -213,7 +215,7 @@ class LocalScheduler:
             self._end_strays(group, task_id, uid)
             self.job_cgroups.remove(group)
             _unlink_quietly(self.files.lock_path(user, task_id))   # its work is done
-            result = self.files.read(run_dir, RESULT_FILE, uid)
+            result = self.files.result(run_dir, uid)
             if oom and (result is None or result.get("state") == FAILED):
                 limit = h.data.get("memory_mb")
                 return JobState(state=FAILED, reason="oom", exit_code=(result or {}).get("exit_code"),
@@ -226,7 +228,7 @@ class LocalScheduler:
                 message=result.get("message"), started_at=result.get("started_at"),
                 finished_at=result.get("finished_at"),
             )
-        started = self.files.read(run_dir, STARTED_FILE, uid)
+        started = self.files.started(run_dir, uid)
         if held:
             if started is not None:
                 reason = "setting_up" if started.get("phase") == "setup" else None
@@ -251,21 +253,26 @@ class LocalScheduler:
         threading.Thread(target=self._end, args=(pid, group), daemon=True).start()
 
     def _end(self, pid: int, group: JobGroup | None) -> None:
-        """TERM the wrapper (it stops its commands and records the result); if it has not
-        ended after twice the grace period (the student can stop their own wrapper), kill
-        the whole job."""
+        """TERM the wrapper (it stops its commands and records the result); if the job
+        has not ended after twice the grace period (the student can stop their own
+        wrapper, or have pointed us at a decoy), kill the whole job: with a cgroup, what
+        counts is that the cgroup is empty, not that one pid is gone."""
+        deadline = time.monotonic() + 2 * self.kill_grace + 5
         try:
             proc = psutil.Process(pid)
             proc.terminate()
-            proc.wait(timeout=2 * self.kill_grace + 5)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except psutil.NoSuchProcess:
-            return
+            pass
         except psutil.TimeoutExpired:
             log.warning("job wrapper %d ignored TERM; killing the whole job", pid)
-            if group is not None:
-                self.job_cgroups.kill(group)
-            else:
+            if group is None:
                 proctree.kill_tree(pid, 0.0, sig=signal.SIGKILL)
+        if group is None:
+            return
+        while self.job_cgroups.alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.job_cgroups.kill(group)
 
     def enforce_limits(self, handles: list[JobHandle], now: float) -> None:
         """Backstop for a wrapper that cannot enforce the time limit itself."""
@@ -319,7 +326,17 @@ def _owned_by(p: psutil.Process, uid: int | None) -> bool:
         return False
 
 
-def _is_our_wrapper(pid: int, spec: JobSpec) -> bool:
+def _is_our_wrapper(pid: int, spec: JobSpec, group: JobGroup | None = None) -> bool:
+    """Whether ``pid`` (read from the student's started.json) is this task's wrapper: in
+    the job's cgroup where there is one (which the student cannot forge), else by its
+    command line, owner and task marker."""
+    if group is not None and group.kill_dir is not None:
+        try:
+            members = (Path(group.kill_dir) / "cgroup.procs").read_text().split()
+        except OSError:
+            return False
+        if str(pid) not in members:
+            return False
     try:
         proc = psutil.Process(pid)
         cmd = proc.cmdline()

@@ -270,7 +270,9 @@ class SlurmScheduler:
     def _record(self, run_dir: str, name: str, uid: int | None) -> dict[str, Any] | None:
         """A record the job wrapper wrote (as the student: only their word about their
         own job), read through handles that follow no symlink; None if unusable."""
-        return self.files.read(run_dir, name, uid) if self.files is not None else None
+        if self.files is None:
+            return None
+        return self.files.result(run_dir, uid) if name == RESULT_FILE else self.files.started(run_dir, uid)
 
     def accounting(self, job_id: str) -> dict[str, str] | None:
         """How a job that left squeue ended: sacct when slurmdbd exists, else the

@@ -399,12 +399,16 @@ def test_preplaced_task_dir_symlink_is_not_used(remote: Remote, tmp_path: Path) 
     assert remote.wait_terminal(ZED, victim_id)["state"] == "completed"
     victim_dir = remote.root / "users" / ZED / "tasks" / victim_id
     before = _tree_listing(victim_dir)
-    task_id = _new_id()
-    (remote.root / "users" / EVE / "tasks" / task_id).symlink_to(victim_dir)
-    remote.commit(EVE, b"{}", task_id)
-    st = remote.wait_terminal(EVE, task_id, timeout=20)
-    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    task_id, task_dir = remote.build(["touch ran-here"])
+    remote.upload(EVE, task_dir, commit=False)
+    tasks = remote.root / "users" / EVE / "tasks"
+    if tasks.stat().st_uid != 0:      # a tasks/ of her own: remoted never adopts it
+        (tasks / task_id).symlink_to(victim_dir)
+    remote.commit(EVE, task_dir / MANIFEST, task_id)
+    remote.wait_terminal(EVE, task_id, timeout=20)
     assert _tree_listing(victim_dir) == before
+    assert not (victim_dir / "files" / "ran-here").exists()
+    remote.bystander_completes()
 
 
 def test_outbox_symlink_does_not_redirect_writes(remote: Remote, tmp_path: Path) -> None:

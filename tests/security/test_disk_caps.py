@@ -188,7 +188,9 @@ def test_uploads_in_flight_beyond_the_cap_are_removed_oldest_first(make_pipeline
     p = make_pipeline(max_incoming_uploads=3)
     tmp = area(p) / "incoming" / "tmp"
     wait_until(lambda: tmp.is_dir(), "spoold to prepare the area")
-    planted = sorted(ids.new_task_id() for _ in range(5))
+    # Fresh uploads go only beyond five times the cap (a first batch may be bigger than
+    # the cap, and its markers follow its files); stale ones beyond the cap (unit test below).
+    planted = sorted(ids.new_task_id() for _ in range(17))
     for name in planted:         # uploads that never get a marker, made as rsync makes them
         stage = tmp.parent / f".stage-{name}"
         (stage / "files").mkdir(parents=True)
@@ -203,6 +205,24 @@ def test_uploads_in_flight_beyond_the_cap_are_removed_oldest_first(make_pipeline
     p.start("spoold")
     for t in tasks:
         assert p.wait_terminal(t)["state"] == "completed"
+
+
+def test_only_uploads_idle_past_the_grace_are_surplus(tmp_path: Path) -> None:
+    from ailabber.safedir import SafeDir
+    from remoted.quota import IN_FLIGHT_GRACE, surplus_in_flight
+
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "commit").mkdir()
+    names = [ids.new_task_id() for _ in range(6)]
+    for name in names:
+        (tmp_path / "tmp" / name).mkdir()
+        time.sleep(0.01)                        # distinct ctimes, oldest first
+    (tmp_path / "commit" / f"{names[0]}.json").write_text("{}")     # committed: never surplus
+    with SafeDir.open(tmp_path / "tmp") as t, SafeDir.open(tmp_path / "commit") as c:
+        assert surplus_in_flight(t, c, 2) == []                                    # all fresh
+        later = time.time() + IN_FLIGHT_GRACE + 1
+        assert surplus_in_flight(t, c, 2, now=later) == names[1:4]                 # 5 waiting, keep 2
+        assert surplus_in_flight(t, c, None, now=later) == []
 
 
 # --------------------------------------------------------------------------- logs
