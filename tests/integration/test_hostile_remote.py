@@ -15,6 +15,7 @@ import pwd
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -502,3 +503,29 @@ def test_a_cancel_that_overtakes_its_upload_waits_for_it(remote: Remote) -> None
     st = remote.wait_terminal(ZED, task_id)
     assert (st["state"], st["reason"]) == ("canceled", "canceled_by_user"), st
     assert not request.exists()
+
+
+def test_a_flood_of_events_cannot_keep_remoted_busier_than_its_passes_take(remote: Remote) -> None:
+    """Filesystem events only wake remoted; a student making them in a loop gets passes
+    no closer together than the last one took (at least MIN_PASS_GAP): remoted's own
+    log shows every gap between the end of one pass and the start of the next."""
+    from ailabber.daemon import MAX_PASS_GAP, MIN_PASS_GAP
+
+    requests = remote.root / "users" / EVE / "requests"
+    stop = time.monotonic() + 3
+    n = 0
+    while time.monotonic() < stop:          # new entries as fast as one process makes them
+        (requests / f"junk{n}").touch()
+        (requests / f"junk{n}").unlink()
+        n += 1
+    remote.bystander_completes()
+    passes = []
+    for line in remote.p.daemon_logs().splitlines():
+        if "remoted: pass took" in line:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            took = float(line.split("pass took ")[1].split("s;")[0])
+            passes.append((stamp - took, stamp, took))        # (start, end, duration)
+    assert len(passes) > 10
+    for (_s0, end0, took0), (start1, _e1, _t1) in zip(passes, passes[1:]):
+        # log stamps have millisecond resolution and "took" is rounded to a millisecond
+        assert start1 - end0 >= min(MAX_PASS_GAP, max(MIN_PASS_GAP, took0)) - 0.003, (end0, start1, took0)
