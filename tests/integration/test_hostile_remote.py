@@ -324,6 +324,54 @@ def test_forged_result_with_illegal_state_does_not_wedge_remoted(remote: Remote)
     remote.bystander_completes(timeout=20)
 
 
+def test_forged_result_of_the_wrong_types_does_not_wedge_remoted(remote: Remote) -> None:
+    """A result.json that survives its job (the wrapper was killed before writing its
+    own) with values of the wrong types ends that task, and only that task."""
+    task_id = remote.push(ZED, ["sleep 30"])
+    remote.wait(ZED, task_id, lambda s: s["state"] == "running", what="running")
+    run = remote.root / "users" / ZED / "tasks" / task_id / "run"
+    forged = {"state": "failed", "reason": ["x"], "exit_code": "7", "message": {"m": 1}, "started_at": []}
+    (run / ".forged").write_text(json.dumps(forged))
+    os.rename(run / ".forged", run / "result.json")
+    for proc in task_processes(task_id):
+        if "remoted.jobwrap" in " ".join(proc.cmdline()):
+            proc.kill()                  # no result of its own replaces the forged one
+    st = remote.wait_terminal(ZED, task_id, timeout=30)
+    assert st["state"] == "failed" and st["exit_code"] is None and st["message"] is None, st
+    remote.bystander_completes(timeout=20)
+
+
+def test_an_upload_with_a_very_deep_directory_does_not_wedge_remoted(remote: Remote) -> None:
+    """Intake removes what is not part of a task; a tree thousands of levels deep there
+    is removed without recursion, and everyone else is served meanwhile."""
+    task_id, task_dir = remote.build(["true"])
+    remote.upload(EVE, task_dir, commit=False)
+    fd = os.open(remote.root / "users" / EVE / "incoming/tmp" / task_id, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(3000):
+            os.mkdir("deep", dir_fd=fd)
+            nxt = os.open("deep", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    remote.commit(EVE, task_dir / MANIFEST, task_id)
+    remote.wait_terminal(EVE, task_id, timeout=60)
+    assert not (remote.root / "users" / EVE / "tasks" / task_id / "deep").exists()
+    remote.bystander_completes()
+    assert "pass failed" not in remote.p.daemon_logs()
+
+
+def test_a_deeply_nested_commit_marker_does_not_wedge_remoted(remote: Remote) -> None:
+    task_id, task_dir = remote.build(["true"])
+    remote.upload(EVE, task_dir, commit=False)
+    remote.commit(EVE, b"[" * 100_000, task_id)
+    st = remote.wait_terminal(EVE, task_id)
+    assert (st["state"], st["reason"]) == ("failed", "rejected"), st
+    remote.bystander_completes()
+    assert "pass failed" not in remote.p.daemon_logs()
+
+
 def test_forged_result_does_not_free_a_gpu_that_is_still_in_use(remote: Remote) -> None:
     task_id = remote.push(ZED, ["sleep 30"], gpus=1)
     remote.wait(ZED, task_id, lambda s: s["state"] == "running", what="running")
