@@ -350,38 +350,37 @@ def owned_by(rows: list[tuple[str, str]], uid: int, name: str) -> bool:
     return bool(rows) and all(row == (str(uid), name) for row in rows)
 
 
-def jobcomp_owners(path: Path, job_id: str) -> list[tuple[str, str]]:
-    """``(uid, name)`` from the ``JobId=<id>`` lines of a jobcomp/filetxt log, whose
-    ``UserId=`` reads ``name(uid)``."""
-    rows = []
+def jobcomp_lines(path: Path, job_id: str) -> list[dict[str, str]]:
+    """The ``key=value`` fields of every ``JobId=<id>`` line of a jobcomp/filetxt log
+    (none when the log cannot be read)."""
+    out = []
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if not line.startswith(f"JobId={job_id} "):
-                    continue
-                fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
-                user = fields.get("UserId", "")
-                uid = user[user.rfind("(") + 1:-1] if user.endswith(")") and "(" in user else user
-                rows.append((uid if uid.isdigit() else "?", fields.get("Name", "")))
+                if line.startswith(f"JobId={job_id} "):
+                    out.append(dict(tok.split("=", 1) for tok in line.split() if "=" in tok))
     except OSError:
         return []
+    return out
+
+
+def jobcomp_owners(path: Path, job_id: str) -> list[tuple[str, str]]:
+    """``(uid, name)`` from the job's jobcomp lines, whose ``UserId=`` reads ``name(uid)``."""
+    rows = []
+    for fields in jobcomp_lines(path, job_id):
+        user = fields.get("UserId", "")
+        uid = user[user.rfind("(") + 1:-1] if user.endswith(")") and "(" in user else user
+        rows.append((uid if uid.isdigit() else "?", fields.get("Name", "")))
     return rows
 
 
 def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
-    """The last ``JobId=<id>`` line of a jobcomp/filetxt log, as state/exit_code/nodes."""
-    found: dict[str, str] | None = None
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.startswith(f"JobId={job_id} "):
-                    continue
-                fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
-                found = {"state": fields.get("JobState", ""), "exit_code": fields.get("ExitCode", ""),
-                         "nodes": fields.get("NodeList", "")}
-    except OSError:
+    """The job's last jobcomp line, as state/exit_code/nodes."""
+    lines = jobcomp_lines(path, job_id)
+    if not lines:
         return None
-    return found
+    last = lines[-1]
+    return {"state": last.get("JobState", ""), "exit_code": last.get("ExitCode", ""), "nodes": last.get("NodeList", "")}
 
 
 def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, root: Path | None = None,
