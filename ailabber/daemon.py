@@ -64,8 +64,11 @@ class DaemonLoop:
         status: Callable[[], str] | None = None,
         reload: Callable[[], None] | None = None,
         on_stop: Callable[[], None] | None = None,
+        idle: Callable[[], bool] | None = None,
     ):
-        """``step`` does one full pass and returns how soon (seconds) it wants the next one."""
+        """``step`` does one full pass and returns how soon (seconds) it wants the next one.
+        ``idle``, for a daemon whose watched directories others can write: whether the
+        last pass found nothing to do, after which the next one waits (``_rest_after``)."""
         self.what = what
         self.lock = SingleInstance(lock_path, what)
         self.step = step
@@ -74,6 +77,7 @@ class DaemonLoop:
         self.status = status or (lambda: "")
         self.reload = reload
         self.on_stop = on_stop
+        self.idle = idle
         self.waker = Waker()
         self.notify = Notifier()
         self._stop = False
@@ -110,9 +114,12 @@ class DaemonLoop:
             time.sleep(interval / 3)
 
     def _rest_after(self, last_took: float) -> None:
-        """Events are hints anyone with a watched directory can make: however fast they
-        come, passes start at most as often as they take, so a student touching files in
-        a loop can keep the daemon at most half busy (and never below ``MIN_PASS_GAP``)."""
+        """Events are hints anyone with a watched directory can make: after a pass that
+        found nothing to do, the next starts no sooner than that one took, so a student
+        making events in a loop keeps the daemon at most half busy (never closer than
+        ``MIN_PASS_GAP``); passes that work follow each other at once."""
+        if self.idle is None or not self.idle():
+            return
         rest = min(MAX_PASS_GAP, max(MIN_PASS_GAP, last_took)) - (time.monotonic() - self._last_pass_end)
         if rest > 0 and not self._stop:
             time.sleep(rest)
@@ -173,7 +180,8 @@ class DaemonLoop:
                 # next one is counted from now.
                 self._last_pass_end = time.monotonic()
                 last_took = self._last_pass_end - started
-                log.debug("%s: pass took %.3fs; next in %.2fs", self.what, last_took, timeout)
+                log.debug("%s: pass took %.3fs; next in %.2fs%s", self.what, last_took, timeout,
+                          " (found nothing to do)" if self.idle is not None and self.idle() else "")
                 self.waker.wait(timeout)
             log.info("%s stopping", self.what)
             self.notify.stopping()

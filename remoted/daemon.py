@@ -55,6 +55,7 @@ class Remoted:
         self._order = 0
         self._last_served: dict[str, float] = {}
         self._heartbeat = Heartbeat(self.root)
+        self._idle = False
         self._loaded = False
 
     # --- setup ---------------------------------------------------------------------------
@@ -119,7 +120,19 @@ class Remoted:
         with fsutil.deferred_fsync(self.root):
             return self._step()
 
+    def idle(self) -> bool:
+        """Whether the last pass recorded nothing (then the next one may wait a little:
+        a pass woken by events that led nowhere)."""
+        return self._idle
+
     def _step(self) -> float:
+        writes_before = self.store.writes
+        try:
+            return self._pass()
+        finally:
+            self._idle = self.store.writes == writes_before
+
+    def _pass(self) -> float:
         if not self._loaded:
             self.load()
         queues = getattr(self.scheduler, "queues", False)
@@ -508,7 +521,7 @@ def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings
             loop.rescan_interval = d.settings.rescan_interval
 
     loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval,
-                      status=d.status_line, reload=reload)
+                      status=d.status_line, reload=reload, idle=d.idle)
     try:
         return loop.run()
     finally:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 ROOT_UID = 0
 #: Uploads of one student refused in one pass at most; the others wait for the next.
 MAX_REJECTS_PER_PASS = 20
+#: What ``_check_upload`` says of a commit marker that came without any upload.
+NO_UPLOAD = "no upload"
 
 
 def user_areas(root: Path) -> list[UserArea]:
@@ -222,13 +224,13 @@ class Intake:
         if planted:
             return self._reject(area, commit, marker, incoming, order,
                                 f"tasks/{task_id} already exists and was not made by ailabber")
-        if not upload_pending(adir, task_id, only_files=True):
+        why = self._check_upload(area, incoming, commit, marker, task_id)
+        if why is NO_UPLOAD:
             # spoold sends the files before the marker: a marker alone is forged, and
             # costs remoted no record (a student could otherwise make it keep thousands).
             log.debug("%s: dropping a commit marker without an upload: %s", area.user, marker)
             _unlink(commit, marker)
             return None
-        why = self._check_upload(area, incoming, commit, marker, task_id)
         if why:
             return self._reject(area, commit, marker, incoming, order, why)
         # Remember the accept before the rename, so a crash in between is finished on
@@ -269,12 +271,31 @@ class Intake:
                     if name not in local_spool.UPLOAD_MEMBERS:
                         _remove(tdir, name)
                 hand_over(tdir, run_as, os.fstat(adir.fd).st_gid)
-        rec = self._record_new(area, task_id, known.order, run_as)
+                rec = self._record_new(area, task_id, known.order, run_as, tdir)
         _unlink(commit, marker)
         _discard(incoming, "tmp", task_id)
         crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
+
+    def _check_open_upload(self, area: UserArea, up: SafeDir, data: object) -> str | None:
+        """The checks of an upload, all through its one open handle: its members, the
+        manifest, the size limits and the student's disk quota."""
+        for member in (local_spool.TASK_TOML, local_spool.META):
+            if not stat.S_ISREG(up.lstat(member).st_mode):
+                return f"{member} is not a regular file"
+        if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
+            return "files/ is not a directory"
+        problems = manifest.verify_manifest(up.fd, data)
+        if problems:
+            return f"incomplete or inconsistent upload: {problems[0]}"
+        if isinstance(data, dict) and isinstance(data.get("files"), dict):
+            # The project's files only, as submit counted them (not task.toml / meta.json).
+            project = {k: v for k, v in data["files"].items() if k.startswith(local_spool.FILES + "/")}
+            too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
+            if too_big:
+                return too_big
+        return self.usage.admit(area.user, up, self.limits)
 
     def _same_as_checked(self, area: UserArea, commit: SafeDir, marker: str, tasks: SafeDir, task_id: str,
                          taken: os.stat_result) -> str | None:
@@ -345,9 +366,11 @@ class Intake:
             return rec
         return self._record_new(area, rec.id, rec.order, run_as)
 
-    def _record_new(self, area: UserArea, task_id: str, order: int, run_as: RunAs) -> TaskRecord:
-        """The accepted task's first real record, kept privately and published."""
-        rec = self._make_record(area, task_id, order, run_as)
+    def _record_new(self, area: UserArea, task_id: str, order: int, run_as: RunAs,
+                    tdir: SafeDir | None = None) -> TaskRecord:
+        """The accepted task's first real record, kept privately and published.  ``tdir``:
+        the task's directory, if already open."""
+        rec = self._make_record(area, task_id, order, run_as, tdir)
         if rec.status.terminal:
             self.store.finish(rec)
         elif not self.defer_queued_saves:
@@ -358,46 +381,36 @@ class Intake:
 
     def _check_upload(self, area: UserArea, incoming: SafeDir, commit: SafeDir, marker: str,
                       task_id: str) -> str | None:
+        """Why the upload cannot be accepted (None: it can; ``NO_UPLOAD``: there is none)."""
         try:
             data = _read_marker(commit, marker)
         except OSError as exc:
             return f"unreadable commit marker: {exc.strerror or exc}"
         try:
             with incoming.sub("tmp") as tmp:
-                st = tmp.lstat(task_id)
+                try:
+                    st = tmp.lstat(task_id)
+                except FileNotFoundError:
+                    return NO_UPLOAD
                 if not stat.S_ISDIR(st.st_mode):
                     return "the upload is not a directory"
                 with tmp.sub(task_id) as up:
-                    for member in (local_spool.TASK_TOML, local_spool.META):
-                        if not stat.S_ISREG(up.lstat(member).st_mode):
-                            return f"{member} is not a regular file"
-                    if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
-                        return "files/ is not a directory"
-                    problems = manifest.verify_manifest(up.fd, data)
+                    why = self._check_open_upload(area, up, data)
                     checked = os.fstat(up.fd)
                     self._checked[(area.user, task_id)] = (checked.st_dev, checked.st_ino)
         except FileNotFoundError as exc:
             return f"incomplete upload: {Path(exc.filename or '?').name} is missing"
         except OSError as exc:
             return f"unreadable upload: {exc.strerror or exc}"
-        if problems:
-            return f"incomplete or inconsistent upload: {problems[0]}"
-        if isinstance(data, dict) and isinstance(data.get("files"), dict):
-            # The project's files only, as submit counted them (not task.toml / meta.json).
-            project = {k: v for k, v in data["files"].items() if k.startswith(local_spool.FILES + "/")}
-            too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
-            if too_big:
-                return too_big
-        with incoming.sub("tmp") as tmp, tmp.sub(task_id) as up:
-            over_quota = self.usage.admit(area.user, up, self.limits)
-        if over_quota:
-            return over_quota
+        if why:
+            return why
         fsutil.sync_filesystem(self.root)   # rsync does not fsync; the accept must be durable
         return None
 
-    def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs) -> TaskRecord:
+    def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs,
+                     tdir: SafeDir | None = None) -> TaskRecord:
         owner = run_as.uid if privileged() else None
-        meta_bytes, toml_bytes = _read_task_files(self.root, area.user, task_id, owner)
+        meta_bytes, toml_bytes = _read_task_files(self.root, area.user, task_id, owner, tdir)
         meta = _json_or_none(meta_bytes)
         submitted = meta.get("submitted_at") if isinstance(meta, dict) else None
         if not isinstance(submitted, str) or parse_iso(submitted) is None:
@@ -432,24 +445,26 @@ class Intake:
         return rec
 
 
-def _read_task_files(root: Path, user: str, task_id: str, owner: int | None) -> tuple[bytes | None, bytes | OSError]:
+def _read_task_files(root: Path, user: str, task_id: str, owner: int | None,
+                     tdir: SafeDir | None = None) -> tuple[bytes | None, bytes | OSError]:
     """``meta.json`` (None if unusable) and ``task.toml`` (or why it cannot be read) of an
-    accepted task, each read once through handles that follow no symlink, as regular
-    files owned by the task's account: a symlink or hard link to another student's file
-    swapped in at any moment is refused, never read."""
-    try:
-        tdir = open_beneath(root, ("users", user, "tasks", task_id))
-    except OSError as exc:
-        return None, exc
-    with tdir:
+    accepted task, each read once through handles that follow no symlink (``tdir``, or
+    opened from the root), as regular files owned by the task's account: a symlink or
+    hard link to another student's file swapped in at any moment is refused, never read."""
+    if tdir is None:
         try:
-            meta: bytes | None = tdir.read_regular(local_spool.META, fsutil.MAX_JSON_BYTES, owner)
-        except OSError:
-            meta = None
-        try:
-            toml: bytes | OSError = tdir.read_regular(local_spool.TASK_TOML, MAX_CONFIG_BYTES + 1, owner)
+            with open_beneath(root, ("users", user, "tasks", task_id)) as opened:
+                return _read_task_files(root, user, task_id, owner, opened)
         except OSError as exc:
-            toml = exc
+            return None, exc
+    try:
+        meta: bytes | None = tdir.read_regular(local_spool.META, fsutil.MAX_JSON_BYTES, owner)
+    except OSError:
+        meta = None
+    try:
+        toml: bytes | OSError = tdir.read_regular(local_spool.TASK_TOML, MAX_CONFIG_BYTES + 1, owner)
+    except OSError as exc:
+        toml = exc
     return meta, toml
 
 
@@ -506,15 +521,13 @@ def _discard(incoming: SafeDir, sub: str, name: str) -> None:
         pass
 
 
-def upload_pending(adir: SafeDir, task_id: str, *, only_files: bool = False) -> bool:
-    """Whether the student's ``incoming/`` holds an upload or a commit marker for
-    ``task_id`` (``only_files``: an upload)."""
+def upload_pending(adir: SafeDir, task_id: str) -> bool:
+    """Whether the student's ``incoming/`` holds an upload or a commit marker for ``task_id``."""
     if not ids.is_task_id(task_id):
         return False
-    places = (("tmp", task_id),) if only_files else (("commit", f"{task_id}.json"), ("tmp", task_id))
     try:
         with adir.sub("incoming") as incoming:
-            for sub, name in places:
+            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
                 try:
                     with incoming.sub(sub) as d:
                         d.lstat(name)

@@ -90,6 +90,9 @@ class RecordStore:
         self.done_dir = self.state_dir / "done"
         self.trouble = trouble or WriteTrouble()
         self.outbox = Outbox(self.root, self.trouble)
+        #: Records written so far: a pass that wrote none found nothing to do.
+        self.writes = 0
+        self._made: set[Path] = set()
 
     def ensure(self) -> None:
         """``state/`` and its halves, private (0700) even if they existed before (e.g. as
@@ -124,6 +127,7 @@ class RecordStore:
             self.trouble.failed("task records", exc)
             raise
         self.trouble.ok("task records")
+        self.writes += 1
         rec.adopt(new)
 
     def finish(self, rec: TaskRecord) -> None:
@@ -136,8 +140,14 @@ class RecordStore:
         """Put one record value on disk: done/ for a final one (then drop the active one)."""
         base = self.done_dir if rec.phase == FINISHED else self.active_dir
         p = self._path(base, rec.user, rec.id)
-        fsutil.ensure_dirs(p.parent, mode=0o700)
-        fsutil.atomic_write_bytes(p, _encode(rec))
+        if p.parent not in self._made:       # one mkdir per user and half, not per write
+            fsutil.ensure_dirs(p.parent, mode=0o700)
+            self._made.add(p.parent)
+        try:
+            fsutil.atomic_write_bytes(p, _encode(rec))
+        except FileNotFoundError:            # the directory was removed meanwhile
+            fsutil.ensure_dirs(p.parent, mode=0o700)
+            fsutil.atomic_write_bytes(p, _encode(rec))
         if base is self.done_dir:
             try:
                 os.unlink(self._path(self.active_dir, rec.user, rec.id))
