@@ -30,9 +30,12 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     checks.append(Check("remoted heartbeat", age is not None and age < 60,
                         f"{age:.0f}s ago" if age is not None else "no heartbeat.json"))
     checks.append(_containment(beat))
-    scheduler = load_scheduler(settings.scheduler, root=root, gpus=settings.gpus, kill_grace=settings.kill_grace,
-                               slurm=settings.slurm)
-    problem = getattr(scheduler, "health", lambda: None)()
+    try:
+        scheduler = load_scheduler(settings)
+    except ValueError as exc:        # e.g. containment: cgroup where there is none
+        checks.append(Check("scheduler reachable", False, str(exc)))
+        return checks
+    problem = scheduler.health()
     checks.append(Check("scheduler reachable", problem is None, problem or f"{settings.scheduler} answers"))
     if isinstance(scheduler, SlurmScheduler):
         checks.append(slurm_containment(scheduler))

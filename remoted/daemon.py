@@ -44,9 +44,7 @@ class Remoted:
         self.root = settings.root
         self.trouble = WriteTrouble()     # writes failing for a while (a full disk): logged once
         self.store = RecordStore(self.root, self.trouble)
-        self.scheduler = scheduler or load_scheduler(
-            settings.scheduler, root=settings.root, gpus=settings.gpus, kill_grace=settings.kill_grace,
-            slurm=settings.slurm, containment=settings.containment)
+        self.scheduler = scheduler or load_scheduler(settings)
         self.intake = self._make_intake(settings)
         self._unsaved: set[tuple[str, str]] = set()   # queued in memory, accept intent on disk
         self._in_flight: dict[tuple[str, str], tuple[TaskRecord, Future[JobHandle | Exception]]] = {}
@@ -135,7 +133,7 @@ class Remoted:
     def _pass(self) -> float:
         if not self._loaded:
             self.load()
-        queues = getattr(self.scheduler, "queues", False)
+        queues = self.scheduler.queues
         self.store.outbox.retry()          # what earlier passes could not publish, in order
         try:
             for area in user_areas(self.root):
@@ -339,9 +337,7 @@ class Remoted:
                 log.warning("%s/%s: ignoring an impossible report from the job: %s", rec.user, rec.id, exc)
             except Exception:  # noqa: BLE001 - one task's report never stops the pass for everyone
                 log.exception("%s/%s: cannot apply the job's report", rec.user, rec.id)
-        limits = getattr(self.scheduler, "enforce_limits", None)
-        if limits:
-            limits(self._active_handles(), time.time())
+        self.scheduler.enforce_limits(self._active_handles(), time.time())
 
     def _apply(self, rec: TaskRecord, js: JobState) -> None:
         fields: dict[str, object] = {}
@@ -389,7 +385,7 @@ class Remoted:
                 else:
                     self._change(rec, PENDING, b.reason, message=b.message)
                 continue
-            if getattr(self.scheduler, "queues", False):
+            if self.scheduler.queues:
                 batch.append(rec)          # Slurm queues by itself: launch together below
                 running[rec.user] = running.get(rec.user, 0) + 1
                 gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus
@@ -411,7 +407,7 @@ class Remoted:
             batch = [rec for rec in batch if self._record_intent(rec)]
             group.barrier()
             crash_point("remoted:before_submit")
-            workers = int(getattr(self.scheduler, "concurrent_submits", 1))
+            workers = self.scheduler.concurrent_submits
             if workers <= 1:
                 for rec in batch:
                     self._submit(rec)

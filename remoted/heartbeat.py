@@ -16,6 +16,7 @@ from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from remoted.intake import user_areas
 from remoted.records import QUEUED
+from remoted.schedulers.base import Scheduler
 
 log = logging.getLogger("remoted")
 
@@ -30,7 +31,7 @@ class Heartbeat:
         self._last_user = 0.0
         self._beating: set[str] = set()
 
-    def beat(self, scheduler: Any, settings: RemotedSettings, active: dict[Any, Any]) -> bool:
+    def beat(self, scheduler: Scheduler, settings: RemotedSettings, active: dict[Any, Any]) -> bool:
         """Write what is due: the root's file every few seconds, the users' files every
         half minute (and at once for an area seen for the first time).  True if the
         root's file was due and written (OSError if it could not be)."""
@@ -54,7 +55,7 @@ class Heartbeat:
             self._last_user = now
         from remoted.identity import find_uv
 
-        health = getattr(scheduler, "health", lambda: None)()
+        health = scheduler.health()
         body = json.dumps({
             "pid": os.getpid(), "at": now, "version": __version__, "scheduler": scheduler.name,
             "scheduler_ok": health is None, "scheduler_problem": health,

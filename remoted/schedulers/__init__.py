@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib
 
+from ailabber.settings import RemotedSettings
 from remoted.schedulers.base import Scheduler
 
 _MODULES = {"local": "remoted.schedulers.local", "slurm": "remoted.schedulers.slurm"}
 
 
-def load_scheduler(name: str, **options: object) -> Scheduler:
+def load_scheduler(settings: RemotedSettings) -> Scheduler:
+    """The backend ``settings.scheduler`` names, made from the typed settings (each
+    backend's ``create`` takes what it needs of them).  ValueError when it cannot work."""
     try:
-        module = importlib.import_module(_MODULES[name])
+        module = importlib.import_module(_MODULES[settings.scheduler])
     except KeyError:
-        raise ValueError(f"unknown scheduler {name!r}; known: {', '.join(_MODULES)}") from None
-    return module.create(**options)  # type: ignore[no-any-return]
+        raise ValueError(f"unknown scheduler {settings.scheduler!r}; known: {', '.join(_MODULES)}") from None
+    return module.create(settings)  # type: ignore[no-any-return]

@@ -7,8 +7,9 @@ that a restart could lose.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from remoted.jobspec import JobSpec
 
@@ -62,27 +63,48 @@ class SchedulerUnavailable(Exception):
 SUBMIT_OUTCOMES: tuple[type[Exception], ...] = (Blocked, SchedulerUnavailable, SubmitError, OSError)
 
 
-class Scheduler(Protocol):
-    name: str
+class Scheduler(ABC):
+    """What remoted asks of a backend, all of it.  A backend subclasses this and says
+    what it is; the capabilities some backends lack have defaults here, so remoted never
+    probes an object for what it can do."""
 
+    #: The name in remoted.yaml's ``scheduler``.
+    name: str = ""
+    #: True: the backend keeps its own queue (``check`` never blocks), so remoted hands
+    #: over every task at once, in batches.
+    queues: bool = False
+    #: How many ``submit`` calls may run at once, in remoted's worker threads.
+    concurrent_submits: int = 1
+
+    @abstractmethod
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
         """Raise ``Blocked`` if the job cannot start now."""
 
-    def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle: ...
+    @abstractmethod
+    def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle:
+        """Start the job; one of ``SUBMIT_OUTCOMES`` when it could not be."""
 
-    # Optional attributes, read by remoted with getattr: ``queues`` (True: the scheduler
-    # keeps its own queue, so every task may be handed over at once) and
-    # ``concurrent_submits`` (how many ``submit`` calls may run at once, in worker threads).
-
+    @abstractmethod
     def find(self, spec: JobSpec) -> JobHandle | None:
         """After a crash between recording the intent and recording the handle: the job
         if it was started, so that it is adopted rather than started twice."""
 
-    def poll(self, handles: list[JobHandle]) -> dict[str, JobState]: ...
+    @abstractmethod
+    def poll(self, handles: list[JobHandle]) -> dict[str, JobState]:
+        """What is known of each job, by job id (a job left out: no news)."""
 
+    @abstractmethod
     def cancel(self, handle: JobHandle) -> None:
         """Start ending the job; ``poll`` reports when it has ended."""
 
+    @abstractmethod
     def containment(self) -> str:
         """In one line, what makes every process of a job end with it (for the heartbeat
         and ``doctor``)."""
+
+    def health(self) -> str | None:
+        """None when the backend can be asked; otherwise what is wrong, in one line."""
+        return None
+
+    def enforce_limits(self, handles: list[JobHandle], now: float) -> None:
+        """A backstop for jobs the backend does not limit itself (default: none needed)."""

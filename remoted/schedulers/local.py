@@ -30,12 +30,13 @@ from pathlib import Path
 import psutil
 
 from ailabber import proctree
+from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
 from remoted import identity
 from remoted.containment import Containment, JobGroup
 from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, JobSpec
-from remoted.schedulers.base import Blocked, JobHandle, JobState
+from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler
 
 log = logging.getLogger(__name__)
 #: The environment variable that marks every process of a job (the wrapper sets it for
@@ -62,7 +63,7 @@ def detect_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-class LocalScheduler:
+class LocalScheduler(Scheduler):
     name = "local"
 
     def __init__(self, root: Path, gpus: int | None = None, kill_grace: float = 10.0,
@@ -346,16 +347,16 @@ def _is_our_wrapper(pid: int, spec: JobSpec, group: JobGroup | None = None) -> b
     return "remoted.jobwrap" in cmd and _owned_by(proc, spec.uid) and env_task == spec.task_id
 
 
-def create(root: Path, gpus: int | None = None, kill_grace: float = 10.0, containment: str = "auto",
-           **_: object) -> LocalScheduler:
-    """``containment``: "auto" (the best this machine offers), "cgroup" (refuse to run
-    without a writable cgroup) or "processes" (never use cgroups)."""
+def create(settings: RemotedSettings) -> LocalScheduler:
+    """The local scheduler as remoted.yaml describes it.  ``containment``: "auto" (the
+    best this machine offers), "cgroup" (refuse to run without a writable cgroup) or
+    "processes" (never use cgroups)."""
     chosen = None
-    if containment == "processes":
+    if settings.containment == "processes":
         chosen = Containment.processes_only()
-    elif containment == "cgroup":
+    elif settings.containment == "cgroup":
         chosen = Containment.detect()
         if not chosen.cgroups:
             raise ValueError("containment: cgroup, but no writable cgroup hierarchy is available "
                              "(remoted must be root, with cgroup v2 or a v1 freezer mounted)")
-    return LocalScheduler(root, gpus=gpus, kill_grace=kill_grace, containment=chosen)
+    return LocalScheduler(settings.root, gpus=settings.gpus, kill_grace=settings.kill_grace, containment=chosen)

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber.settings import SlurmOptions
+from ailabber.settings import RemotedSettings, SlurmOptions
 from ailabber.task import RUNNING
 from remoted import identity
 from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
-from remoted.schedulers.base import JobHandle, JobState, SchedulerUnavailable, SubmitError
+from remoted.schedulers.base import JobHandle, JobState, Scheduler, SchedulerUnavailable, SubmitError
 from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def job_name(task_id: str) -> str:
     return f"ailabber-{task_id}"
 
 
-class SlurmScheduler:
+class SlurmScheduler(Scheduler):
     name = "slurm"
     queues = True    # never blocks: remoted may launch a whole batch at once
     #: sbatch runs remoted may have in flight (worker threads): each mostly waits for
@@ -383,6 +383,6 @@ def jobcomp_record(path: Path, job_id: str) -> dict[str, str] | None:
     return {"state": last.get("JobState", ""), "exit_code": last.get("ExitCode", ""), "nodes": last.get("NodeList", "")}
 
 
-def create(slurm: SlurmOptions | None = None, kill_grace: float = 10.0, root: Path | None = None,
-           **_: Any) -> SlurmScheduler:
-    return SlurmScheduler(slurm, kill_grace, root)
+def create(settings: RemotedSettings) -> SlurmScheduler:
+    """The Slurm scheduler as remoted.yaml describes it."""
+    return SlurmScheduler(settings.slurm, settings.kill_grace, settings.root)
