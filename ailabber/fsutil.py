@@ -243,21 +243,6 @@ def fsync_tree(root: str | os.PathLike[str]) -> None:
         fsync_dir(dirpath)
 
 
-def real_dir(path: Path, mode: int = 0o755) -> Path:
-    """``path`` as a real directory: a symlink or file placed there is removed first.
-    For directories remoted creates inside a user's area, whose parent it has checked."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        os.mkdir(path, mode)
-        return path
-    if stat.S_ISDIR(st.st_mode):
-        return path
-    os.unlink(path)
-    os.mkdir(path, mode)
-    return path
-
-
 def ensure_dirs(*paths: str | os.PathLike[str], mode: int = 0o755) -> None:
     for p in paths:
         os.makedirs(p, mode=mode, exist_ok=True)

@@ -1,17 +1,20 @@
 """The remote spool's layout, shared by spoold (which writes into it through rsync) and
 remoted (which owns it).
 
-``<root>/users/<user>/`` is everything one student's transport may touch; later an admin
-can pin a student's key to exactly that directory.  Everything remoted must be able to
-trust lives outside it, in ``<root>/state/``.
+``<root>/users/<user>/`` is everything one student's transport may touch (an admin pins
+a student's ssh key to exactly that directory with rrsync).  Everything remoted must be
+able to trust lives outside it, in ``<root>/state/``.
 
     users/<user>/incoming/tmp/<id>/      upload in progress (spoold writes)
     users/<user>/incoming/commit/<id>.json  manifest: the upload is complete (spoold writes)
     users/<user>/requests/<id>.cancel    a cancel request (spoold writes)
     users/<user>/tasks/<id>/             the accepted task: task.toml, meta.json, files/, run/
+                                         (tasks/ itself is remoted's, root-owned)
     users/<user>/outbox/<id>/            what spoold pulls: status.json, events.jsonl, logs/
     state/active/<user>/<id>.json        remoted's own record of an unfinished task
     state/done/<user>/<id>.json          ... and of a finished one
+    state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
+    state/owed/<user>/<id>               an outbox behind its record (republished after a restart)
     envs/                                cached Python environments
     remoted.lock, heartbeat.json
 """

@@ -21,7 +21,7 @@ class SettingsError(ValueError):
 
 class SpooldSettings(NamedTuple):
     spool: Path
-    remote: str                      # a local path, or ssh://user@host[:port]/path later
+    remote: str                      # a local path, or ssh://[user@]host[:port]/path
     poll_interval: float = 1.0       # seconds between status pulls while tasks are active
     rescan_interval: float = 5.0     # full rescan even without filesystem events
     identity_file: str | None = None

@@ -40,7 +40,7 @@ class JobSpec:
     wheels: list[str] = field(default_factory=list)
     uv: str | None = None               # absolute path of uv, as found by remoted
     python: str | None = None           # interpreter that runs the job wrapper
-    signal_before: int = 0              # seconds before the limit to send USR1 (local runs)
+    signal_before: int = 0              # seconds before the limit the commands get USR1
     path: str | None = None             # PATH for the commands (remoted's, minus its own virtualenv)
     max_log_bytes: int | None = None    # output kept in the task's logs (None: no cap)
     uid: int | None = None              # the account the job runs as (from the user dir's owner)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ailabber import statusfile
 from ailabber.daemonlock import holder_pid
 from ailabber.home import spool_path
 from ailabber.ids import TaskLookupError
@@ -61,7 +60,3 @@ def print_json(obj: Any) -> None:
 
 def spoold_pid(spool: Spool) -> int | None:
     return holder_pid(spool.root / "spoold.lock")
-
-
-def read_status_dir(task_dir: Path) -> TaskStatus | None:
-    return statusfile.read_status(task_dir)
