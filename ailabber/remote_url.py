@@ -1,4 +1,5 @@
-"""Where the remote spool is: a local path, or ``ssh://user@host[:port]/path``.
+"""Where the remote spool is: a local path, or ``ssh://user@host[:port]/path``, parsed once
+(``parse_remote``) into a typed value that spoold's transport takes as it is.
 
 For a local path the user's area is ``<path>/users/<login>``.  For ssh the path *is* the
 user's area as the remote side spells it: with a key pinned by ``rrsync`` it is ``/`` (the
@@ -8,7 +9,8 @@ restricted directory's root); without, the absolute ``/srv/ailabber/users/<name>
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, Union
 from urllib.parse import unquote, urlsplit
 
 # Both matched with ``fullmatch``: ``$`` would also accept a trailing newline.
@@ -33,6 +35,32 @@ class SshRemote(NamedTuple):
     def __str__(self) -> str:
         port = f":{self.port}" if self.port else ""
         return f"ssh://{self.destination}{port}{self.path}"
+
+
+class LocalRemote(NamedTuple):
+    """The remote root as a path this machine reaches (the same machine, or a shared
+    filesystem); the user's area is ``<root>/users/<login>``."""
+
+    root: Path
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+
+Remote = Union[LocalRemote, SshRemote]
+
+
+def parse_remote(text: str, base: Path) -> Remote:
+    """``remote`` as written in spoold.yaml: an ``ssh://`` URL, or a path (``~`` expanded,
+    relative to ``base``, the YAML file's directory).  RemoteUrlError says what is wrong."""
+    if not text or "\0" in text:
+        raise RemoteUrlError("must be a path (or ssh:// URL) string")
+    if text.startswith("ssh://"):
+        return parse_ssh_url(text)
+    if "://" in text:
+        raise RemoteUrlError("must be a local path or an ssh:// URL")
+    path = Path(text).expanduser()
+    return LocalRemote(path if path.is_absolute() else base / path)
 
 
 def parse_ssh_url(url: str) -> SshRemote:

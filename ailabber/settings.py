@@ -7,12 +7,15 @@ keys, wrong types and impossible values each get one line naming the file and th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber.home import ailabber_home
 from ailabber.upload_limits import (DEFAULT_MAX_DISK_BYTES, DEFAULT_MAX_INCOMING, DEFAULT_MAX_LOG_BYTES,
                                     UploadLimits)
 from ailabber.suggest import closest
+
+if TYPE_CHECKING:       # parsed only where a spoold.yaml is read: the CLI starts faster
+    from ailabber.remote_url import Remote
 
 
 class SettingsError(ValueError):
@@ -21,7 +24,7 @@ class SettingsError(ValueError):
 
 class SpooldSettings(NamedTuple):
     spool: Path
-    remote: str                      # a local path, or ssh://[user@]host[:port]/path
+    remote: Remote                   # a local path, or ssh://[user@]host[:port]/path, parsed
     poll_interval: float = 1.0       # seconds between status pulls while tasks are active
     rescan_interval: float = 5.0     # full rescan even without filesystem events
     identity_file: str | None = None
@@ -31,9 +34,6 @@ class SpooldSettings(NamedTuple):
     max_upload_files: int | None = None
     source: Path | None = None
 
-    @property
-    def is_ssh(self) -> bool:
-        return self.remote.startswith("ssh://")
 
 
 class SlurmOptions(NamedTuple):
@@ -155,7 +155,9 @@ SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_
 
 def default_spoold_settings() -> SpooldSettings:
     home = ailabber_home()
-    return SpooldSettings(spool=home / "spool", remote=str(home / "remote"))
+    from ailabber.remote_url import LocalRemote
+
+    return SpooldSettings(spool=home / "spool", remote=LocalRemote(home / "remote"))
 
 
 def load_spoold_settings(path: Path | None) -> SpooldSettings:
@@ -168,21 +170,16 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
     data = _load_yaml(path)
     _check_keys(path, data, SPOOLD_KEYS)
     defaults = default_spoold_settings()
-    remote = data.get("remote", defaults.remote)
-    if not isinstance(remote, str) or not remote or "\0" in remote:
-        raise SettingsError(f"{path}: remote: must be a path (or ssh:// URL) string")
-    if remote.startswith("ssh://"):
-        from ailabber.remote_url import RemoteUrlError, parse_ssh_url
+    from ailabber.remote_url import RemoteUrlError, parse_remote
 
+    remote: Remote = defaults.remote
+    if "remote" in data:
+        if not isinstance(data["remote"], str):
+            raise SettingsError(f"{path}: remote: must be a path (or ssh:// URL) string")
         try:
-            remote = str(parse_ssh_url(remote))
+            remote = parse_remote(data["remote"], path.parent)
         except RemoteUrlError as exc:
             raise SettingsError(f"{path}: remote: {exc}") from None
-    elif "://" in remote:
-        raise SettingsError(f"{path}: remote: must be a local path or an ssh:// URL")
-    else:
-        remote_path = Path(remote).expanduser()
-        remote = str(remote_path if remote_path.is_absolute() else path.parent / remote_path)
     opts = data.get("ssh_options", [])
     if not isinstance(opts, list) or not all(isinstance(o, str) and o and "\n" not in o and "=" in o
                                              and not o.startswith("-") for o in opts):

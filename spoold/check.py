@@ -24,7 +24,7 @@ def run_checks(settings: SpooldSettings) -> list[Check]:
             beat = Path(tmp) / "remoted.json"
             try:
                 transport.list_area()
-                checks.append(Check("remote reachable", True, settings.remote))
+                checks.append(Check("remote reachable", True, str(settings.remote)))
             except TransportError as exc:
                 checks.append(Check("remote reachable", False, str(exc)))
                 return checks

@@ -19,6 +19,7 @@ from ailabber.faults import crash_point
 from ailabber.home import os_user
 from ailabber.pathlimits import tree_problems
 from ailabber.remote_layout import UserArea
+from ailabber.remote_url import LocalRemote
 from ailabber.settings import SpooldSettings
 from ailabber.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
 from ailabber.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
@@ -291,15 +292,15 @@ def path_problem(task_dir: Path) -> str | None:
 
 
 def make_transport(settings: SpooldSettings) -> RsyncTransport:
-    if settings.is_ssh:
-        from ailabber.remote_url import parse_ssh_url
-        from spoold.ssh import ssh_command
+    """rsync to the remote as settings parsed it: a local path, or ssh."""
+    remote = settings.remote
+    if isinstance(remote, LocalRemote):
+        return RsyncTransport(str(UserArea(remote.root, os_user()).path))
+    from spoold.ssh import ssh_command
 
-        remote = parse_ssh_url(settings.remote)
-        rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
-        return RsyncTransport(remote.path, rsh=rsh, host_prefix=remote.destination + ":",
-                              timeout=3 * settings.connect_timeout)
-    return RsyncTransport(str(UserArea(Path(settings.remote), os_user()).path))
+    rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
+    return RsyncTransport(remote.path, rsh=rsh, host_prefix=remote.destination + ":",
+                          timeout=3 * settings.connect_timeout)
 
 
 def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] | None = None) -> int:

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     spool = get_spool()
     try:
         settings = load_spoold_settings(None)
-        remote: str | None = settings.remote
+        remote: str | None = str(settings.remote)
         problem = None
     except SettingsError as exc:
         remote, problem = None, str(exc)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ailabber.remote_url import SshRemote
 from ailabber.settings import SettingsError, load_remoted_settings, load_spoold_settings
 
 
@@ -42,12 +43,12 @@ def test_remoted_settings_errors(tmp_path: Path, text: str, field: str) -> None:
 def test_spoold_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AILABBER_HOME", str(tmp_path / "home"))
     d = load_spoold_settings(None)
-    assert d.spool == tmp_path / "home" / "spool" and d.remote == str(tmp_path / "home" / "remote")
+    assert d.spool == tmp_path / "home" / "spool" and str(d.remote) == str(tmp_path / "home" / "remote")
     s = load_spoold_settings(_write(tmp_path, "remote: r\npoll_interval: 2\n"))
-    assert s.remote == str(tmp_path / "r") and s.poll_interval == 2.0
+    assert str(s.remote) == str(tmp_path / "r") and s.poll_interval == 2.0
     ssh = load_spoold_settings(_write(tmp_path, "remote: ssh://alice@cluster.example:2222/\n"
                                               "identity_file: key\nssh_options: [StrictHostKeyChecking=yes]\n"))
-    assert ssh.is_ssh and ssh.remote == "ssh://alice@cluster.example:2222/"
+    assert isinstance(ssh.remote, SshRemote) and str(ssh.remote) == "ssh://alice@cluster.example:2222/"
     assert ssh.identity_file == str(tmp_path / "key") and ssh.ssh_options == ("StrictHostKeyChecking=yes",)
     for text in ("remote: 5\n", "remotes: /x\n", "ssh_options: x\n", "remote: ssh://u@h/p/../q\n",
                  "remote: ssh://u:pw@h/p\n", "remote: ssh://u@h:99999/p\n", "remote: http://h/p\n",
