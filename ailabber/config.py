@@ -375,17 +375,10 @@ def _resources(p: _Problems, tbl: dict[str, Any]) -> Resources:
     )
 
 
-def _upload_root(p: _Problems, tbl: dict[str, Any], source: Path,
-                 override: Path | None) -> tuple[str, Path | None]:
+def _upload_root(p: _Problems, tbl: dict[str, Any], source: Path) -> tuple[str, Path | None]:
     """Normalised ``files.upload`` and the resolved directory to check files against."""
     raw = tbl.get("upload", _DEFAULT_FILES.upload)
     norm = _rel_path(p, "files.upload", raw)
-    if override is not None:
-        root = Path(os.path.realpath(override))
-        if not root.is_dir():
-            p.add("files.upload", f"the uploaded directory {_q(str(override))} does not exist")
-            return norm or ".", None
-        return norm or ".", root
     if norm is None:
         return ".", None
     base = os.path.realpath(source.absolute().parent)
@@ -513,17 +506,15 @@ def _outputs(p: _Problems, tbl: dict[str, Any], key: str, workdir: str,
 # --------------------------------------------------------------------------- entry points
 
 
-def parse_task_config(text: str, source: Path, upload_root: Path | None = None, *,
-                      check_files: bool = True) -> TaskConfig:
+def parse_task_config(text: str, source: Path, *, check_files: bool = True) -> TaskConfig:
     """Validate the TOML ``text`` of ``source``.
 
-    Without ``upload_root`` the upload directory is ``files.upload`` next to ``source`` and
-    must exist.  With it, ``files.upload`` is only checked for syntax and every file check
-    runs against ``upload_root``.  ``check_files=False`` checks no file at all (every
-    path is still checked for syntax): remoted, which may be root, parses the bytes it
-    read through a handle and never resolves a path in the student's upload; the job
-    wrapper, running as the student, finds missing files.  Raises ``ConfigError`` listing
-    every problem.
+    The upload directory is ``files.upload`` next to ``source`` and must exist, and every
+    file the config names is checked in it.  ``check_files=False`` checks no file at all
+    (every path is still checked for syntax): remoted, which may be root, parses the
+    bytes it read through a handle and never resolves a path in the student's upload; the
+    job wrapper, running as the student, finds missing files.  Raises ``ConfigError``
+    listing every problem.
     """
     p = _Problems(source)
     try:
@@ -538,7 +529,7 @@ def parse_task_config(text: str, source: Path, upload_root: Path | None = None, 
     resources = _resources(p, tables["resources"] or {})
     files_tbl = tables["files"] or {}
     if check_files:
-        upload, root = _upload_root(p, files_tbl, source, upload_root)
+        upload, root = _upload_root(p, files_tbl, source)
     else:
         upload, root = _rel_path(p, "files.upload", files_tbl.get("upload", _DEFAULT_FILES.upload)) or ".", None
     ignore = _patterns(p, files_tbl)
@@ -569,9 +560,21 @@ def parse_task_config(text: str, source: Path, upload_root: Path | None = None, 
     )
 
 
-def load_task_config(path: Path, *, upload_root_override: Path | None = None) -> TaskConfig:
+def load_task_config(path: Path) -> TaskConfig:
     """Read and validate a task_config.toml; see ``parse_task_config``."""
+    return load_task_config_bytes(path)[0]
+
+
+def load_task_config_bytes(path: Path) -> tuple[TaskConfig, bytes]:
+    """The config and the very bytes it was validated from (which ``submit`` stores: the
+    file is read once)."""
     path = Path(path)
+    data = read_config_bytes(path)
+    return parse_task_config(decode_config(data, path), path), data
+
+
+def read_config_bytes(path: Path) -> bytes:
+    """The bytes of a config file: a regular file of at most 1 MiB, else ConfigError."""
     p = _Problems(path)
     data = b""
     try:
@@ -593,7 +596,7 @@ def load_task_config(path: Path, *, upload_root_override: Path | None = None) ->
         p.add("file", f"cannot be read: {exc.strerror or exc}")
     if p.lines:
         raise ConfigError(p.lines)
-    return parse_task_config(decode_config(data, path), path, upload_root_override)
+    return data
 
 
 def decode_config(data: bytes, source: Path) -> str:

@@ -44,7 +44,6 @@ class SlurmOptions(NamedTuple):
     qos: str | None = None
     extra_args: tuple[str, ...] = ()
     gpu_option: str = "gres"          # "gres": --gres=gpu:N; "gpus": --gpus=N
-    signal_before_timeout: int = 60   # copied from the top-level key of the same name
     bin_dir: str | None = None        # where sbatch/squeue/scontrol/scancel live (default: PATH)
     lost_after: float = 300.0         # seconds a job may be missing from Slurm before "lost"
     jobcomp_log: str | None = None    # JobCompLoc of jobcomp/filetxt, read when sacct has nothing
@@ -240,6 +239,13 @@ def _opt_str(path: Path, sec: dict[str, Any], key: str, where: str) -> str | Non
     return v
 
 
+def _signal_before(path: Path, data: dict[str, Any]) -> int:
+    sig = data.get("signal_before_timeout", 60)
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 0 <= sig <= 65535:
+        raise SettingsError(f"{path}: signal_before_timeout: must be whole seconds from 0 to 65535")
+    return sig
+
+
 def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
     sec = _section(path, data, "slurm", SLURM_KEYS)
     extra = sec.get("extra_args", [])
@@ -248,13 +254,10 @@ def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
     gpu_option = sec.get("gpu_option", "gres")
     if gpu_option not in ("gres", "gpus"):
         raise SettingsError(f"{path}: slurm.gpu_option: must be 'gres' or 'gpus', got {gpu_option!r}")
-    sig = data.get("signal_before_timeout", 60)
-    if isinstance(sig, bool) or not isinstance(sig, int) or not 0 <= sig <= 65535:
-        raise SettingsError(f"{path}: signal_before_timeout: must be whole seconds from 0 to 65535")
     return SlurmOptions(
         partition=_opt_str(path, sec, "partition", "slurm"), account=_opt_str(path, sec, "account", "slurm"),
         qos=_opt_str(path, sec, "qos", "slurm"), extra_args=tuple(extra), gpu_option=gpu_option,
-        signal_before_timeout=sig, bin_dir=_opt_str(path, sec, "bin_dir", "slurm"),
+        bin_dir=_opt_str(path, sec, "bin_dir", "slurm"),
         lost_after=_number(path, sec, "lost_after", 300.0, 0, 86400 * 7),
         jobcomp_log=_opt_str(path, sec, "jobcomp_log", "slurm"),
     )
@@ -318,7 +321,7 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         uv=_program(path, data, "uv"),
         job_path=_job_path(path, data.get("job_path", DEFAULT_JOB_PATH)),
         containment=containment,
-        signal_before_timeout=_slurm(path, data).signal_before_timeout,
+        signal_before_timeout=_signal_before(path, data),
         transport_account=_account(path, data.get("transport_account")),
         slurm=_slurm(path, data),
         limits=_limits(path, data),

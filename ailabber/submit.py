@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ailabber import __version__, fsutil, ids, statusfile
-from ailabber.config import ConfigError, TaskConfig, load_task_config
+from ailabber.config import ConfigError, TaskConfig, load_task_config_bytes
 from ailabber.home import os_user
 from ailabber.manifest import manifest_of
 from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
@@ -32,7 +32,7 @@ class Submitted(NamedTuple):
 
 def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
     """Validate everything before anything is written (raises ConfigError)."""
-    cfg = load_task_config(config_path)
+    cfg, raw = load_task_config_bytes(config_path)
     plan = plan_snapshot(cfg)
     limits = limits or UploadLimits()
     too_big = limits.problem(plan.total_bytes, plan.file_count)
@@ -43,7 +43,7 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     over_quota = limits.quota_problem(plan.disk_bytes)    # as of the last limits.json spoold pulled
     if over_quota:
         raise ConfigError([f"{config_path.name}: files.upload: {over_quota}"])
-    return cfg, plan, config_path.read_bytes()
+    return cfg, plan, raw
 
 
 def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:

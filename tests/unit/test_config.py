@@ -160,26 +160,6 @@ def test_internal_symlinks_are_fine(proj: Path) -> None:
     assert cfg.environment.pyproject_toml == "py.toml"
 
 
-def test_upload_root_override_checks_the_other_tree(proj: Path, tmp_path: Path) -> None:
-    other = tmp_path / "uploaded"
-    other.mkdir()
-    (other / "pyproject.toml").write_text("")
-    (other / "uv.lock").write_text("")
-    text = ('[environment]\npyproject_toml = "pyproject.toml"\nuv_lock = "uv.lock"\n'
-            f'[files]\nupload = "does/not/exist/here"\n{RUN}')
-    cfg = load_task_config(write(proj, text), upload_root_override=other)
-    assert cfg.upload_root == other.resolve()
-    assert cfg.files.upload == "does/not/exist/here"
-    (other / "uv.lock").unlink()
-    with pytest.raises(ConfigError, match="environment.uv_lock: 'uv.lock' does not exist"):
-        load_task_config(proj / NAME, upload_root_override=other)
-
-
-def test_parse_task_config_uses_given_root(proj: Path, tmp_path: Path) -> None:
-    cfg = parse_task_config(RUN, tmp_path / "elsewhere" / NAME, proj)
-    assert cfg.upload_root == proj.resolve()
-
-
 def test_utf8_bom_is_accepted(proj: Path) -> None:
     cfg = load_task_config(write(proj, b"\xef\xbb\xbf" + RUN.encode()))
     assert cfg.run.commands == ("python train.py",)
