@@ -17,7 +17,6 @@ from ailabber.config import (
     Resources,
     Run,
     load_task_config,
-    parse_task_config,
 )
 
 EXAMPLE = """\
