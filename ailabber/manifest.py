@@ -74,7 +74,7 @@ def verify_manifest(root: Path | int, manifest: Any) -> list[str]:
             st = walk.lstat(rel)
             if st is None:
                 problems.append(f"{rel}: missing")
-            elif st is _OUTSIDE:
+            elif isinstance(st, _Outside):
                 problems.append(f"{rel}: leads outside the upload (through a symlink)")
             elif stat.S_ISLNK(st.st_mode):
                 problems.append(f"{rel}: is a symlink, not a file")
@@ -84,12 +84,17 @@ def verify_manifest(root: Path | int, manifest: Any) -> list[str]:
                 break
         for rel in links:
             st = walk.lstat(rel) if _safe_rel(rel) else None
-            if st is None or st is _OUTSIDE or not stat.S_ISLNK(st.st_mode):
+            if st is None or isinstance(st, _Outside) or not stat.S_ISLNK(st.st_mode):
                 problems.append(f"{rel}: symlink missing")
     return problems
 
 
-_OUTSIDE: Any = object()    # a directory on the way is not a real directory
+class _Outside:
+    """What ``_Walker.lstat`` says of a path with a directory on the way that is not a
+    real directory (a symlink swapped in, a file)."""
+
+
+_OUTSIDE = _Outside()
 
 
 class _Walker:
@@ -113,7 +118,7 @@ class _Walker:
         if self._own:
             os.close(self._root)
 
-    def lstat(self, rel: str) -> os.stat_result | None:
+    def lstat(self, rel: str) -> os.stat_result | _Outside | None:
         *dirs, name = rel.split("/")
         keep = 0
         while keep < min(len(dirs), len(self._stack)) and self._stack[keep][0] == dirs[keep]:

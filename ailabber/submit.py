@@ -81,7 +81,7 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
             for member in (TASK_TOML, META):
                 files_listed[member] = os.stat(tmp / member).st_size
             fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, links))
-            status = TaskStatus(id=task_id, owner=meta["owner"], submitted_at=submitted_at)
+            status = TaskStatus(id=task_id, owner=os_user(), submitted_at=submitted_at)
             status, event = transition(status, "pending", "waiting_for_upload",
                                        upload_bytes_total=plan.total_bytes)
             event["event"] = "submitted"

@@ -45,8 +45,8 @@ class UploadLimits(NamedTuple):
     def tighter(self, other: UploadLimits) -> UploadLimits:
         """The lower of each pair of limits; the usage known to either side."""
         used = [u for u in (self.disk_used_bytes, other.disk_used_bytes) if u is not None]
-        return UploadLimits(*(_low(a, b) for a, b in zip(self[:5], other[:5])),
-                            disk_used_bytes=max(used) if used else None)
+        low = [_low(a, b) for a, b in zip(self[:5], other[:5])]
+        return UploadLimits(low[0], low[1], low[2], low[3], low[4], max(used) if used else None)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dict(zip(_KEYS, self[:5])), USED_KEY: self.disk_used_bytes}
@@ -60,7 +60,8 @@ class UploadLimits(NamedTuple):
         def num(v: Any, lowest: int = 1) -> int | None:
             return v if isinstance(v, int) and not isinstance(v, bool) and v >= lowest else None
 
-        return cls(*(num(d.get(k)) for k in _KEYS), disk_used_bytes=num(d.get(USED_KEY), 0))
+        caps = [num(d.get(k)) for k in _KEYS]
+        return cls(caps[0], caps[1], caps[2], caps[3], caps[4], num(d.get(USED_KEY), 0))
 
     def problem(self, total_bytes: int, file_count: int) -> str | None:
         """What is over the per-upload limits, in words, or None."""

@@ -188,7 +188,7 @@ class Containment:
         memory_dir = None
         if self.memory_base is not None:
             memory_dir = kill_dir if self.memory_base == self.kill_base else _fresh(self.memory_base / name)
-            if memory_mb:
+            if memory_mb and memory_dir is not None:
                 _set_memory_limit(Path(memory_dir), self.memory_kind, memory_mb)
         extra = tuple(_fresh(b / name) for b in self.extra_bases)
         return JobGroup(name, kill_dir, memory_dir, extra)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from ailabber import fsutil
 from ailabber.daemon import DaemonLoop
@@ -340,7 +341,7 @@ class Remoted:
         self.scheduler.enforce_limits(self._active_handles(), time.time())
 
     def _apply(self, rec: TaskRecord, js: JobState) -> None:
-        fields: dict[str, object] = {}
+        fields: dict[str, Any] = {}
         if js.exit_code is not None:
             fields["exit_code"] = js.exit_code
         if js.message:
@@ -417,6 +418,7 @@ class Remoted:
                 self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
             active = self._active_handles()
             for rec in batch:
+                assert rec.spec is not None          # every record with an intent has a spec
                 self._in_flight[(rec.user, rec.id)] = (rec, self._pool.submit(self._try_submit, rec.spec, active))
                 self._last_served[rec.user] = time.monotonic()
 

@@ -51,12 +51,21 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
 from ailabber.fsutil import atomic_write_json, fsync_tree, read_json_or_none
 from ailabber.task import now_iso
+
+
+class LogStream(Protocol):
+    """Where the build says what it does (the task's setup.log, capped with its logs)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
 
 #: Bumped when the cache layout or the build recipe changes, so old entries are not reused.
 KEY_FORMAT = b"ailabber-env-v1"
@@ -316,7 +325,7 @@ def private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> N
 
 # --- building -----------------------------------------------------------------------------
 
-def _say(log: TextIO, message: str) -> None:
+def _say(log: LogStream, message: str) -> None:
     log.write(f"[ailabber] {message}\n")
     log.flush()
 
@@ -335,7 +344,7 @@ def _summary(lines: deque[str]) -> str:
     return f"{head}: {causes[-1]}" if causes and causes[-1] else head
 
 
-def _run_uv(what: str, argv: list[str], log: TextIO, *, cwd: Path, env: dict[str, str]) -> None:
+def _run_uv(what: str, argv: list[str], log: LogStream, *, cwd: Path, env: dict[str, str]) -> None:
     """Run uv, copying its output line by line to ``log`` (which may be any text stream,
     not only a real file), and raise a one-line ``EnvBuildError`` on failure."""
     _say(log, "$ " + " ".join(argv))
@@ -387,7 +396,7 @@ def _read_ready(keydir: Path, key: str) -> dict[str, Any] | None:
     return None
 
 
-def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log: TextIO) -> None:
+def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log: LogStream) -> None:
     venv = keydir / "venv"
     cache_root = keydir.parent
     keydir.mkdir()
@@ -418,7 +427,7 @@ def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log:
     fsync_tree(venv)
 
 
-def ensure_env(spec: EnvSpec, cache_root: Path, log: TextIO, *, uv: str = "uv") -> EnvResult:
+def ensure_env(spec: EnvSpec, cache_root: Path, log: LogStream, *, uv: str = "uv") -> EnvResult:
     """Return a ready virtualenv for ``spec``, building it unless an identical one exists.
 
     Progress lines (``[ailabber] ...``) and uv's full output go to ``log``.  Raises

@@ -25,7 +25,7 @@ def merge_remote(local: TaskStatus, remote: TaskStatus, remote_events: list[dict
     for name in REMOTE_FIELDS:
         setattr(new, name, getattr(remote, name))
     new.extra["remote_seq"] = remote.seq
-    fresh = []
+    fresh: list[dict[str, Any]] = []
     for e in remote_events:
         if isinstance(e.get("seq"), int) and e["seq"] > seen:
             fresh.append(dict(e, source="remote", remote_seq=e["seq"], seq=local.seq + len(fresh) + 1))

@@ -13,6 +13,7 @@ renamed into place.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import stat
 import time
@@ -85,7 +86,7 @@ def split_streams(logs: Path, dest: SafeDir) -> int:
         return 0
     for name, stream in STREAMS.items():
         data = split_stream(logs, stream)
-        dest.replace_with(f"{name}.log", lambda fd, data=data: _write_all(fd, data))
+        dest.replace_with(f"{name}.log", functools.partial(_write_all, data=data))
     return len(STREAMS)
 
 

@@ -85,7 +85,7 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
     return ap
 
 
-def _help(ap: argparse.ArgumentParser, sub: argparse._SubParsersAction, args: argparse.Namespace) -> int:  # type: ignore[type-arg]
+def _help(ap: argparse.ArgumentParser, sub: argparse._SubParsersAction, args: argparse.Namespace) -> int:
     if args.topic:
         if args.topic not in sub.choices:
             print(f"ailabber: no command '{args.topic}'", file=sys.stderr)

@@ -17,4 +17,5 @@ def load_scheduler(settings: RemotedSettings) -> Scheduler:
         module = importlib.import_module(_MODULES[settings.scheduler])
     except KeyError:
         raise ValueError(f"unknown scheduler {settings.scheduler!r}; known: {', '.join(_MODULES)}") from None
-    return module.create(settings)  # type: ignore[no-any-return]
+    scheduler: Scheduler = module.create(settings)
+    return scheduler

@@ -71,7 +71,7 @@ class SlurmScheduler(Scheduler):
         try:
             stdin = {"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}
             return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
-                                  **stdin, **identity.popen_kwargs(uid, gid))  # type: ignore[call-overload]
+                                  **stdin, **identity.popen_kwargs(uid, gid))
         except FileNotFoundError:
             raise SubmitError(f"{args[0]} not found: is Slurm installed here?") from None
         except subprocess.TimeoutExpired:
