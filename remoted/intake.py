@@ -148,30 +148,32 @@ class Intake:
         self.defer_queued_saves = False
 
     def scan_user(self, area: UserArea, next_order: int) -> list[TaskRecord]:
-        """Accept what one student has committed (numbered from ``next_order`` on)."""
+        """Accept what one student has committed (numbered from ``next_order`` on).  What
+        was accepted before anything went wrong is returned all the same: its marker is
+        gone, so no later pass would bring it back."""
+        out: list[TaskRecord] = []
         try:
-            return self._scan_area(area, next_order)
+            self._scan_area(area, next_order, out)
         except (OSError, IdentityError) as exc:
             # One student's broken or hostile area never stops the others.
             if area.user not in self._warned:
                 log.warning("%s: skipping this user's area: %s", area.user, exc)
                 self._warned.add(area.user)
-            return []
         except Exception:  # noqa: BLE001 - whatever a student's files provoke costs only that student
             if area.user not in self._warned:
                 log.exception("%s: skipping this user's area after an unexpected error", area.user)
                 self._warned.add(area.user)
-            return []
+        return out
 
-    def _scan_area(self, area: UserArea, order: int) -> list[TaskRecord]:
+    def _scan_area(self, area: UserArea, order: int, out: list[TaskRecord]) -> None:
+        """Accept one student's committed uploads into ``out`` (filled as it goes)."""
         adir, run_as = open_area(self.root, area.user, self.transport_account)
-        out: list[TaskRecord] = []
         try:
             self._publish_limits(adir)
             try:
                 incoming = adir.sub("incoming")
             except FileNotFoundError:
-                return out
+                return
             with incoming, incoming.sub("commit") as commit, fsutil.deferred_fsync(self.root) as group:
                 admitted: list[TaskRecord] = []
                 for name in commit.listdir():
@@ -186,7 +188,10 @@ class Intake:
                 # flush for the user's whole batch instead of one per task.
                 group.barrier()
                 for known in admitted:
-                    out.append(self._take(area, adir, incoming, commit, known, run_as))
+                    try:
+                        out.append(self._take(area, adir, incoming, commit, known, run_as))
+                    except OSError as exc:   # the marker stays: the next pass tries again
+                        log.warning("%s: cannot take task %s yet: %s", area.user, known.id, exc)
                 with incoming.sub("tmp") as tmp:
                     for name in surplus_in_flight(tmp, commit, self.limits.max_incoming):
                         log.warning("%s: removing upload %s: more than %d uploads in flight",
@@ -195,7 +200,6 @@ class Intake:
             self._warned.discard(area.user)
         finally:
             adir.close()
-        return out
 
     def _admit(self, area: UserArea, adir: SafeDir, incoming: SafeDir, commit: SafeDir, marker: str,
                order: int) -> TaskRecord | None:
