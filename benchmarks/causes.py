@@ -117,3 +117,21 @@ BEFORE_AFTER: tuple[tuple[str, str, str], ...] = (
      "inotify asked only for events that can mean new work (the before run shared the machine with other load)"),
     ("idle remoted: CPU", "0.583 %", "as above"),
 )
+
+
+#: Rows that got worse with the work that makes remoted safe to run as root beside
+#: students, and why.  Shown in every run's report next to this run's own figures.
+SECURITY_COSTS = """\
+## What running safely as root costs
+
+Before: the full run of 2026-11-28 15:15 UTC (same machine). These rows got worse with the
+changes that make remoted safe beside hostile students (see the trust model in
+docs/architecture.md), for these reasons:
+
+| figure | before | first run after (2026-11-29 17:08 UTC) | why |
+|---|---|---|---|
+| burst, tasks/s until all have a job id (local transport) | 0.588x | 0.481x (a burst-only run after the intake was trimmed: 0.447x; the figure moves by about 0.05 between runs) | Every access to a student's directory is now a walk of directory handles from the root that follows no symlink (`open_beneath`, `SafeDir.sub`), with an owner check on what it opened: about 45 opens per task where a path was opened once, at roughly 75 µs per open on this machine's disk. Each upload's disk use is measured through its handle before it is taken (the per-student quota), its identity is checked again after the accepting rename (a swap in between is refused), `task.toml` and `meta.json` are read through handles and owner-checked, and the job spec travels inside the batch script. The intake now checks an upload through one open handle and reuses the task directory's handle for its files. |
+| burst, tasks/s until all have a job id (ssh) | 0.277x | 0.304x (burst-only run: 0.242x) | The same per-task costs; the ssh figure moves more between runs than it changed. |
+| submit, large project, fsync on (default) | 1.52x | 1.94x | The snapshot copies only the data of each file (holes of a sparse file stay holes, `SEEK_DATA`/`SEEK_HOLE` per file), which is what keeps a 1 GiB sparse file from taking 1 GiB twice; without the flush the same submit improved (1.17x to 1.08x), so most of the change is the flush's cost on this disk, which varies between runs. |
+| dispatch latency, submit -> running (local transport, Slurm) | 1.21x | 1.38x | The accept's extra checks (above) and the handle-based reads of the job's records; still well within its target. |
+"""
