@@ -29,7 +29,7 @@ from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, upload_pending, user_areas
-from remoted.jobspec import JobSpec
+from remoted.jobspec import JobDefaults, JobSpec
 from remoted.outage import WriteTrouble, passing, plain
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord
@@ -64,10 +64,8 @@ class Remoted:
             self._pool = None
 
     def _make_intake(self, settings: RemotedSettings) -> Intake:
-        intake = Intake(self.root, self.store, settings.kill_grace, settings.env_cache_dir,
-                        settings.job_python, settings.uv, settings.signal_before_timeout,
-                        settings.limits.published(),
-                        settings.transport_account, settings.job_path)
+        intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), settings.limits.published(),
+                        settings.transport_account)
         intake.defer_queued_saves = True     # see _save_unlaunched
         return intake
 

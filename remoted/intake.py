@@ -14,20 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import pwd
-import shutil
 import stat
-import sys
 from pathlib import Path
 
 from ailabber import fsutil, ids, manifest, spool as local_spool
-from ailabber.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, parse_frozen_config
+from ailabber.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
 from ailabber.faults import crash_point
-from ailabber.remote_layout import RUN, UserArea, valid_user
+from ailabber.remote_layout import UserArea, valid_user
 from ailabber.safedir import SafeDir, UnsafePath, open_beneath
 from ailabber.task import FAILED, now_iso, parse_iso, transition
 from ailabber.upload_limits import LIMITS_FILE, UploadLimits
-from remoted.identity import IdentityError, RunAs, current, find_uv, job_path, privileged
-from remoted.jobspec import JobSpec
+from remoted.identity import IdentityError, RunAs, current, privileged
+from remoted.jobspec import JobDefaults, build_spec
 from remoted.outage import passing, plain
 from remoted.quota import DiskUsage, surplus_in_flight
 from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord
@@ -101,43 +99,16 @@ def owned_dir(parent: SafeDir, name: str) -> SafeDir:
                       replace_bad=True)
 
 
-def build_spec(root: Path, area: UserArea, task_id: str, cfg: TaskConfig, kill_grace: float,
-               env_cache: Path, run_as: RunAs, job_python: str | None = None, uv: str | None = None,
-               signal_before: int = 0, path: str | None = None, max_log_bytes: int | None = None) -> JobSpec:
-    task_dir = area.task(task_id)
-    files = task_dir / local_spool.FILES
-    env = cfg.environment
-    return JobSpec(
-        task_id=task_id, user=area.user,
-        workdir=str(files / cfg.files.workdir if cfg.files.workdir != "." else files),
-        run_dir=str(task_dir / RUN), log_dir=str(area.task_outbox(task_id) / "logs"),
-        commands=list(cfg.run.commands), gpus=cfg.resources.gpus, cpus=cfg.resources.cpus,
-        memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
-        kill_grace=kill_grace, env_cache=str(env_cache / area.user),
-        pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
-        uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
-        wheels=[str(files / w) for w in env.extra_wheels],
-        uid=run_as.uid, gid=run_as.gid, uv=uv or find_uv(job_python), python=job_python or sys.executable,
-        signal_before=signal_before, path=job_path(path), max_log_bytes=max_log_bytes,
-    )
-
-
 class Intake:
-    def __init__(self, root: Path, store: RecordStore, kill_grace: float, env_cache: Path,
-                 job_python: str | None = None, uv: str | None = None, signal_before: int = 0,
-                 limits: UploadLimits | None = None, transport_account: str | None = None,
-                 job_path: str | None = None):
-        self.job_path = job_path
-        self.transport_account = transport_account
-        self.limits = limits or UploadLimits()
-        self.usage = DiskUsage(root)
-        self.signal_before = signal_before
-        self.job_python = job_python
-        self.uv = uv
+    def __init__(self, root: Path, store: RecordStore, jobs: JobDefaults,
+                 limits: UploadLimits | None = None, transport_account: str | None = None):
+        """``jobs``: what every accepted task's job spec gets from the admin's settings."""
         self.root = root
         self.store = store
-        self.kill_grace = kill_grace
-        self.env_cache = env_cache
+        self.jobs = jobs
+        self.limits = limits or UploadLimits()
+        self.transport_account = transport_account
+        self.usage = DiskUsage(root)
         self._warned: set[str] = set()
         #: (user, id) -> (device, inode) of each upload checked and not yet taken.
         self._checked: dict[tuple[str, str], tuple[int, int]] = {}
@@ -430,8 +401,7 @@ class Intake:
         except OSError as exc:
             status, _ = transition(status, FAILED, "rejected", message=f"unreadable task: {exc.strerror or exc}")
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
-        spec = build_spec(self.root, area, task_id, cfg, self.kill_grace, self.env_cache, run_as,
-                          self.job_python, self.uv, self.signal_before, self.job_path, self.limits.max_log_bytes)
+        spec = build_spec(area, task_id, cfg, run_as, self.jobs)
         status, _ = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
 

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber import fsutil
+from ailabber.remote_layout import LOGS, RUN, UserArea
+from ailabber.spool import FILES
+
+if TYPE_CHECKING:
+    from ailabber.config import TaskConfig
+    from ailabber.settings import RemotedSettings
+    from remoted.identity import RunAs
 
 STARTED_FILE = "started.json"
 RESULT_FILE = "result.json"
@@ -92,3 +100,45 @@ class JobSpec:
                     odir.sub("logs", create=True, replace_bad=True) as ldir:
                 if root_uid == 0 and self.uid:
                     os.fchown(ldir.fd, self.uid, self.gid if self.gid is not None else -1)
+
+
+class JobDefaults(NamedTuple):
+    """What every job spec takes from the admin's settings, made once per (re)load."""
+
+    kill_grace: float
+    env_cache: Path                     # the cache root; each user's is <env_cache>/<user>
+    python: str                         # the interpreter that runs the wrapper
+    uv: str | None                      # uv by absolute path, as found for the jobs
+    signal_before: int
+    path: str                           # the jobs' PATH
+    max_log_bytes: int | None
+
+    @classmethod
+    def from_settings(cls, settings: RemotedSettings) -> JobDefaults:
+        from remoted.identity import find_uv, job_path
+
+        return cls(kill_grace=settings.kill_grace, env_cache=settings.env_cache_dir,
+                   python=settings.job_python or sys.executable,
+                   uv=settings.uv or find_uv(settings.job_python), signal_before=settings.signal_before_timeout,
+                   path=job_path(settings.job_path), max_log_bytes=settings.limits.max_log_bytes)
+
+
+def build_spec(area: UserArea, task_id: str, cfg: TaskConfig, run_as: RunAs, jobs: JobDefaults) -> JobSpec:
+    """The job spec of an accepted task: its frozen config, its account, the admin's
+    settings.  Every path is the task's in the user's area (the layout's)."""
+    task_dir = area.task(task_id)
+    files = task_dir / FILES
+    env = cfg.environment
+    return JobSpec(
+        task_id=task_id, user=area.user,
+        workdir=str(files / cfg.files.workdir if cfg.files.workdir != "." else files),
+        run_dir=str(task_dir / RUN), log_dir=str(area.task_outbox(task_id) / LOGS),
+        commands=list(cfg.run.commands), gpus=cfg.resources.gpus, cpus=cfg.resources.cpus,
+        memory_mb=cfg.resources.memory_mb, time_limit_s=cfg.resources.time_limit_s,
+        kill_grace=jobs.kill_grace, env_cache=str(jobs.env_cache / area.user),
+        pyproject=str(files / env.pyproject_toml) if env.pyproject_toml else None,
+        uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
+        wheels=[str(files / w) for w in env.extra_wheels],
+        uid=run_as.uid, gid=run_as.gid, uv=jobs.uv, python=jobs.python,
+        signal_before=jobs.signal_before, path=jobs.path, max_log_bytes=jobs.max_log_bytes,
+    )
