@@ -24,8 +24,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-INCOMING_TMP = "incoming/tmp"
-INCOMING_COMMIT = "incoming/commit"
+USERS = "users"
+INCOMING = "incoming"
+TMP = "tmp"                 # below incoming/
+COMMIT = "commit"           # below incoming/
+INCOMING_TMP = f"{INCOMING}/{TMP}"
+INCOMING_COMMIT = f"{INCOMING}/{COMMIT}"
 REQUESTS = "requests"
 TASKS = "tasks"
 OUTBOX = "outbox"

@@ -9,6 +9,7 @@ import time
 from ailabber import fsutil
 from ailabber.checks import Check
 from ailabber.daemonlock import holder_pid
+from ailabber.remote_layout import USERS
 from ailabber.settings import RemotedSettings
 from remoted.identity import find_uv
 from remoted.schedulers import load_scheduler
@@ -20,7 +21,7 @@ from remoted.schedulers.slurm_config import containment_problem, parse_show_conf
 def run_checks(settings: RemotedSettings) -> list[Check]:
     root = settings.root
     checks = [Check("configuration valid", True, str(settings.source))]
-    users = root / "users"
+    users = root / USERS
     ok_root = root.is_dir() and users.is_dir() and os.access(root, os.W_OK)
     checks.append(Check("remote root", ok_root, str(root) if ok_root else f"{users} is missing or not writable"))
     pid = holder_pid(root / "remoted.lock")

@@ -23,7 +23,7 @@ from typing import Any
 from ailabber import fsutil
 from ailabber.daemon import DaemonLoop
 from ailabber.faults import crash_point
-from ailabber.remote_layout import UserArea
+from ailabber.remote_layout import REQUESTS, USERS, UserArea
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
 from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
@@ -89,11 +89,11 @@ class Remoted:
         return line
 
     def prepare(self) -> None:
-        fsutil.ensure_dirs(self.root, self.root / "users", self.settings.env_cache_dir)
+        fsutil.ensure_dirs(self.root, self.root / USERS, self.settings.env_cache_dir)
         self.store.ensure()
 
     def watch_dirs(self) -> list[Path]:
-        dirs = [self.root / "users"]
+        dirs = [self.root / USERS]
         for area in user_areas(self.root):
             dirs += [area.incoming_commit, area.requests]
         return dirs
@@ -254,8 +254,8 @@ class Remoted:
         still in the student's ``incoming/`` (its marker landed after this scan) is kept for
         the pass that accepts it; any other request for an unknown task is removed."""
         try:
-            with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir, \
-                    adir.sub("requests") as req:
+            with SafeDir.open(self.root / USERS) as users, users.sub(area.user) as adir, \
+                    adir.sub(REQUESTS) as req:
                 for name in req.listdir():
                     task_id, _, kind = name.rpartition(".")
                     if name.startswith(".") or kind != "cancel":

@@ -14,6 +14,7 @@ from typing import Any
 from ailabber import __version__, fsutil
 from ailabber.safedir import SafeDir
 from ailabber.settings import RemotedSettings
+from ailabber.remote_layout import USERS
 from remoted.intake import user_areas
 from remoted.records import QUEUED
 from remoted.schedulers.base import Scheduler
@@ -63,7 +64,7 @@ class Heartbeat:
         }, sort_keys=True).encode()
         for area in areas:
             try:
-                with SafeDir.open(self.root / "users") as users, users.sub(area.user) as adir:
+                with SafeDir.open(self.root / USERS) as users, users.sub(area.user) as adir:
                     adir.write_atomic("remoted.json", body)
                 self._beating.add(area.user)
             except OSError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ailabber import fsutil, ids, manifest, spool as local_spool
 from ailabber.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
 from ailabber.faults import crash_point
-from ailabber.remote_layout import UserArea, valid_user
+from ailabber.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
 from ailabber.safedir import SafeDir, UnsafePath, open_beneath
 from ailabber.task import FAILED, now_iso, parse_iso, transition
 from ailabber.upload_limits import LIMITS_FILE, UploadLimits
@@ -40,7 +40,7 @@ NO_UPLOAD = "no upload"
 
 def user_areas(root: Path) -> list[UserArea]:
     try:
-        names = sorted(os.listdir(root / "users"))
+        names = sorted(os.listdir(root / USERS))
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [UserArea(root, n) for n in names if valid_user(n)]
@@ -53,7 +53,7 @@ def open_area(root: Path, user: str, transport_account: str | None = None) -> tu
     account whose ssh keys the admin pinned (with rrsync) to exactly this directory, in
     which case the directory's name says whose it is and tasks run as that account when
     it exists (else as the service account)."""
-    with SafeDir.open(root / "users") as users:
+    with SafeDir.open(root / USERS) as users:
         adir = users.sub(user)
     if not privileged():
         return adir, current()
@@ -142,10 +142,10 @@ class Intake:
         try:
             self._publish_limits(adir)
             try:
-                incoming = adir.sub("incoming")
+                incoming = adir.sub(INCOMING)
             except FileNotFoundError:
                 return
-            with incoming, incoming.sub("commit") as commit, fsutil.deferred_fsync(self.root) as group:
+            with incoming, incoming.sub(COMMIT) as commit, fsutil.deferred_fsync(self.root) as group:
                 admitted: list[TaskRecord] = []
                 for name in commit.listdir():
                     if name.startswith(".") or not name.endswith(".json"):
@@ -163,7 +163,7 @@ class Intake:
                         out.append(self._take(area, adir, incoming, commit, known, run_as))
                     except OSError as exc:   # the marker stays: the next pass tries again
                         log.warning("%s: cannot take task %s yet: %s", area.user, known.id, exc)
-                with incoming.sub("tmp") as tmp:
+                with incoming.sub(TMP) as tmp:
                     for name in surplus_in_flight(tmp, commit, self.limits.max_incoming):
                         log.warning("%s: removing upload %s: more than %d uploads in flight",
                                     area.user, name, self.limits.max_incoming)
@@ -188,9 +188,9 @@ class Intake:
                 return known             # interrupted earlier: the intent is already recorded
             # A repeated push (spoold crashed after sending the marker): already ours.
             _unlink(commit, marker)
-            _discard(incoming, "tmp", task_id)
+            _discard(incoming, TMP, task_id)
             return None
-        with owned_dir(adir, "tasks") as tasks:
+        with owned_dir(adir, TASKS) as tasks:
             try:
                 tasks.lstat(task_id)
                 planted = True
@@ -227,11 +227,11 @@ class Intake:
         """Second half, once the intent is durable: move the upload into tasks/, hand it
         to its account and record it as queued (or rejected)."""
         task_id, marker = known.id, f"{known.id}.json"
-        with owned_dir(adir, "tasks") as tasks:
+        with owned_dir(adir, TASKS) as tasks:
             try:
                 tasks.lstat(task_id)
             except FileNotFoundError:
-                with incoming.sub("tmp") as tmp:
+                with incoming.sub(TMP) as tmp:
                     tmp.rename_into(task_id, tasks, task_id)
                 crash_point("remoted:after_accept_rename")
             taken = tasks.lstat(task_id)
@@ -248,7 +248,7 @@ class Intake:
                 hand_over(tdir, run_as, os.fstat(adir.fd).st_gid)
                 rec = self._record_new(area, task_id, known.order, run_as, tdir)
         _unlink(commit, marker)
-        _discard(incoming, "tmp", task_id)
+        _discard(incoming, TMP, task_id)
         crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
@@ -326,7 +326,7 @@ class Intake:
         except (OSError, IdentityError):
             return None
         try:
-            with adir, adir.sub("incoming") as incoming, incoming.sub("commit") as commit:
+            with adir, adir.sub(INCOMING) as incoming, incoming.sub(COMMIT) as commit:
                 try:
                     commit.lstat(f"{rec.id}.json")
                     return rec                   # the marker is there: the normal scan finishes it
@@ -362,7 +362,7 @@ class Intake:
         except OSError as exc:
             return f"unreadable commit marker: {exc.strerror or exc}"
         try:
-            with incoming.sub("tmp") as tmp:
+            with incoming.sub(TMP) as tmp:
                 try:
                     st = tmp.lstat(task_id)
                 except FileNotFoundError:
@@ -415,7 +415,7 @@ class Intake:
         self.store.finish(rec)
         self.store.publish(rec, event)
         _unlink(commit, marker)
-        _discard(incoming, "tmp", task_id)
+        _discard(incoming, TMP, task_id)
         return rec
 
 
@@ -427,7 +427,7 @@ def _read_task_files(root: Path, user: str, task_id: str, owner: int | None,
     hard link to another student's file swapped in at any moment is refused, never read."""
     if tdir is None:
         try:
-            with open_beneath(root, ("users", user, "tasks", task_id)) as opened:
+            with open_beneath(root, (USERS, user, TASKS, task_id)) as opened:
                 return _read_task_files(root, user, task_id, owner, opened)
         except OSError as exc:
             return None, exc
@@ -445,7 +445,7 @@ def _read_task_files(root: Path, user: str, task_id: str, owner: int | None,
 def _is_task_dir(root: Path, user: str, task_id: str) -> bool:
     """Whether ``users/<user>/tasks/<id>`` is a real directory, seen through handles."""
     try:
-        open_beneath(root, ("users", user, "tasks", task_id)).close()
+        open_beneath(root, (USERS, user, TASKS, task_id)).close()
         return True
     except OSError:
         return False
@@ -500,8 +500,8 @@ def upload_pending(adir: SafeDir, task_id: str) -> bool:
     if not ids.is_task_id(task_id):
         return False
     try:
-        with adir.sub("incoming") as incoming:
-            for sub, name in (("commit", f"{task_id}.json"), ("tmp", task_id)):
+        with adir.sub(INCOMING) as incoming:
+            for sub, name in ((COMMIT, f"{task_id}.json"), (TMP, task_id)):
                 try:
                     with incoming.sub(sub) as d:
                         d.lstat(name)

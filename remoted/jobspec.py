@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber import fsutil
-from ailabber.remote_layout import LOGS, RUN, UserArea
+from ailabber.remote_layout import LOGS, OUTBOX, RUN, TASKS, USERS, UserArea
 from ailabber.spool import FILES
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class JobSpec:
 
             private_dir(Path(self.env_cache), self.uid, self.gid)
         run, logs = Path(self.run_dir), Path(self.log_dir)
-        in_area = (run.parents[2].name == self.user and run.parents[3].name == "users"
+        in_area = (run.parents[2].name == self.user and run.parents[3].name == USERS
                    and logs.parents[3] == run.parents[3])
         if not in_area:
             for d in (run, logs):
@@ -91,13 +91,13 @@ class JobSpec:
 
         root_uid = 0 if os.geteuid() == 0 else None
         with SafeDir.open(run.parents[3]) as users, users.sub(self.user) as area:
-            with area.sub("tasks") as tasks, tasks.sub(self.task_id) as tdir, \
-                    tdir.sub("run", create=True, replace_bad=True) as rdir:
+            with area.sub(TASKS) as tasks, tasks.sub(self.task_id) as tdir, \
+                    tdir.sub(RUN, create=True, replace_bad=True) as rdir:
                 if root_uid == 0 and self.uid:
                     os.fchown(rdir.fd, self.uid, self.gid if self.gid is not None else -1)
-            with area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
+            with area.sub(OUTBOX, create=True, owner=root_uid, replace_bad=True) as outbox, \
                     outbox.sub(self.task_id, create=True, owner=root_uid, replace_bad=True) as odir, \
-                    odir.sub("logs", create=True, replace_bad=True) as ldir:
+                    odir.sub(LOGS, create=True, replace_bad=True) as ldir:
                 if root_uid == 0 and self.uid:
                     os.fchown(ldir.fd, self.uid, self.gid if self.gid is not None else -1)
 

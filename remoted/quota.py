@@ -40,12 +40,13 @@ from pathlib import Path
 from ailabber import ids
 from ailabber.safedir import SafeDir
 from ailabber.upload_limits import UploadLimits
+from ailabber.remote_layout import OUTBOX, TASKS, USERS
 
 log = logging.getLogger(__name__)
 
 REMEASURE_EVERY = 300.0   # seconds a user's measured figure is trusted (plus what uploads added)
 REMEASURE_AT_MOST = 5.0   # seconds between walks of one user forced by a refusal
-KEPT = ("tasks", "outbox")
+KEPT = (TASKS, OUTBOX)
 #: Entries (files, directories, links ...) one walk reads before it gives up: a few
 #: seconds of remoted's pass at most.
 MAX_WALK_ENTRIES = 1_000_000
@@ -203,7 +204,7 @@ class DiskUsage:
     def measure(self, user: str) -> int:
         """Walk the user's area now (one bounded walk for ``tasks/`` and ``outbox/``)."""
         w = _Walk()
-        with SafeDir.open(self.root / "users") as users, users.sub(user) as area:
+        with SafeDir.open(self.root / USERS) as users, users.sub(user) as area:
             for name in KEPT:
                 try:
                     d = area.sub(name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber import fsutil, ids, statusfile
-from ailabber.remote_layout import valid_user
+from ailabber.remote_layout import OUTBOX, USERS, valid_user
 from ailabber.safedir import SafeDir
 from ailabber.task import PENDING, TaskStatus, transition
 from remoted.jobspec import JobSpec
@@ -294,8 +294,8 @@ class Outbox:
     def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
         """Append ``events`` (each removed from the list once written), then write ``status``."""
         root_uid = 0 if os.geteuid() == 0 else None
-        with SafeDir.open(self.root / "users") as users, users.sub(user) as area, \
-                area.sub("outbox", create=True, owner=root_uid, replace_bad=True) as outbox, \
+        with SafeDir.open(self.root / USERS) as users, users.sub(user) as area, \
+                area.sub(OUTBOX, create=True, owner=root_uid, replace_bad=True) as outbox, \
                 outbox.sub(task_id, create=True, owner=root_uid, replace_bad=True) as d:
             while events:
                 d.append(statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
