@@ -94,7 +94,7 @@ def bytecode_cache(scratch: Path) -> None:
 
 WARM = """\
 import importlib
-for name in ("ailabber.cli.main", "ailabber.submit", "spoold.main", "spoold.daemon", "remoted.main",
+for name in ("ailabber.cli.main", "ailabber.workstation.submit", "spoold.main", "spoold.daemon", "remoted.main",
              "remoted.daemon", "remoted.jobwrap", "remoted.envs", "remoted.schedulers.slurm",
              "remoted.schedulers.local"):
     try:

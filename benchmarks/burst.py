@@ -2,7 +2,7 @@
 
 Five real accounts (``ailabber-bench1..5``), each with its own spool and spoold (running
 as that student), one remoted as root on one root, the real Slurm.  Each student's tasks
-are first committed with ``ailabber.submit.submit`` (the code behind ``ailabber submit``,
+are first committed with ``ailabber.workstation.submit.submit`` (the code behind ``ailabber submit``,
 run as the student) into a staging spool; at t0 they are renamed
 into the students' ``spool/new/`` all at once, round-robin, which is exactly the commit
 ``submit`` does.  The clock stops when ``squeue`` lists a job named ``ailabber-<id>``
@@ -23,12 +23,12 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from ailabber.fsutil import read_json_lines
-from ailabber.task import parse_iso
+from ailabber.model.task import parse_iso
+from ailabber.storage.fsutil import read_json_lines
 from benchmarks.common import Ctx, Row, attempt, upload_span, wait_until, write_config
 from benchmarks.infra import Site, make_site
-from tests.slurm_cluster import SlurmCluster
-from tests.unix_users import chown_tree, world_dir
+from testbed.slurm_cluster import SlurmCluster
+from testbed.unix_users import chown_tree, world_dir
 
 FIGURES = (
     ("burst, tasks/s until all have a job id (local transport)", "tasks/s", ">= 0.5x sbatch loop"),
@@ -42,8 +42,8 @@ N_USERS = 5
 STAGE = """\
 import sys
 from pathlib import Path
-from ailabber.spool import Spool
-from ailabber.submit import submit
+from ailabber.storage.spool import Spool
+from ailabber.workstation.submit import submit
 staging = Spool(Path(sys.argv[2]))
 for _ in range(int(sys.argv[3])):
     submit(Path(sys.argv[1]), staging)
@@ -123,7 +123,7 @@ def _burst(ctx: Ctx, transport: str, users: list[str], n: int) -> tuple[float, i
 
 def _why(site: Site, staged: dict[str, list[str]], seen: Counter[str]) -> str:
     """What the tasks without a job say about themselves (their status in the spool)."""
-    from ailabber.spool import Spool
+    from ailabber.storage.spool import Spool
 
     states: Counter[str] = Counter()
     example = ""

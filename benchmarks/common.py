@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.harness import Pipeline
+from testbed.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -108,7 +108,7 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: flo
 
 
 class BenchPipeline(Pipeline):
-    """The test harness's pipeline, but durable as deployed: ``AILABBER_FSYNC`` keeps its
+    """The test bed's pipeline, but durable as deployed: ``AILABBER_FSYNC`` keeps its
     default (on) for the CLI and both daemons unless a benchmark says otherwise."""
 
     fsync = "1"
@@ -151,7 +151,7 @@ def upload_span(events: Sequence[dict[str, Any]]) -> tuple[float, float] | None:
     """(start, end) wall-clock times of a task's last upload, from its local history: the
     ``uploading`` event spoold records before rsync, and the next local event (recorded
     once the upload and its commit marker are sent)."""
-    from ailabber.task import parse_iso
+    from ailabber.model.task import parse_iso
 
     start = None
     for e in events:

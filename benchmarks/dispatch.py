@@ -6,7 +6,7 @@ Slurm directly: the clock starts before ``sbatch`` (same resources, a two-line s
 stops when ``squeue`` shows it running.  One watcher polls ``squeue`` for both, and the two
 kinds of submission alternate.  Slurm starts jobs on a one-second tick, so each
 submission waits a random fraction of a second first: otherwise the alternation locks
-onto the tick and both sides measure the same whole second.  The daemons use the test harness's intervals
+onto the tick and both sides measure the same whole second.  The daemons use the test bed's intervals
 (``poll_interval: 0.2``, ``rescan_interval: 1.0``) with fsync on.
 """
 

@@ -19,9 +19,9 @@ from benchmarks.common import BenchPipeline, Ctx, Row, attempt, median, p95, rat
 from benchmarks.common import run as run_cmd
 from benchmarks.infra import make_site
 from benchmarks.watch import SqueueWatch, StatusWatch
-from tests.slurm_cluster import SlurmCluster
-from tests.sshd import Sshd
-from tests.unix_users import chown_tree
+from testbed.slurm_cluster import SlurmCluster
+from testbed.sshd import Sshd
+from testbed.unix_users import chown_tree
 
 LOCAL = ("status freshness, Slurm change -> `ailabber status` (local)", "s", "<= 1.5 s")
 SSH = ("status freshness, Slurm change -> `ailabber status` (ssh)", "s", "<= 3 s")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BenchPipeline
-from tests import slurm_cluster, unix_users
-from tests import sshd as sshd_mod
+from testbed import slurm_cluster, unix_users
+from testbed import sshd as sshd_mod
 
 BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
 

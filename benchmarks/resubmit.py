@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 
-from ailabber.fsutil import read_json_lines
+from ailabber.storage.fsutil import read_json_lines
 from benchmarks.common import Ctx, Row, make_tree, ratio, tree_bytes, upload_span, write_config
 from benchmarks.infra import make_site
-from tests.unix_users import chown_tree
+from testbed.unix_users import chown_tree
 
 BYTES = ("resubmission over ssh, one file changed: bytes sent", "bytes", "<= 0.01x")
 TIME = ("resubmission over ssh, one file changed: upload time", "s", "<= 0.1x")

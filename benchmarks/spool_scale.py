@@ -1,10 +1,10 @@
 """Figure 8: a spool (and a remote root) holding 10,000 finished tasks.
 
-The tasks are written directly in the layout ``ailabber/spool.py`` and
-``ailabber/statusfile.py`` define (``done/<id>/`` with ``status.json``, ``events.jsonl``
+The tasks are written directly in the layout ``ailabber/storage/spool.py`` and
+``ailabber/storage/statusfile.py`` define (``done/<id>/`` with ``status.json``, ``events.jsonl``
 and ``meta.json``: what the CLI and spoold read of a finished task; its snapshot is not
-read again, and creating files is the slow part), with ids from ``ailabber.ids.new_task_id`` and statuses built by
-``ailabber.task.transition``, so every one of them reads back as a valid completed task.
+read again, and creating files is the slow part), with ids from ``ailabber.model.ids.new_task_id`` and statuses built by
+``ailabber.model.task.transition``, so every one of them reads back as a valid completed task.
 remoted's side gets 10,000 done records (``state/done/<user>/<id>.json``).
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from ailabber import ids
-from ailabber.task import TaskStatus, now_iso, transition
+from ailabber.model import ids
+from ailabber.model.task import TaskStatus, now_iso, transition
 from benchmarks.common import AILABBER, PY, Ctx, Row, median, ratio, timed
 from remoted.records import FINISHED, TaskRecord
 

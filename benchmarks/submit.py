@@ -15,7 +15,19 @@ import subprocess
 from functools import partial
 from pathlib import Path
 
-from benchmarks.common import AILABBER, PY, Ctx, Row, drop_dirty_pages, make_tree, median, ratio, timed, tree_bytes, write_config
+from benchmarks.common import (
+    AILABBER,
+    PY,
+    Ctx,
+    Row,
+    drop_dirty_pages,
+    make_tree,
+    median,
+    ratio,
+    timed,
+    tree_bytes,
+    write_config,
+)
 
 SMALL = ("submit, small project (50 files, 1 MB)", "s", "<= 3x")
 LARGE = ("submit, large project, fsync on (default)", "s", "<= 1.2x")
@@ -32,7 +44,7 @@ def _env(home: Path, fsync: str | None = None) -> dict[str, str]:
 
 
 #: What `ailabber submit` imports on its way (for the import-time note).
-SUBMIT_IMPORTS = "import ailabber.cli.main, ailabber.cli.submit, ailabber.submit, ailabber.config"
+SUBMIT_IMPORTS = "import ailabber.cli.main, ailabber.cli.submit, ailabber.workstation.submit, ailabber.model.config"
 #: The standard library any Python command that parses arguments and reads TOML imports.
 STDLIB_FLOOR = "import argparse, json, pathlib, tomllib"
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-from ailabber.spool import Spool
-from tests.slurm_cluster import SlurmCluster
+from ailabber.storage.spool import Spool
+from testbed.slurm_cluster import SlurmCluster
 
 STARTED = ("RUNNING", "COMPLETING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import time
 
-from ailabber import fsutil
-from ailabber.checks import Check
-from ailabber.daemonlock import holder_pid
-from ailabber.remote_layout import USERS
-from ailabber.settings import RemotedSettings
+from ailabber.daemonkit.checks import Check
+from ailabber.daemonkit.lock import holder_pid
+from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.remote_layout import USERS
+from ailabber.storage import fsutil
 from remoted.identity import find_uv
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import SchedulerUnavailable, SubmitError

@@ -20,13 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil
-from ailabber.daemon import DaemonLoop
-from ailabber.faults import crash_point
-from ailabber.remote_layout import REQUESTS, USERS, UserArea
-from ailabber.safedir import SafeDir
-from ailabber.settings import RemotedSettings
-from ailabber.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
+from ailabber.daemonkit.faults import crash_point
+from ailabber.daemonkit.loop import DaemonLoop
+from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.remote_layout import REQUESTS, USERS, UserArea
+from ailabber.model.task import CANCELED, FAILED, PENDING, RUNNING, IllegalTransition, transition
+from ailabber.storage import fsutil
+from ailabber.storage.safedir import SafeDir
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, upload_pending, user_areas
 from remoted.jobspec import JobDefaults, JobSpec
@@ -34,7 +34,14 @@ from remoted.outage import WriteTrouble, passing, plain
 from remoted.queue import fair_order, over_limit
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers import load_scheduler
-from remoted.schedulers.base import (SUBMIT_OUTCOMES, Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable)
+from remoted.schedulers.base import (
+    SUBMIT_OUTCOMES,
+    Blocked,
+    JobHandle,
+    JobState,
+    Scheduler,
+    SchedulerUnavailable,
+)
 
 log = logging.getLogger("remoted")
 

@@ -55,8 +55,8 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from ailabber.fsutil import atomic_write_json, fsync_tree, read_json_or_none
-from ailabber.task import now_iso
+from ailabber.model.task import now_iso
+from ailabber.storage.fsutil import atomic_write_json, fsync_tree, read_json_or_none
 
 
 class LogStream(Protocol):

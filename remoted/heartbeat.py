@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber import __version__, fsutil
-from ailabber.safedir import SafeDir
-from ailabber.settings import RemotedSettings
-from ailabber.remote_layout import USERS
+from ailabber import __version__
+from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.remote_layout import USERS
+from ailabber.storage import fsutil
+from ailabber.storage.safedir import SafeDir
 from remoted.intake import user_areas
 from remoted.records import QUEUED
 from remoted.schedulers.base import Scheduler

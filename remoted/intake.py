@@ -3,7 +3,7 @@
 
 Everything in a user's area is untrusted: the student can put any file, symlink or FIFO
 there at any moment.  So every step works through directory handles that never follow a
-symlink (``ailabber.safedir``), the manifest must match the files, the config is validated
+symlink (``ailabber.storage.safedir``), the manifest must match the files, the config is validated
 again exactly as ``submit`` did, and a ``tasks/<id>`` that remoted did not rename there
 itself is never used.  The user is the directory the upload arrived in; when remoted runs
 as root, the directory's owner must be that user.
@@ -17,13 +17,15 @@ import pwd
 import stat
 from pathlib import Path
 
-from ailabber import fsutil, ids, manifest, spool as local_spool
-from ailabber.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
-from ailabber.faults import crash_point
-from ailabber.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
-from ailabber.safedir import SafeDir, UnsafePath, open_beneath
-from ailabber.task import FAILED, now_iso, parse_iso, transition
-from ailabber.upload_limits import LIMITS_FILE, UploadLimits
+from ailabber.daemonkit.faults import crash_point
+from ailabber.model import ids
+from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
+from ailabber.model.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
+from ailabber.model.task import FAILED, now_iso, parse_iso, transition
+from ailabber.storage import fsutil, manifest
+from ailabber.storage import spool as local_spool
+from ailabber.storage.safedir import SafeDir, UnsafePath, open_beneath
+from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.identity import IdentityError, RunAs, current, privileged
 from remoted.jobspec import JobDefaults, build_spec
 from remoted.outage import passing, plain

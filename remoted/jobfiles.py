@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil
-from ailabber.remote_layout import valid_user
-from ailabber.safedir import open_beneath
-from ailabber.task import CANCELED, COMPLETED, FAILED, TERMINATED, parse_iso
+from ailabber.model.remote_layout import valid_user
+from ailabber.model.task import CANCELED, COMPLETED, FAILED, TERMINATED, parse_iso
+from ailabber.storage import fsutil
+from ailabber.storage.safedir import open_beneath
 from remoted.jobspec import RESULT_FILE, STARTED_FILE
 
 #: The biggest record a job may write; anything larger is not a record.

@@ -1,7 +1,7 @@
 """The task's logs as the job wrapper writes them: each byte once, and no more than the cap.
 
 The commands' stdout and stderr go into ``output.log`` only, in arrival order, with the
-stream of every chunk recorded in ``output.idx`` (format in ``ailabber/logindex.py``);
+stream of every chunk recorded in ``output.idx`` (format in ``ailabber/storage/logindex.py``);
 ``ailabber logs --stream stdout|stderr`` rebuilds one stream from the two.  ailabber's own
 notes (start, each ``$ command``, the end state) go there too; the environment build
 writes ``setup.log``.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ailabber.logindex import INDEX, MARK, NOTE, OUTPUT_LOG, STDERR, STDOUT, record
+from ailabber.storage.logindex import INDEX, MARK, NOTE, OUTPUT_LOG, STDERR, STDOUT, record
 
 SETUP_LOG = "setup.log"
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ailabber import fsutil
-from ailabber.remote_layout import LOGS, OUTBOX, RUN, TASKS, USERS, UserArea
-from ailabber.spool import FILES
+from ailabber.model.remote_layout import LOGS, OUTBOX, RUN, TASKS, USERS, UserArea
+from ailabber.storage import fsutil
+from ailabber.storage.spool import FILES
 
 if TYPE_CHECKING:
-    from ailabber.config import TaskConfig
-    from ailabber.settings import RemotedSettings
+    from ailabber.daemonkit.settings import RemotedSettings
+    from ailabber.model.config import TaskConfig
     from remoted.identity import RunAs
 
 STARTED_FILE = "started.json"
@@ -87,7 +87,7 @@ class JobSpec:
                 fsutil.ensure_dirs(d)
                 give(d, self.uid, self.gid)
             return
-        from ailabber.safedir import SafeDir
+        from ailabber.storage.safedir import SafeDir
 
         root_uid = 0 if os.geteuid() == 0 else None
         with SafeDir.open(run.parents[3]) as users, users.sub(self.user) as area:

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil, proctree
-from ailabber.task import now_iso
+from ailabber.model.task import now_iso
+from ailabber.storage import fsutil
+from remoted import proctree
 from remoted.identity import NETWORK_VARS
-from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.joblogs import Logs
+from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 
 #: Variables passed through from the wrapper's environment; everything else is dropped so
 #: a daemon's own settings never leak into students' jobs.

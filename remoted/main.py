@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ailabber.checks import Check
-from ailabber.daemon_cli import daemon_main
-from ailabber.settings import RemotedSettings, load_remoted_settings
+from ailabber.daemonkit.checks import Check
+from ailabber.daemonkit.cli import daemon_main
+from ailabber.daemonkit.settings import RemotedSettings, load_remoted_settings
 
 
 def _load(path: Path | None) -> RemotedSettings:

@@ -37,10 +37,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ailabber import ids
-from ailabber.safedir import SafeDir
-from ailabber.upload_limits import UploadLimits
-from ailabber.remote_layout import OUTBOX, TASKS, USERS
+from ailabber.model import ids
+from ailabber.model.remote_layout import OUTBOX, TASKS, USERS
+from ailabber.storage.safedir import SafeDir
+from ailabber.storage.upload_limits import UploadLimits
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil, ids, statusfile
-from ailabber.remote_layout import OUTBOX, USERS, valid_user
-from ailabber.safedir import SafeDir
-from ailabber.task import PENDING, TaskStatus, transition
+from ailabber.model import ids
+from ailabber.model.remote_layout import OUTBOX, USERS, valid_user
+from ailabber.model.task import PENDING, TaskStatus, transition
+from ailabber.storage import fsutil, statusfile
+from ailabber.storage.safedir import SafeDir
 from remoted.jobspec import JobSpec
 from remoted.outage import WriteTrouble, passing
 from remoted.schedulers.base import JobHandle

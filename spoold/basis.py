@@ -15,8 +15,8 @@ import logging
 import os
 from pathlib import Path
 
-from ailabber import statusfile
-from ailabber.spool import DONE, FILES, NEW, SYNCED, Spool
+from ailabber.storage import statusfile
+from ailabber.storage.spool import DONE, FILES, NEW, SYNCED, Spool
 
 log = logging.getLogger("spoold")
 

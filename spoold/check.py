@@ -8,8 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ailabber.checks import Check
-from ailabber.settings import SpooldSettings
+from ailabber.daemonkit.checks import Check
+from ailabber.daemonkit.settings import SpooldSettings
 from spoold.daemon import make_transport
 from spoold.errors import TransportError
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from ailabber import fsutil, statusfile
-from ailabber.daemon import DaemonLoop
-from ailabber.faults import crash_point
-from ailabber.home import os_user
-from ailabber.pathlimits import tree_problems
-from ailabber.remote_layout import UserArea
-from ailabber.remote_url import LocalRemote
-from ailabber.settings import SpooldSettings
-from ailabber.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
-from ailabber.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
-from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
+from ailabber.daemonkit.faults import crash_point
+from ailabber.daemonkit.loop import DaemonLoop
+from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.model.pathlimits import tree_problems
+from ailabber.model.remote_layout import UserArea
+from ailabber.model.remote_url import LocalRemote
+from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
+from ailabber.storage import fsutil, statusfile
+from ailabber.storage.home import os_user
+from ailabber.storage.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.transport import RsyncTransport, TransportError

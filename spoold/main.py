@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ailabber.checks import Check
-from ailabber.daemon_cli import daemon_main
-from ailabber.settings import SpooldSettings, load_spoold_settings
+from ailabber.daemonkit.checks import Check
+from ailabber.daemonkit.cli import daemon_main
+from ailabber.daemonkit.settings import SpooldSettings, load_spoold_settings
 
 
 def _check(settings: SpooldSettings) -> list[Check]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ailabber.task import TaskStatus
+from ailabber.model.task import TaskStatus
 
 REMOTE_FIELDS = ("state", "reason", "message", "exit_code", "started_at", "finished_at", "job_id", "updated_at")
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ailabber.remote_url import SshRemote
+from ailabber.model.remote_url import SshRemote
 
 
 def control_dir() -> Path:

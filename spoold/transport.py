@@ -9,6 +9,7 @@ active.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,9 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import logging
-
-from ailabber.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS
+from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS
 from spoold.errors import TransportError, classify
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from typing import Any
 
 import psutil
 
-from ailabber.spool import UPLOAD_MEMBERS, Spool
-from ailabber.submit import submit
-from tests.integration.harness import TERMINAL, Pipeline, task_processes
+from ailabber.storage.spool import UPLOAD_MEMBERS, Spool
+from ailabber.workstation.submit import submit
+from testbed.pipeline import TERMINAL, Pipeline, task_processes
 
 
 def submit_project(proj: Path, stage: Path, commands: list[str], *, gpus: int,

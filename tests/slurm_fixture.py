@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testbed.slurm_cluster import SlurmCluster, available
 from tests.conftest import require
-from tests.slurm_cluster import SlurmCluster, available
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ailabber.daemonlock import holder_pid
-from ailabber.home import spool_path
-from ailabber.ids import TaskLookupError
-from ailabber.settings import SettingsError, load_spoold_settings
-from ailabber.spool import Spool
-from ailabber.task import TaskStatus
+from ailabber.daemonkit.lock import holder_pid
+from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.model.ids import TaskLookupError
+from ailabber.model.task import TaskStatus
+from ailabber.storage.home import spool_path
+from ailabber.storage.spool import Spool
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -11,6 +11,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ailabber.demo import run as run_demo
+    from ailabber.workstation.demo import run as run_demo
 
     return run_demo(keep=args.keep)

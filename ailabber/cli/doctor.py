@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from ailabber.checks import Check, load, passed, render
 from ailabber.cli.common import print_json
-from ailabber.daemonlock import holder_pid
-from ailabber.home import ailabber_home
-from ailabber.settings import SettingsError, load_spoold_settings
+from ailabber.daemonkit.checks import Check, load, passed, render
+from ailabber.daemonkit.lock import holder_pid
+from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.storage.home import ailabber_home
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -20,12 +20,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ailabber import render, statusfile
+from ailabber.cli import render
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
-from ailabber.logindex import INDEX, STREAMS, split_stream
-from ailabber.safedir import SafeDir, UnsafePath, open_user_dir
-from ailabber.snapshot import copy_fd
-from ailabber.spool import NEW, RESULTS
+from ailabber.storage import statusfile
+from ailabber.storage.logindex import INDEX, STREAMS, split_stream
+from ailabber.storage.safedir import SafeDir, UnsafePath, open_user_dir
+from ailabber.storage.spool import NEW, RESULTS
+from ailabber.workstation.snapshot import copy_fd
 
 LOGS_SUBDIR = "ailabber-logs"
 
@@ -80,7 +81,7 @@ def deliver(results: Path, logs: Path, status: Path, dest: Path) -> int:
 def split_streams(logs: Path, dest: SafeDir) -> int:
     """``stdout.log`` and ``stderr.log`` beside ``output.log``, as the student expects to
     find them in a fetched copy: the cluster stores the output once, with a stream index
-    (``ailabber/logindex.py``).  Returns how many were written (none for a task whose
+    (``ailabber/storage/logindex.py``).  Returns how many were written (none for a task whose
     logs came from a cluster that still kept separate files)."""
     if not (logs / INDEX).is_file():
         return 0

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if path.exists() and not args.force:
         raise CliError(f"{path} already exists (use --force to overwrite)", EXIT_USAGE)
-    from ailabber.config import TEMPLATE
+    from ailabber.model.config import TEMPLATE
 
     path.write_text(TEMPLATE, encoding="utf-8")
     print(f"wrote {path}: set run.commands, then: ailabber submit {path}")

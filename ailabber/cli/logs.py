@@ -2,7 +2,7 @@
 
 ``output.log`` interleaves stdout, stderr and ailabber's own notes as a terminal would have
 shown them; ``--stream`` picks one stream.  stdout and stderr are not stored separately:
-they are read out of ``output.log`` through its stream index (``ailabber/logindex.py``),
+they are read out of ``output.log`` through its stream index (``ailabber/storage/logindex.py``),
 or from ``stdout.log``/``stderr.log`` for tasks that ran on an older cluster.  ``-f``
 follows while the task runs.
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
-from ailabber.logindex import STREAMS as INDEXED, StreamReader, read_from
+from ailabber.storage.logindex import STREAMS as INDEXED
+from ailabber.storage.logindex import StreamReader, read_from
 
 STREAMS = ("output", "stdout", "stderr", "setup")
 

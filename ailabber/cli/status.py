@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber import render
+from ailabber.cli import render
 from ailabber.cli.common import find_task, get_spool, print_json, task_json
-from ailabber.spool import STAGES
-from ailabber import statusfile
+from ailabber.storage import statusfile
+from ailabber.storage.spool import STAGES
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:

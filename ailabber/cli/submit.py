@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ailabber import render
+from ailabber.cli import render
 from ailabber.cli.common import EXIT_USAGE, CliError, get_spool, print_json, spoold_pid, task_json
-from ailabber.settings import SettingsError, load_spoold_settings
-from ailabber.upload_limits import UploadLimits, published
+from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.storage.upload_limits import UploadLimits, published
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -19,8 +19,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ailabber.config import ConfigError      # imported here: the other verbs start faster
-    from ailabber.submit import submit
+    from ailabber.model.config import ConfigError  # imported here: the other verbs start faster
+    from ailabber.workstation.submit import submit
 
     spool = get_spool()
     limits = published(spool.root)

@@ -16,8 +16,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ailabber.settings import SettingsError
-    from ailabber.up import run_foreground
+    from ailabber.daemonkit.settings import SettingsError
+    from ailabber.workstation.up import run_foreground
 
     try:
         return run_foreground(args.scheduler, args.gpus, args.verbose)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ailabber import render
+from ailabber.cli import render
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
-from ailabber.task import COMPLETED
+from ailabber.model.task import COMPLETED
 
 
 def configure(p: argparse.ArgumentParser) -> None:

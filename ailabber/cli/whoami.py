@@ -6,10 +6,10 @@ import argparse
 import os
 
 from ailabber.cli.common import get_spool, print_json, spoold_pid
-from ailabber.home import ailabber_home, os_user
-from ailabber.render import size
-from ailabber.settings import SettingsError, load_spoold_settings
-from ailabber.upload_limits import LIMITS_FILE, UploadLimits, published
+from ailabber.cli.render import size
+from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.storage.home import ailabber_home, os_user
+from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ class JobHandle:
 
 @dataclass
 class JobState:
-    """What a scheduler knows about one job, in the task vocabulary (see ailabber.task)."""
+    """What a scheduler knows about one job, in the task vocabulary (see ailabber.model.task)."""
 
     state: str                      # pending | running | completed | failed | canceled | terminated
     reason: str | None = None

@@ -29,10 +29,9 @@ from pathlib import Path
 
 import psutil
 
-from ailabber import proctree
-from ailabber.settings import RemotedSettings
-from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
-from remoted import identity
+from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
+from remoted import identity, proctree
 from remoted.containment import Containment, JobGroup
 from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, JobSpec

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber.settings import RemotedSettings, SlurmOptions
-from ailabber.task import RUNNING
+from ailabber.daemonkit.settings import RemotedSettings, SlurmOptions
+from ailabber.model.task import RUNNING
 from remoted import identity
 from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ailabber.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
+from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
 from remoted.schedulers.base import JobState
 
 ACTIVE_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testbed.pipeline import Pipeline
+from testbed.unix_users import can_make_users, ensure_user, shared_python
 from tests.conftest import require
-from tests.integration.harness import Pipeline
-from tests.unix_users import can_make_users, ensure_user, shared_python
 
 STUDENTS = ("ailabber-alice", "ailabber-bob")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline
+from testbed.pipeline import Pipeline
 
 
 def _counted_task(p: Pipeline, runs: Path, name: str, seconds: float = 0.5) -> str:

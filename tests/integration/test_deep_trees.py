@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Pipeline
+from testbed.pipeline import Pipeline
 from tests.unit.test_pathlimits import deep_tmp, make_chain  # noqa: F401
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.pipeline import Pipeline
+from testbed.sshd import Sshd, available, keygen
 from tests.conftest import require
-from tests.integration.harness import Pipeline
-from tests.sshd import Sshd, available, keygen
 
 
 def _doctor(p: Pipeline, *args: str) -> dict[str, dict[str, object]]:

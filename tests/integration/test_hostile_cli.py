@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.task import TaskStatus, transition
+from ailabber.model.task import TaskStatus, transition
 
 Setup = Callable[[Path], None]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.task import TaskStatus, transition
+from ailabber.model.task import TaskStatus, transition
+from testbed.unix_users import chown_tree, world_dir
 from tests.integration.conftest import STUDENTS
-from tests.unix_users import chown_tree, world_dir
 
 VICTIM, ATTACKER = STUDENTS
 TASK_ID = "240101-000000000-abcdef"

@@ -15,18 +15,18 @@ import pwd
 import shutil
 import tempfile
 import time
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from ailabber import ids
-from ailabber.spool import MANIFEST, UPLOAD_MEMBERS
+from ailabber.model import ids
+from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS
+from testbed.pipeline import TERMINAL, Pipeline, task_processes
 from tests.hostile_common import RemotedUnderTest, copy_upload, submit_project
-from tests.integration.harness import TERMINAL, Pipeline, task_processes
 
 
 def _accounts() -> tuple[str, str]:
@@ -139,7 +139,7 @@ def _chown_tree(path: Path, user: str) -> None:
 
 
 def _rewrite_manifest(task_dir: Path, task_id: str) -> None:
-    from ailabber.manifest import build_manifest
+    from ailabber.storage.manifest import build_manifest
 
     (task_dir / MANIFEST).write_text(json.dumps(build_manifest(task_dir, task_id, list(UPLOAD_MEMBERS))))
 
@@ -561,7 +561,7 @@ def test_a_flood_of_events_cannot_keep_remoted_busier_than_its_passes_take(remot
     no closer together than the last one took (at least MIN_PASS_GAP) whenever that one
     found nothing to do: remoted's own log shows every gap between the end of such a
     pass and the start of the next."""
-    from ailabber.daemon import MAX_PASS_GAP, MIN_PASS_GAP
+    from ailabber.daemonkit.loop import MAX_PASS_GAP, MIN_PASS_GAP
 
     requests = remote.root / "users" / EVE / "requests"
     stop = time.monotonic() + 3

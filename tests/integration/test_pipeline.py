@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.harness import Pipeline, task_processes
+from testbed.pipeline import Pipeline, task_processes
 
 
 def test_task_completes_and_fetch_returns_logs_and_results(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.integration.harness import Pipeline
+from testbed.pipeline import Pipeline
 
 UV = shutil.which("uv") or "uv"
 PYPROJECT = """\

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from ailabber import ids
-from ailabber.settings import SlurmOptions
+from ailabber.daemonkit.settings import SlurmOptions
+from ailabber.model import ids
 from remoted.jobspec import STARTED_FILE, JobSpec
 from remoted.schedulers.base import SchedulerUnavailable
-from remoted.schedulers.slurm import SlurmScheduler, jobcomp_owners, job_name
+from remoted.schedulers.slurm import SlurmScheduler, job_name, jobcomp_owners
+from testbed.slurm_cluster import SlurmCluster, find_binary
+from testbed.unix_users import can_make_users, ensure_user
 from tests.conftest import require
-from tests.slurm_cluster import SlurmCluster, find_binary
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
-from tests.unix_users import can_make_users, ensure_user
 
 STUDENT = "ailabber-mal"     # the one whose task is being recovered (and who may attack)
 OTHER = "ailabber-vic"       # someone else on the cluster

@@ -13,18 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from testbed.pipeline import Pipeline, count_runs, owned_project, shared_root, student_area, student_pipeline
+from testbed.sshd import Sshd, available, keygen
+from testbed.unix_users import chown_tree, world_dir
 from tests.conftest import require
 from tests.integration.conftest import STUDENTS
-from tests.integration.harness import (
-    Pipeline,
-    count_runs,
-    owned_project,
-    shared_root,
-    student_area,
-    student_pipeline,
-)
-from tests.sshd import Sshd, available, keygen
-from tests.unix_users import chown_tree, world_dir
 
 
 @dataclass
@@ -326,7 +319,7 @@ def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) ->
 def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path) -> None:
     """All students log in as one service account; each key is pinned to that student's
     directory; tasks still run as the student."""
-    from tests.unix_users import ensure_user
+    from testbed.unix_users import ensure_user
 
     ok, why = available()
     require(pytestconfig, ok, why)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.pipeline import Pipeline
 from tests.conftest import require
-from tests.integration.harness import Pipeline
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 USER_UNITS = ("ailabber-spoold.service", "ailabber-spoold.path")

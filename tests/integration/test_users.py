@@ -8,17 +8,11 @@ import pwd
 import shutil
 from pathlib import Path
 
+from testbed.pipeline import Pipeline, owned_project, shared_root, student_area, student_pipeline
+from testbed.slurm_cluster import SlurmCluster
+from testbed.unix_users import chown_tree, world_dir
 from tests.integration.conftest import STUDENTS
-from tests.integration.harness import (
-    Pipeline,
-    owned_project,
-    shared_root,
-    student_area,
-    student_pipeline,
-)
-from tests.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
-from tests.unix_users import chown_tree, world_dir
 
 
 def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None,

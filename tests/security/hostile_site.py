@@ -23,10 +23,10 @@ from typing import Any
 
 import psutil
 
-from ailabber.spool import MANIFEST
+from ailabber.storage.spool import MANIFEST
+from testbed.pipeline import TERMINAL, Pipeline, shared_root, student_area
+from testbed.unix_users import chown_tree, ensure_user, world_dir
 from tests.hostile_common import RemotedUnderTest, copy_upload, submit_project
-from tests.integration.harness import TERMINAL, Pipeline, shared_root, student_area
-from tests.unix_users import chown_tree, ensure_user, world_dir
 
 ATTACKER, VICTIM = "ailabber-mal", "ailabber-vic"
 SWAPLOOP = Path(__file__).with_name("swaploop.py")

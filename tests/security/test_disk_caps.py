@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from ailabber import ids
-from ailabber.settings import SettingsError, load_remoted_settings
-from ailabber.spool import MANIFEST, UPLOAD_MEMBERS
-from ailabber.upload_limits import LIMITS_FILE
+from ailabber.daemonkit.settings import SettingsError, load_remoted_settings
+from ailabber.model import ids
+from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS
+from ailabber.storage.upload_limits import LIMITS_FILE
 from spoold.transport import RsyncTransport
-from tests.integration.harness import Pipeline, _me
+from testbed.pipeline import Pipeline, _me
 
 MB = 1000 * 1000
 
@@ -208,7 +208,7 @@ def test_uploads_in_flight_beyond_the_cap_are_removed_oldest_first(make_pipeline
 
 
 def test_only_uploads_idle_past_the_grace_are_surplus(tmp_path: Path) -> None:
-    from ailabber.safedir import SafeDir
+    from ailabber.storage.safedir import SafeDir
     from remoted.quota import IN_FLIGHT_GRACE, surplus_in_flight
 
     (tmp_path / "tmp").mkdir()

@@ -28,14 +28,14 @@ from typing import Any
 
 import pytest
 
-from ailabber.settings import RemotedSettings
-from ailabber.spool import MANIFEST, UPLOAD_MEMBERS, Spool
-from ailabber.submit import submit
-from ailabber.task import COMPLETED, RUNNING, TaskStatus, transition
+from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.task import COMPLETED, RUNNING, TaskStatus, transition
+from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS, Spool
+from ailabber.workstation.submit import submit
 from remoted.outage import WAITING_FOR_SPACE
 from remoted.records import LAUNCHED, RecordStore, TaskRecord
+from testbed.pipeline import TERMINAL, Pipeline, task_processes
 from tests.conftest import require
-from tests.integration.harness import TERMINAL, Pipeline, task_processes
 
 USER = "root"      # as root, a user area's owner is who its jobs run as; root reaches our interpreter
 HEARTBEAT_EVERY = 5.0

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ailabber.settings import DEFAULT_JOB_PATH, SettingsError, load_remoted_settings
+from ailabber.daemonkit.settings import DEFAULT_JOB_PATH, SettingsError, load_remoted_settings
 from remoted.envs import UV_CACHE, EnvSpec, ensure_env, private_dir
 from remoted.jobspec import JobSpec
 from remoted.schedulers.slurm import SlurmScheduler
+from testbed.pipeline import Pipeline, owned_project, shared_root, student_area, student_pipeline
+from testbed.unix_users import chown_tree, world_dir
 from tests.integration.conftest import STUDENTS, student_python  # noqa: F401
-from tests.integration.harness import Pipeline, owned_project, shared_root, student_area, student_pipeline
-from tests.unix_users import chown_tree, world_dir
 
 UV = shutil.which("uv") or "uv"
 ALICE, BOB = STUDENTS

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.task import TaskStatus, transition
+from ailabber.model.task import TaskStatus, transition
+from testbed.unix_users import chown_tree, world_dir
 from tests.integration.conftest import student_python  # noqa: F401
 from tests.security.hostile_site import (
     ATTACKER,
@@ -47,7 +48,6 @@ from tests.security.hostile_site import (
     pw,
     swap,
 )
-from tests.unix_users import chown_tree, world_dir
 
 TASK_ID = "250101-000000000-secret"
 

@@ -18,11 +18,11 @@ import psutil
 import pytest
 
 from remoted.containment import Containment, Mounts
+from testbed.pipeline import Pipeline, owned_project, shared_root, student_area, student_pipeline
+from testbed.strays import kill_marked, wait_gone
+from testbed.unix_users import world_dir
 from tests.conftest import require
 from tests.integration.conftest import STUDENTS, student_python  # noqa: F401
-from tests.integration.harness import Pipeline, owned_project, shared_root, student_area, student_pipeline
-from tests.strays import kill_marked, wait_gone
-from tests.unix_users import world_dir
 
 STUDENT = STUDENTS[0]
 

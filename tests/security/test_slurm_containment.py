@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from testbed.pipeline import Pipeline
+from testbed.slurm_cluster import SlurmCluster
+from testbed.strays import detach_command, kill_marked, new_marker, pid_dir, wait_gone
 from tests.conftest import require
-from tests.integration.harness import Pipeline
-from tests.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
-from tests.strays import detach_command, kill_marked, new_marker, pid_dir, wait_gone
 
 pytestmark = [pytest.mark.slurm, pytest.mark.root]
 

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from testbed.pipeline import Pipeline, owned_project, student_pipeline
+from testbed.sshd import Sshd, available, keygen
+from testbed.unix_users import chown_tree
 from tests.conftest import require
 from tests.integration.conftest import student_python  # noqa: F401
-from tests.integration.harness import Pipeline, owned_project, student_pipeline
 from tests.security.hostile_site import (
     ATTACKER,
     VICTIM,
@@ -46,8 +48,6 @@ from tests.security.hostile_site import (
     swap,
     user_env,
 )
-from tests.sshd import Sshd, available, keygen
-from tests.unix_users import chown_tree
 
 
 class SshSite:

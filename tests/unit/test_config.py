@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.config import (
-    TEMPLATE,
-    ConfigError,
-    Environment,
-    Files,
-    Resources,
-    Run,
-    load_task_config,
-)
+from ailabber.model.config import TEMPLATE, ConfigError, Environment, Files, Resources, Run, load_task_config
 
 EXAMPLE = """\
 [resources]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.config import ConfigError, load_task_config
-from ailabber.snapshot import copy_snapshot, plan_snapshot
+from ailabber.model.config import ConfigError, load_task_config
+from ailabber.workstation.snapshot import copy_snapshot, plan_snapshot
 
 
 def _plan(tmp_path: Path):  # type: ignore[no-untyped-def]

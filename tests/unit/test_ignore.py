@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.ignore import IgnoreRules
+from ailabber.workstation.ignore import IgnoreRules
 
 F, D = False, True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ailabber.safedir import SafeDir
+from ailabber.storage.safedir import SafeDir
 from remoted.jobfiles import MAX_TEXT, job_result, job_started
 
 

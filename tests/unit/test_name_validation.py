@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber import ids
-from ailabber.remote_layout import UserArea, valid_user
-from ailabber.remote_url import RemoteUrlError, parse_ssh_url
+from ailabber.model import ids
+from ailabber.model.remote_layout import UserArea, valid_user
+from ailabber.model.remote_url import RemoteUrlError, parse_ssh_url
 
 GOOD_ID = "240101-000000000-abcdef"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from ailabber.safedir import SafeDir
-from ailabber.upload_limits import UploadLimits
+from ailabber.storage.safedir import SafeDir
+from ailabber.storage.upload_limits import UploadLimits
 from remoted import quota
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

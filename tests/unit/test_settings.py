@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.remote_url import SshRemote
-from ailabber.settings import SettingsError, load_remoted_settings, load_spoold_settings
+from ailabber.daemonkit.settings import SettingsError, load_remoted_settings, load_spoold_settings
+from ailabber.model.remote_url import SshRemote
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
 
-from ailabber.settings import SlurmOptions
+from ailabber.daemonkit.settings import SlurmOptions
 from remoted.jobspec import JobSpec
 from remoted.schedulers.slurm import SlurmScheduler
 from remoted.schedulers.slurm_states import map_state, parse_exit_code, time_limit

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber import snapshot
-from ailabber.config import ConfigError, TaskConfig, load_task_config
-from ailabber.snapshot import Entry, SnapshotPlan, copy_snapshot, plan_snapshot
+from ailabber.model.config import ConfigError, TaskConfig, load_task_config
+from ailabber.workstation import snapshot
+from ailabber.workstation.snapshot import Entry, SnapshotPlan, copy_snapshot, plan_snapshot
 
 CONFIG = '[files]\nignore = ["*.ckpt", "data/"]\n[run]\ncommands = ["python train.py"]\n'
 
@@ -264,9 +264,9 @@ def test_submitted_manifest_lists_exactly_what_the_committed_task_holds(tree: Pa
     what a walk of the committed task finds (files with sizes, symlinks with targets)."""
     import json
 
-    from ailabber.manifest import build_manifest
-    from ailabber.spool import MANIFEST, NEW, UPLOAD_MEMBERS, Spool
-    from ailabber.submit import submit
+    from ailabber.storage.manifest import build_manifest
+    from ailabber.storage.spool import MANIFEST, NEW, UPLOAD_MEMBERS, Spool
+    from ailabber.workstation.submit import submit
 
     (tree / "link-to-train").symlink_to("train.py")
     (tree / "src" / "pkg-link").symlink_to("pkg")

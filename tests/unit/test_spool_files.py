@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber import fsutil, manifest, statusfile
-from ailabber.spool import Spool
-from ailabber.task import TaskStatus, transition
+from ailabber.model.task import TaskStatus, transition
+from ailabber.storage import fsutil, manifest, statusfile
+from ailabber.storage.spool import Spool
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:

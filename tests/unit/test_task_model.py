@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ailabber import ids
-from ailabber.task import (IllegalTransition, TaskStatus, now_iso, parse_iso, transition)
+from ailabber.model import ids
+from ailabber.model.task import IllegalTransition, TaskStatus, now_iso, parse_iso, transition
 from remoted.queue import fair_order
 from spoold.merge import merge_remote
 

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import yaml
 
-from tests.unix_users import chown_tree
+from testbed.unix_users import chown_tree
 
 TERMINAL = {"completed", "failed", "canceled", "terminated"}
 

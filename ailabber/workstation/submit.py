@@ -12,15 +12,17 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ailabber import __version__, fsutil, ids, statusfile
-from ailabber.config import ConfigError, TaskConfig, load_task_config_bytes
-from ailabber.home import os_user
-from ailabber.manifest import manifest_of
-from ailabber.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
-from ailabber.spool import FILES, MANIFEST, META, TASK_TOML, Spool
-from ailabber.render import size
-from ailabber.task import TaskStatus, now_iso, transition
-from ailabber.upload_limits import UploadLimits
+from ailabber import __version__
+from ailabber.cli.render import size
+from ailabber.model import ids
+from ailabber.model.config import ConfigError, TaskConfig, load_task_config_bytes
+from ailabber.model.task import TaskStatus, now_iso, transition
+from ailabber.storage import fsutil, statusfile
+from ailabber.storage.home import os_user
+from ailabber.storage.manifest import manifest_of
+from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
+from ailabber.storage.upload_limits import UploadLimits
+from ailabber.workstation.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
 
 
 class Submitted(NamedTuple):

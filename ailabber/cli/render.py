@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ailabber.task import TaskStatus, explain, parse_iso
+from ailabber.model.task import TaskStatus, explain, parse_iso
 
 
 def ago(iso: str | None, now: float | None = None) -> str:

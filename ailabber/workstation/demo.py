@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ailabber import up
+from ailabber.workstation import up
 
 
 def example_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "examples" / "train", here.parent / "examples" / "train"):
+    package = Path(__file__).resolve().parents[1]       # .../ailabber
+    for candidate in (package / "examples" / "train", package.parent / "examples" / "train"):
         if (candidate / "task_config.toml").exists():
             return candidate
     raise FileNotFoundError("the bundled example (examples/train) is not installed")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from ailabber import fsutil
-from ailabber.home import ailabber_home
-from ailabber.settings import SettingsError, write_yaml
+from ailabber.daemonkit.settings import SettingsError, write_yaml
+from ailabber.storage import fsutil
+from ailabber.storage.home import ailabber_home
 
-log = logging.getLogger("ailabber.up")
+log = logging.getLogger("ailabber.workstation.up")
 
 
 def write_default_configs(home: Path, scheduler: str | None, gpus: int | None) -> tuple[Path, Path]:

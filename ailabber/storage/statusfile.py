@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ailabber import fsutil
-from ailabber.task import TaskStatus
+from ailabber.model.task import TaskStatus
+from ailabber.storage import fsutil
 
 STATUS = "status.json"
 EVENTS = "events.jsonl"

@@ -9,13 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ailabber.home import ailabber_home
-from ailabber.upload_limits import (DEFAULT_MAX_DISK_BYTES, DEFAULT_MAX_INCOMING, DEFAULT_MAX_LOG_BYTES,
-                                    UploadLimits)
-from ailabber.suggest import closest
+from ailabber.model.suggest import closest
+from ailabber.storage.home import ailabber_home
+from ailabber.storage.upload_limits import (
+    DEFAULT_MAX_DISK_BYTES,
+    DEFAULT_MAX_INCOMING,
+    DEFAULT_MAX_LOG_BYTES,
+    UploadLimits,
+)
 
 if TYPE_CHECKING:       # parsed only where a spoold.yaml is read: the CLI starts faster
-    from ailabber.remote_url import Remote
+    from ailabber.model.remote_url import Remote
 
 
 class SettingsError(ValueError):
@@ -98,7 +102,7 @@ CONTAINMENTS = ("auto", "cgroup", "processes")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml   # only when there is a file to read: the CLI starts faster without it
+    import yaml  # only when there is a file to read: the CLI starts faster without it
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -154,7 +158,7 @@ SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_
 
 def default_spoold_settings() -> SpooldSettings:
     home = ailabber_home()
-    from ailabber.remote_url import LocalRemote
+    from ailabber.model.remote_url import LocalRemote
 
     return SpooldSettings(spool=home / "spool", remote=LocalRemote(home / "remote"))
 
@@ -169,7 +173,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
     data = _load_yaml(path)
     _check_keys(path, data, SPOOLD_KEYS)
     defaults = default_spoold_settings()
-    from ailabber.remote_url import RemoteUrlError, parse_remote
+    from ailabber.model.remote_url import RemoteUrlError, parse_remote
 
     remote: Remote = defaults.remote
     if "remote" in data:
@@ -372,8 +376,8 @@ def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    from ailabber import fsutil
-
     import yaml
+
+    from ailabber.storage import fsutil
 
     fsutil.atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())

@@ -15,12 +15,12 @@ import json
 import os
 import stat
 from pathlib import Path
-
 from typing import NamedTuple
-from ailabber.config import ConfigError, TaskConfig
-from ailabber.fsutil import fsync_dir, fsync_fd
-from ailabber.ignore import IgnoreRules
-from ailabber.pathlimits import Extremes, over
+
+from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.pathlimits import Extremes, over
+from ailabber.storage.fsutil import fsync_dir, fsync_fd
+from ailabber.workstation.ignore import IgnoreRules
 
 FILE = "file"
 DIR = "dir"

@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ailabber import fsutil, ids
-from ailabber.task import TaskStatus
-from ailabber import statusfile
+from ailabber.model import ids
+from ailabber.model.task import TaskStatus
+from ailabber.storage import fsutil, statusfile
 
 TMP, NEW, SYNCED, DONE = "tmp", "new", "synced", "done"
 STAGES = (NEW, SYNCED, DONE)
@@ -120,7 +120,7 @@ class Spool:
         return dst
 
     def discard_tmp(self, task_id: str) -> None:
-        import shutil   # only on a failed submit: not on every command's start-up
+        import shutil  # only on a failed submit: not on every command's start-up
 
         shutil.rmtree(self.stage_dir(TMP) / task_id, ignore_errors=True)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ailabber.checks import Check, dump, passed
-from ailabber.daemon import setup_logging
-from ailabber.settings import SettingsError
+from ailabber.daemonkit.checks import Check, dump, passed
+from ailabber.daemonkit.loop import setup_logging
+from ailabber.daemonkit.settings import SettingsError
 
 S = TypeVar("S")
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ailabber.ignore import IgnoreRules
-from ailabber.suggest import closest
+from ailabber.model.suggest import closest
+from ailabber.workstation.ignore import IgnoreRules
 
 if sys.version_info >= (3, 11):
     import tomllib

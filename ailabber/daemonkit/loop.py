@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from ailabber.daemonlock import AlreadyRunning, SingleInstance
-from ailabber.notify import Notifier
-from ailabber.watch import Waker
+from ailabber.daemonkit.lock import AlreadyRunning, SingleInstance
+from ailabber.daemonkit.notify import Notifier
+from ailabber.daemonkit.watch import Waker
 
 log = logging.getLogger("ailabber")
 
