@@ -10,14 +10,14 @@ from pathlib import Path
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.settings import SpooldSettings
-from spoold.daemon import make_transport
 from spoold.errors import TransportError
+from spoold.transport import RsyncTransport
 
 STALE_AFTER = 120.0
 
 
 def run_checks(settings: SpooldSettings) -> list[Check]:
-    transport = make_transport(settings)
+    transport = RsyncTransport.to(settings)
     checks: list[Check] = []
     try:
         with tempfile.TemporaryDirectory(prefix="ailabber-doctor-") as tmp:
@@ -28,7 +28,7 @@ def run_checks(settings: SpooldSettings) -> list[Check]:
             except TransportError as exc:
                 checks.append(Check("remote reachable", False, str(exc)))
                 return checks
-            if transport.rsh:
+            if transport.over_ssh:
                 confined = transport.escapes_area()
                 checks.append(Check("remote directory confined", not confined,
                                     "the key can only reach this student's directory" if not confined else

@@ -17,11 +17,8 @@ from ailabber.daemonkit.faults import crash_point
 from ailabber.daemonkit.loop import DaemonLoop
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model.pathlimits import tree_problems
-from ailabber.model.remote_layout import UserArea
-from ailabber.model.remote_url import LocalRemote
 from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
-from ailabber.storage.home import os_user
 from ailabber.storage.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
@@ -40,7 +37,7 @@ class Spoold:
     def __init__(self, settings: SpooldSettings, transport: RsyncTransport | None = None):
         self.settings = settings
         self.spool = Spool(settings.spool)
-        self.transport = transport or make_transport(settings)
+        self.transport = transport or RsyncTransport.to(settings)
         self._retry_at: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._last_tmp_clean = 0.0
@@ -54,7 +51,7 @@ class Spoold:
             raise ValueError("the spool path cannot change while spoold runs; restart it instead")
         old = self.transport
         self.settings = settings
-        self.transport = make_transport(settings)
+        self.transport = RsyncTransport.to(settings)
         old.close()
         self._limits_at = 0.0
 
@@ -203,7 +200,7 @@ class Spoold:
             for task_id in batch:
                 n = self._attempts[task_id] = attempts[task_id]
                 task_dir = new_dir / task_id
-                if getattr(self.transport, "_aborted", False):
+                if self.transport.aborted:
                     self._record(task_dir, PENDING, "waiting_for_upload", message="upload interrupted by a stop; "
                                  "it resumes when spoold starts again", upload_attempts=n)
                     continue
@@ -218,7 +215,7 @@ class Spoold:
                 self._record(task_dir, PENDING, "waiting_for_upload",
                              message=f"attempt {n} failed: {exc}; retrying in {delay:.0f}s",
                              upload_attempts=n, last_error=str(exc))
-            return not getattr(self.transport, "_aborted", False)
+            return not self.transport.aborted
         crash_point("spoold:after_push")
         self.last_contact = time.time()
         for task_id in batch:
@@ -289,18 +286,6 @@ def path_problem(task_dir: Path) -> str | None:
     """A path too deep or too long for rsync, which an older ``submit`` let through: no
     retry could ever send it, so the task ends instead of being retried for ever."""
     return "; ".join(tree_problems(task_dir / FILES)) or None
-
-
-def make_transport(settings: SpooldSettings) -> RsyncTransport:
-    """rsync to the remote as settings parsed it: a local path, or ssh."""
-    remote = settings.remote
-    if isinstance(remote, LocalRemote):
-        return RsyncTransport(str(UserArea(remote.root, os_user()).path))
-    from spoold.ssh import ssh_command
-
-    rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
-    return RsyncTransport(remote.path, rsh=rsh, host_prefix=remote.destination + ":",
-                          timeout=3 * settings.connect_timeout)
 
 
 def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] | None = None) -> int:

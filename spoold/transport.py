@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS
+from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS, UserArea
+from ailabber.model.remote_url import LocalRemote
+from ailabber.storage.home import os_user
 from spoold.errors import TransportError, classify
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,29 @@ class RsyncTransport:
         self.host_prefix = host_prefix
         self.rsync = shutil.which(rsync) or rsync
         self.timeout = timeout
-        self.name = "ssh" if rsh else "local"
         self._proc: subprocess.Popen[str] | None = None
         self._aborted = False
+
+    @classmethod
+    def to(cls, settings: SpooldSettings) -> RsyncTransport:
+        """rsync to the remote as settings parsed it (``settings.remote``): this user's area
+        under a local path, or over ssh with the admin's key and options."""
+        remote = settings.remote
+        if isinstance(remote, LocalRemote):
+            return cls(str(UserArea(remote.root, os_user()).path))
+        from spoold.ssh import ssh_command
+
+        rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
+        return cls(remote.path, rsh=rsh, host_prefix=remote.destination + ":", timeout=3 * settings.connect_timeout)
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.rsh is not None
+
+    @property
+    def aborted(self) -> bool:
+        """Whether spoold is stopping: a transfer that failed now failed because of that."""
+        return self._aborted
 
     # --- plumbing ------------------------------------------------------------------------
     def _remote(self, rel: str) -> str:
