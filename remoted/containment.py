@@ -203,13 +203,11 @@ class Containment:
             _write(Path(group.kill_dir) / "cgroup.kill", "1")
         elif group.kill_dir and self.kill_kind == "freezer":
             _freeze_and_kill(Path(group.kill_dir))
-        for d in group.procs_files():      # whatever a hierarchy still holds
-            _signal_all(Path(d).parent, signal.SIGKILL)
-        deadline = time.monotonic() + EMPTY_WAIT
-        while time.monotonic() < deadline:
-            if not any(_members(Path(d).parent) for d in group.procs_files()):
-                return True
-            time.sleep(0.01)
+        dirs = [Path(d).parent for d in group.procs_files()]
+        for d in dirs:      # whatever a hierarchy still holds
+            _signal_all(d, signal.SIGKILL)
+        if _wait_empty(dirs):
+            return True
         log.warning("job cgroup %s still has processes after being killed", group.name)
         return False
 
@@ -281,12 +279,21 @@ def _fresh(d: Path) -> str:
     if d.exists():
         _signal_all(d, signal.SIGKILL)
         _write(d / "cgroup.kill", "1")
-        deadline = time.monotonic() + EMPTY_WAIT
-        while _members(d) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_empty([d])
         os.rmdir(d)
     d.mkdir(mode=0o755)
     return str(d)
+
+
+def _wait_empty(dirs: list[Path]) -> bool:
+    """Wait up to ``EMPTY_WAIT`` seconds for killed cgroups to lose their last member (the
+    kernel reaps them asynchronously); True when all are empty."""
+    deadline = time.monotonic() + EMPTY_WAIT
+    while any(_members(d) for d in dirs):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _set_memory_limit(d: Path, kind: str | None, memory_mb: int) -> None:

@@ -73,12 +73,15 @@ class JobFiles:
         except (OSError, ValueError):
             return False
 
-    def lock_path(self, user: str, task_id: str) -> Path:
-        """The job's lock file, in a directory only remoted can write."""
+    def lock_path(self, user: str, task_id: str, *, create: bool = False) -> Path:
+        """The job's lock file, in a directory only remoted can write.  ``create`` makes
+        that directory, which only a submit needs: polls and lookups run on every pass
+        and treat a missing lock like a free one."""
         if not valid_user(user) or "/" in task_id or task_id.startswith("."):
             raise ValueError(f"bad job name {user!r}/{task_id!r}")
         d = self.root / "state" / "jobs" / user
-        fsutil.ensure_dirs(d, mode=0o700)
+        if create:
+            fsutil.ensure_dirs(d, mode=0o700)
         return d / f"{task_id}.lock"
 
 

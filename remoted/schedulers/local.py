@@ -107,7 +107,7 @@ class LocalScheduler(Scheduler):
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         env[TASK_MARKER] = spec.task_id
-        group = self.job_cgroups.create(f"{spec.user}.{spec.task_id}", spec.memory_mb)
+        group = self.job_cgroups.create(_group_name(spec), spec.memory_mb)
         argv = [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap"]
         for procs in group.procs_files() if group else []:
             argv += ["--cgroup", procs]
@@ -115,7 +115,7 @@ class LocalScheduler(Scheduler):
         if run_as:
             argv += ["--run-as", run_as]
         argv.append("-")
-        fd = os.open(self.files.lock_path(spec.user, spec.task_id),
+        fd = os.open(self.files.lock_path(spec.user, spec.task_id, create=True),
                      os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -189,7 +189,7 @@ class LocalScheduler(Scheduler):
         """The cgroups a job launched before a restart was given (same names)."""
         if not self.job_cgroups.cgroups:
             return None
-        name = f"{spec.user}.{spec.task_id}"
+        name = _group_name(spec)
         base = lambda b: str(b / name) if b is not None else None  # noqa: E731
         return JobGroup(name, base(self.job_cgroups.kill_base), base(self.job_cgroups.memory_base),
                         tuple(str(b / name) for b in self.job_cgroups.extra_bases))
@@ -284,6 +284,11 @@ class LocalScheduler(Scheduler):
                 if proctree.same_process(pid, ctime) and not h.data.get("cancel_sent"):
                     log.warning("job %s is far past its time limit; killing it", h.job_id)
                     self.cancel(h)
+
+
+def _group_name(spec: JobSpec) -> str:
+    """The job's cgroup name: one per task, the same after a restart (``find`` relies on it)."""
+    return f"{spec.user}.{spec.task_id}"
 
 
 def _lock_held(lock: Path) -> bool:
