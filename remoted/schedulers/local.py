@@ -107,7 +107,7 @@ class LocalScheduler(Scheduler):
         env.update(identity.user_env(spec.uid))
         env["AILABBER_GPUS"] = ",".join(map(str, gpus))
         env[TASK_MARKER] = spec.task_id
-        group = self.job_cgroups.create(_group_name(spec), spec.memory_mb)
+        group = self.job_cgroups.create(_cgroup_name(spec), spec.memory_mb)
         argv = [spec.python or sys.executable, "-I", "-m", "remoted.jobwrap"]
         for procs in group.procs_files() if group else []:
             argv += ["--cgroup", procs]
@@ -189,7 +189,7 @@ class LocalScheduler(Scheduler):
         """The cgroups a job launched before a restart was given (same names)."""
         if not self.job_cgroups.cgroups:
             return None
-        name = _group_name(spec)
+        name = _cgroup_name(spec)
         base = lambda b: str(b / name) if b is not None else None  # noqa: E731
         return JobGroup(name, base(self.job_cgroups.kill_base), base(self.job_cgroups.memory_base),
                         tuple(str(b / name) for b in self.job_cgroups.extra_bases))
@@ -286,7 +286,7 @@ class LocalScheduler(Scheduler):
                     self.cancel(h)
 
 
-def _group_name(spec: JobSpec) -> str:
+def _cgroup_name(spec: JobSpec) -> str:
     """The job's cgroup name: one per task, the same after a restart (``find`` relies on it)."""
     return f"{spec.user}.{spec.task_id}"
 
