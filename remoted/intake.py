@@ -4,8 +4,8 @@
 Everything in a user's area is untrusted: the student can put any file, symlink or FIFO
 there at any moment.  So every step works through directory handles that never follow a
 symlink (``ailabber.storage.safedir``), the manifest must match the files, the config is validated
-again exactly as ``submit`` did, and a ``tasks/<id>`` that remoted did not rename there
-itself is never used.  The user is the directory the upload arrived in; when remoted runs
+again exactly as ``submit`` did (those checks of one upload: ``remoted.uploadcheck``), and a
+``tasks/<id>`` that remoted did not rename there itself is never used.  The user is the directory the upload arrived in; when remoted runs
 as root, the directory's owner must be that user.
 """
 
@@ -19,10 +19,9 @@ from pathlib import Path
 
 from ailabber.daemonkit.faults import crash_point
 from ailabber.model import ids
-from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
 from ailabber.model.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
-from ailabber.model.task import FAILED, now_iso, parse_iso, transition
-from ailabber.storage import fsutil, manifest
+from ailabber.model.task import FAILED, now_iso, transition
+from ailabber.storage import fsutil
 from ailabber.storage import spool as local_spool
 from ailabber.storage.safedir import SafeDir, UnsafePath, open_beneath
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
@@ -31,13 +30,12 @@ from remoted.jobspec import JobDefaults, build_spec
 from remoted.outage import passing, plain
 from remoted.quota import DiskUsage, surplus_in_flight
 from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord
+from remoted.uploadcheck import NO_UPLOAD, UploadCheck, read_task
 
 log = logging.getLogger(__name__)
 ROOT_UID = 0
 #: Uploads of one student refused in one pass at most; the others wait for the next.
 MAX_REJECTS_PER_PASS = 20
-#: What ``_check_upload`` says of a commit marker that came without any upload.
-NO_UPLOAD = "no upload"
 
 
 def user_areas(root: Path) -> list[UserArea]:
@@ -111,9 +109,8 @@ class Intake:
         self.limits = limits or UploadLimits()
         self.transport_account = transport_account
         self.usage = DiskUsage(root)
+        self.checker = UploadCheck(root, self.limits, self.usage)
         self._warned: set[str] = set()
-        #: (user, id) -> (device, inode) of each upload checked and not yet taken.
-        self._checked: dict[tuple[str, str], tuple[int, int]] = {}
         self._limits_published: dict[Path, bytes] = {}
         #: Leave a new task's queued record unsaved: the caller saves it unless it launches
         #: the task first (the launch intent replaces it).  Until then the record on disk is
@@ -201,7 +198,7 @@ class Intake:
         if planted:
             return self._reject(area, commit, marker, incoming, order,
                                 f"tasks/{task_id} already exists and was not made by ailabber")
-        why = self._check_upload(area, incoming, commit, marker, task_id)
+        why = self.checker.refusal(area, incoming, commit, marker, task_id)
         if why is NO_UPLOAD:
             # spoold sends the files before the marker: a marker alone is forged, and
             # costs remoted no record (a student could otherwise make it keep thousands).
@@ -239,7 +236,7 @@ class Intake:
             taken = tasks.lstat(task_id)
             if not stat.S_ISDIR(taken.st_mode):
                 return self._reject(area, commit, marker, incoming, known.order, "the upload is not a directory")
-            why = self._same_as_checked(area, commit, marker, tasks, task_id, taken)
+            why = self.checker.same_as_checked(area, commit, marker, tasks, task_id, taken)
             if why:
                 tasks.remove(task_id)
                 return self._reject(area, commit, marker, incoming, known.order, why)
@@ -254,43 +251,6 @@ class Intake:
         crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
-
-    def _check_open_upload(self, area: UserArea, up: SafeDir, data: object) -> str | None:
-        """The checks of an upload, all through its one open handle: its members, the
-        manifest, the size limits and the student's disk quota."""
-        for member in (local_spool.TASK_TOML, local_spool.META):
-            if not stat.S_ISREG(up.lstat(member).st_mode):
-                return f"{member} is not a regular file"
-        if not stat.S_ISDIR(up.lstat(local_spool.FILES).st_mode):
-            return "files/ is not a directory"
-        problems = manifest.verify_manifest(up.fd, data)
-        if problems:
-            return f"incomplete or inconsistent upload: {problems[0]}"
-        if isinstance(data, dict) and isinstance(data.get("files"), dict):
-            # The project's files only, as submit counted them (not task.toml / meta.json).
-            project = {k: v for k, v in data["files"].items() if k.startswith(local_spool.FILES + "/")}
-            too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
-            if too_big:
-                return too_big
-        return self.usage.admit(area.user, up, self.limits)
-
-    def _same_as_checked(self, area: UserArea, commit: SafeDir, marker: str, tasks: SafeDir, task_id: str,
-                         taken: os.stat_result) -> str | None:
-        """Why the directory now in ``tasks/<id>`` is not the upload that was checked
-        (None if it is).  The student can swap ``incoming/tmp/<id>`` between the check
-        and the rename; the checked directory's identity says whether that happened.  After
-        a restart that identity is gone, and the taken directory is checked again."""
-        checked = self._checked.pop((area.user, task_id), None)
-        if checked is not None:
-            same = checked == (taken.st_dev, taken.st_ino)
-            return None if same else "the upload was replaced while it was being accepted"
-        try:
-            data = _read_marker(commit, marker)
-            with tasks.sub(task_id) as tdir:
-                problems = manifest.verify_manifest(tdir.fd, data)
-        except OSError as exc:
-            return f"unreadable upload: {exc.strerror or exc}"
-        return f"incomplete or inconsistent upload: {problems[0]}" if problems else None
 
     def _publish_limits(self, adir: SafeDir) -> None:
         """``limits.json`` in the user's area, so the client checks sizes before sending."""
@@ -356,52 +316,13 @@ class Intake:
                                 "reason": rec.status.reason, "message": rec.status.message})
         return rec
 
-    def _check_upload(self, area: UserArea, incoming: SafeDir, commit: SafeDir, marker: str,
-                      task_id: str) -> str | None:
-        """Why the upload cannot be accepted (None: it can; ``NO_UPLOAD``: there is none)."""
-        try:
-            data = _read_marker(commit, marker)
-        except OSError as exc:
-            return f"unreadable commit marker: {exc.strerror or exc}"
-        try:
-            with incoming.sub(TMP) as tmp:
-                try:
-                    st = tmp.lstat(task_id)
-                except FileNotFoundError:
-                    return NO_UPLOAD
-                if not stat.S_ISDIR(st.st_mode):
-                    return "the upload is not a directory"
-                with tmp.sub(task_id) as up:
-                    why = self._check_open_upload(area, up, data)
-                    checked = os.fstat(up.fd)
-                    self._checked[(area.user, task_id)] = (checked.st_dev, checked.st_ino)
-        except FileNotFoundError as exc:
-            return f"incomplete upload: {Path(exc.filename or '?').name} is missing"
-        except OSError as exc:
-            return f"unreadable upload: {exc.strerror or exc}"
-        if why:
-            return why
-        fsutil.sync_filesystem(self.root)   # rsync does not fsync; the accept must be durable
-        return None
-
     def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs,
                      tdir: SafeDir | None = None) -> TaskRecord:
         owner = run_as.uid if privileged() else None
-        meta_bytes, toml_bytes = _read_task_files(self.root, area.user, task_id, owner, tdir)
-        meta = _json_or_none(meta_bytes)
-        submitted = meta.get("submitted_at") if isinstance(meta, dict) else None
-        if not isinstance(submitted, str) or parse_iso(submitted) is None:
-            submitted = now_iso()
-        status = self.store.outbox.first_status(area.user, task_id, submitted)
-        try:
-            if isinstance(toml_bytes, OSError):
-                raise toml_bytes
-            cfg = parse_frozen_config(toml_bytes, Path(local_spool.TASK_TOML))
-        except ConfigError as exc:
-            status, _ = transition(status, FAILED, "rejected", message=str(exc).splitlines()[0])
-            return TaskRecord(id=task_id, user=area.user, status=status, order=order)
-        except OSError as exc:
-            status, _ = transition(status, FAILED, "rejected", message=f"unreadable task: {exc.strerror or exc}")
+        submitted, cfg = read_task(self.root, area.user, task_id, owner, tdir)
+        status = self.store.outbox.first_status(area.user, task_id, submitted or now_iso())
+        if isinstance(cfg, str):
+            status, _ = transition(status, FAILED, "rejected", message=cfg)
             return TaskRecord(id=task_id, user=area.user, status=status, order=order)
         spec = build_spec(area, task_id, cfg, run_as, self.jobs)
         status, _ = transition(status, "pending", "queued")
@@ -421,29 +342,6 @@ class Intake:
         return rec
 
 
-def _read_task_files(root: Path, user: str, task_id: str, owner: int | None,
-                     tdir: SafeDir | None = None) -> tuple[bytes | None, bytes | OSError]:
-    """``meta.json`` (None if unusable) and ``task.toml`` (or why it cannot be read) of an
-    accepted task, each read once through handles that follow no symlink (``tdir``, or
-    opened from the root), as regular files owned by the task's account: a symlink or
-    hard link to another student's file swapped in at any moment is refused, never read."""
-    if tdir is None:
-        try:
-            with open_beneath(root, (USERS, user, TASKS, task_id)) as opened:
-                return _read_task_files(root, user, task_id, owner, opened)
-        except OSError as exc:
-            return None, exc
-    try:
-        meta: bytes | None = tdir.read_regular(local_spool.META, fsutil.MAX_JSON_BYTES, owner)
-    except OSError:
-        meta = None
-    try:
-        toml: bytes | OSError = tdir.read_regular(local_spool.TASK_TOML, MAX_CONFIG_BYTES + 1, owner)
-    except OSError as exc:
-        toml = exc
-    return meta, toml
-
-
 def _is_task_dir(root: Path, user: str, task_id: str) -> bool:
     """Whether ``users/<user>/tasks/<id>`` is a real directory, seen through handles."""
     try:
@@ -451,31 +349,6 @@ def _is_task_dir(root: Path, user: str, task_id: str) -> bool:
         return True
     except OSError:
         return False
-
-
-def _json_or_none(data: bytes | None) -> object:
-    import json
-
-    try:
-        return json.loads(data) if data is not None else None
-    except (ValueError, RecursionError):
-        return None
-
-
-def _read_marker(commit: SafeDir, name: str) -> object:
-    import json
-
-    fd = commit.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > fsutil.MAX_JSON_BYTES:
-            raise OSError(0, "not a regular file of reasonable size")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return json.loads(fh.read(fsutil.MAX_JSON_BYTES + 1))
-    except (ValueError, RecursionError):
-        return None
-    finally:
-        os.close(fd)
 
 
 def _unlink(d: SafeDir, name: str) -> None:
