@@ -15,13 +15,14 @@ from typing import NamedTuple
 from ailabber import __version__
 from ailabber.cli.render import size
 from ailabber.model import ids
-from ailabber.model.config import ConfigError, TaskConfig, load_task_config_bytes
+from ailabber.model.config import ConfigError, TaskConfig
 from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
+from ailabber.workstation.project import load_task_config_bytes
 from ailabber.workstation.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
 
 

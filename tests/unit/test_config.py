@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.model.config import TEMPLATE, ConfigError, Environment, Files, Resources, Run, load_task_config
+from ailabber.model.config import TEMPLATE, ConfigError, Environment, Files, Resources, Run
+from ailabber.workstation.project import load_task_config
 
 EXAMPLE = """\
 [resources]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.model.config import ConfigError, load_task_config
+from ailabber.model.config import ConfigError
+from ailabber.workstation.project import load_task_config
 from ailabber.workstation.snapshot import copy_snapshot, plan_snapshot
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.model.config import ConfigError, load_task_config
+from ailabber.model.config import ConfigError
 from ailabber.model.pathlimits import MAX_PATH_BYTES, MAX_PATH_DEPTH, Extremes, shorten, tree_problems
+from ailabber.workstation.project import load_task_config
 from ailabber.workstation.snapshot import plan_snapshot
 from spoold.errors import MAX_DETAIL, classify
 

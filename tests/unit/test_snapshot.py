@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.model.config import ConfigError, TaskConfig, load_task_config
+from ailabber.model.config import ConfigError, TaskConfig
 from ailabber.workstation import snapshot
+from ailabber.workstation.project import load_task_config
 from ailabber.workstation.snapshot import Entry, SnapshotPlan, copy_snapshot, plan_snapshot
 
 CONFIG = '[files]\nignore = ["*.ckpt", "data/"]\n[run]\ncommands = ["python train.py"]\n'
