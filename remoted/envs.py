@@ -3,7 +3,8 @@
 Students pin their environment with ``pyproject.toml`` + ``uv.lock`` (plus, rarely, a few
 wheels of their own).  Building a GPU environment can take minutes and gigabytes, and a
 class submits the same lock file dozens of times, so environments are cached under a key
-derived from everything that determines their content:
+derived from everything that determines their content (``remoted.envkey``; its ``EnvSpec``,
+``EnvBuildError`` and ``UV_CACHE`` are imported from here, with ``ensure_env``):
 
 * the bytes of ``pyproject.toml`` and ``uv.lock``,
 * the name and bytes of every extra wheel,
@@ -38,15 +39,11 @@ and a project without a build backend must work as well as one with.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
-import platform
 import secrets
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -57,6 +54,18 @@ from filelock import FileLock, Timeout
 
 from ailabber.model.task import now_iso
 from ailabber.storage.fsutil import atomic_write_json, fsync_tree, read_json_or_none
+from remoted.envkey import (
+    PROBE_TIMEOUT_S,
+    UV_CACHE,
+    EnvBuildError,
+    EnvSpec,
+    Interpreter,
+    copy_project,
+    env_key,
+    find_interpreter,
+    uv_env,
+    which_uv,
+)
 
 
 class LogStream(Protocol):
@@ -67,36 +76,13 @@ class LogStream(Protocol):
     def flush(self) -> None: ...
 
 
-#: Bumped when the cache layout or the build recipe changes, so old entries are not reused.
-KEY_FORMAT = b"ailabber-env-v1"
-KEY_LENGTH = 32
-
 #: How long a job waits for another job building the same environment.  Large GPU stacks
 #: (torch + CUDA wheels) over a slow cluster link can take tens of minutes.
 LOCK_TIMEOUT_S = 3600.0
 LOCK_POLL_S = 0.5
 
-#: In the environment cache: what ``uv python list`` said about each interpreter path.
-INTERPRETERS_FILE = "interpreters.json"
-#: In the environment cache: uv's own cache, used instead of any ``UV_CACHE_DIR`` around.
-UV_CACHE = "uv-cache"
-#: Seconds allowed for ``uv python find`` / ``uv python list``; they normally take ~50 ms.
-PROBE_TIMEOUT_S = 30.0
-
 #: Lines of uv output kept in memory to summarise a failure.
 _TAIL_LINES = 200
-
-
-class EnvBuildError(RuntimeError):
-    """The environment could not be prepared.  ``str()`` is one plain line; uv's own
-    output is in the log passed to ``ensure_env``."""
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    pyproject: Path          # absolute path to the task's pyproject.toml
-    uv_lock: Path            # absolute path to the task's uv.lock
-    wheels: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,188 +91,6 @@ class EnvResult:
     key: str
     built: bool       # True if this call built it, False if reused
     seconds: float
-
-
-@dataclass(frozen=True)
-class _Interpreter:
-    """What ``uv python find`` answered; ``path`` is None when it found nothing."""
-
-    identity: str
-    path: str | None
-    problem: str = ""
-
-
-# --- locating uv and the interpreter ------------------------------------------------------
-
-def _which_uv(uv: str) -> str:
-    found = shutil.which(uv)
-    if found is None:
-        raise EnvBuildError(f"uv is not installed on the cluster side (looked for {uv!r} on PATH)")
-    return found
-
-
-def _uv_env(cache_root: Path | None, venv: Path | None = None) -> dict[str, str]:
-    """The environment for uv calls.
-
-    An activated virtualenv (e.g. the daemon's own) must not leak into discovery or make
-    uv warn that it differs from the project environment.  uv's cache goes into the
-    user's private ``cache_root``: a ``UV_CACHE_DIR`` or ``XDG_CACHE_HOME`` inherited from
-    remoted may be shared by every student or belong to root, and the user's home may be
-    world-readable, while that cache holds the project's downloads and builds.
-    """
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
-    if cache_root is not None:
-        env["UV_CACHE_DIR"] = str(cache_root / UV_CACHE)
-    if venv is not None:
-        env["UV_PROJECT_ENVIRONMENT"] = str(venv)
-    return env
-
-
-def _python_version_file(spec: EnvSpec) -> Path:
-    return spec.pyproject.parent / ".python-version"
-
-
-def _copy_project(spec: EnvSpec, dest: Path) -> None:
-    """Copy exactly the files uv reads to choose the interpreter and the packages."""
-    shutil.copyfile(spec.pyproject, dest / "pyproject.toml")
-    shutil.copyfile(spec.uv_lock, dest / "uv.lock")
-    pin = _python_version_file(spec)
-    if pin.is_file():
-        shutil.copyfile(pin, dest / ".python-version")
-
-
-def _first_error_line(text: str) -> str:
-    """uv's ``error:`` line if it printed one (warnings may come first), else its first line."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in lines:
-        if line.startswith("error:"):
-            return line.removeprefix("error:").strip()
-    return lines[0] if lines else ""
-
-
-def _find_interpreter(spec: EnvSpec, uv: str, cache_root: Path | None = None) -> _Interpreter:
-    """Ask uv which interpreter it would use for this project, honouring ``requires-python``
-    and ``.python-version``.
-
-    Runs on a throw-away copy of the project so that nothing around the upload (a stray
-    ``.venv``, an enclosing workspace) influences the answer, and with ``--system`` so that
-    the caller's own virtualenv is not mistaken for the project's interpreter.  With a
-    ``cache_root``, uv uses its cache there and the answer is remembered there.
-    """
-    uv_path = _which_uv(uv)
-    env = _uv_env(cache_root)
-    with tempfile.TemporaryDirectory(prefix="ailabber-pyfind-") as tmp:
-        project = Path(tmp) / "project"
-        project.mkdir()
-        _copy_project(spec, project)
-        try:
-            found = subprocess.run(
-                [uv_path, "python", "find", "--system", "--project", str(project)],
-                cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                text=True, errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
-            )
-        except subprocess.TimeoutExpired:
-            found = None
-    path = found.stdout.strip().splitlines()[-1] if found and found.returncode == 0 and found.stdout.strip() else ""
-    if not path:
-        problem = _first_error_line(found.stderr) if found else "uv python find timed out"
-        return _Interpreter(_unresolved_identity(spec), None, problem or "no matching interpreter")
-    identity = (_remembered_description(cache_root / INTERPRETERS_FILE, uv_path, path, env)
-                if cache_root is not None else _describe(uv_path, path, env))
-    return _Interpreter(identity, path)
-
-
-def _remembered_description(memo: Path, uv_path: str, path: str, env: dict[str, str]) -> str:
-    """``_describe`` with its answer kept in ``memo`` (a JSON file in the environment
-    cache) for as long as the interpreter's file is the same one (device, inode, size,
-    mtime): a job reusing its environment then runs one uv process instead of two."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return _describe(uv_path, path, env)
-    fingerprint = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-    known = read_json_or_none(memo)
-    known = known if isinstance(known, dict) else {}
-    entry = known.get(path)
-    if isinstance(entry, dict) and entry.get("file") == fingerprint and isinstance(entry.get("identity"), str):
-        return str(entry["identity"])
-    identity = _describe(uv_path, path, env)
-    known[path] = {"file": fingerprint, "identity": identity}
-    try:
-        atomic_write_json(memo, dict(list(known.items())[-32:]))
-    except OSError:
-        pass          # a read-only or full cache only costs the next job the second uv run
-    return identity
-
-
-def _describe(uv_path: str, path: str, env: dict[str, str]) -> str:
-    """``<implementation>-<version>-<os>-<arch>-<libc>-<path>`` for an interpreter path."""
-    try:
-        listed = subprocess.run(
-            [uv_path, "python", "list", path, "--only-installed", "--output-format", "json"],
-            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            errors="replace", timeout=PROBE_TIMEOUT_S, check=False,
-        )
-        entries = json.loads(listed.stdout) if listed.returncode == 0 else []
-    except (subprocess.TimeoutExpired, json.JSONDecodeError):
-        entries = []
-    candidates = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    candidates.sort(key=lambda e: e.get("path") != path)   # the exact path first
-    for entry in candidates:
-        parts = [entry.get(k) for k in ("implementation", "version", "os", "arch", "libc")]
-        if all(isinstance(p, str) and p for p in parts):
-            return "-".join([*parts, path])  # type: ignore[list-item]
-    # Older uv without JSON listing: the path alone still pins the interpreter.
-    return f"python-unknown-{platform.system().lower()}-{platform.machine()}-{path}"
-
-
-def _unresolved_identity(spec: EnvSpec) -> str:
-    """Identity when no installed interpreter matches: uv sync will pick (or download) one.
-
-    It still has to be deterministic, so it is built from the request itself.
-    """
-    pin = _python_version_file(spec)
-    request = pin.read_text(errors="replace").strip() if pin.is_file() else "requires-python"
-    return f"unresolved-{request}-{platform.system().lower()}-{platform.machine()}"
-
-
-def python_identity(spec: EnvSpec, uv: str = "uv") -> str:
-    """Which interpreter uv would build this project's environment with, as
-    ``<implementation>-<version>-<platform>-<path>`` (e.g.
-    ``cpython-3.11.7-linux-x86_64-gnu-/usr/bin/python3.11``).
-
-    Part of the cache key: the same lock on another Python is another environment, and
-    the path matters because a virtualenv links to its base interpreter.
-    """
-    return _find_interpreter(spec, uv).identity
-
-
-# --- the key ------------------------------------------------------------------------------
-
-def _feed(h: Any, label: bytes, data: bytes) -> None:
-    """Length-prefixed, so no two different inputs can produce the same byte stream."""
-    h.update(label + b"\0" + str(len(data)).encode() + b"\0" + data)
-
-
-def _feed_file(h: Any, label: bytes, path: Path) -> None:
-    h.update(label + b"\0" + str(path.stat().st_size).encode() + b"\0")
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-
-
-def env_key(spec: EnvSpec, python: str) -> str:
-    """Cache key: sha256 over pyproject, uv.lock, each wheel (name + bytes) and the
-    interpreter identity.  Wheels are taken in name order: installing a set does not
-    depend on how the student listed it."""
-    h = hashlib.sha256(KEY_FORMAT)
-    _feed_file(h, b"pyproject", spec.pyproject)
-    _feed_file(h, b"uv.lock", spec.uv_lock)
-    for wheel in sorted(spec.wheels, key=lambda p: p.name):
-        _feed(h, b"wheel-name", wheel.name.encode())
-        _feed_file(h, b"wheel", wheel)
-    _feed(h, b"python", python.encode())
-    return h.hexdigest()[:KEY_LENGTH]
 
 
 # --- the per-user cache directory ---------------------------------------------------------
@@ -396,11 +200,11 @@ def _read_ready(keydir: Path, key: str) -> dict[str, Any] | None:
     return None
 
 
-def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log: LogStream) -> None:
+def _build(spec: EnvSpec, keydir: Path, interp: Interpreter, uv_path: str, log: LogStream) -> None:
     venv = keydir / "venv"
     cache_root = keydir.parent
     keydir.mkdir()
-    _copy_project(spec, keydir)
+    copy_project(spec, keydir)
     wheels: list[Path] = []
     if spec.wheels:
         (keydir / "wheels").mkdir()
@@ -415,12 +219,12 @@ def _build(spec: EnvSpec, keydir: Path, interp: _Interpreter, uv_path: str, log:
     if interp.path is not None:
         # The interpreter that went into the key, not whatever discovery finds next time.
         sync += ["--python", interp.path]
-    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=_uv_env(cache_root, venv))
+    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=uv_env(cache_root, venv))
     if wheels:
         install = [uv_path, "pip", "install", "--python", str(venv / "bin" / "python"),
                    *map(str, wheels)]
         _run_uv("uv pip install of the extra wheels", install, log, cwd=keydir.parent,
-                env=_uv_env(cache_root))
+                env=uv_env(cache_root))
     if not (venv / "bin" / "python").exists():
         raise EnvBuildError("uv finished but the environment has no bin/python")
     # The commit marker must not outlive the files it vouches for after a power cut.
@@ -435,7 +239,7 @@ def ensure_env(spec: EnvSpec, cache_root: Path, log: LogStream, *, uv: str = "uv
     leaves nothing behind, so a later task retries from scratch.
     """
     started = time.monotonic()
-    uv_path = _which_uv(uv)
+    uv_path = which_uv(uv)
     for name, path in (("pyproject.toml", spec.pyproject), ("uv.lock", spec.uv_lock),
                        *((w.name, w) for w in spec.wheels)):
         if not path.is_file():
@@ -446,7 +250,7 @@ def ensure_env(spec: EnvSpec, cache_root: Path, log: LogStream, *, uv: str = "uv
     except OSError as exc:
         raise EnvBuildError(f"cannot use the environment cache {cache_root}: "
                             f"{exc.strerror or exc}") from exc
-    interp = _find_interpreter(spec, uv_path, cache_root)
+    interp = find_interpreter(spec, uv_path, cache_root)
     key = env_key(spec, interp.identity)
     keydir = cache_root / key
     venv = keydir / "venv"

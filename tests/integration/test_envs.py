@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from remoted.envs import UV_CACHE, EnvBuildError, EnvSpec, ensure_env, env_key, python_identity
+from remoted.envkey import env_key, python_identity
+from remoted.envs import UV_CACHE, EnvBuildError, EnvSpec, ensure_env
 
 UV = shutil.which("uv")
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed")
@@ -296,7 +297,8 @@ def test_concurrent_processes_build_once(spec: EnvSpec, tmp_path: Path) -> None:
 def test_interpreter_description_is_remembered_while_the_file_is_the_same(spec: EnvSpec, tmp_path: Path) -> None:
     """The second half of the interpreter identity is kept in the cache, keyed by the
     interpreter file itself: a replaced interpreter is described afresh."""
-    from remoted.envs import INTERPRETERS_FILE, _find_interpreter
+    from remoted.envkey import INTERPRETERS_FILE
+    from remoted.envkey import find_interpreter as _find_interpreter
 
     memo = tmp_path / INTERPRETERS_FILE
     first = _find_interpreter(spec, "uv", tmp_path)
