@@ -5,7 +5,7 @@ For an unfinished one the CLI drops a fetch request and waits for spoold to pull
 exists so far: the CLI itself never touches the network.
 
 ``DIR`` is often in a shared place (``/tmp/...``) where another user may have planted
-symlinks, so everything is written through directory handles (``SafeDir``): only into
+symlinks, so everything is written through directory handles (``UserDir``): only into
 directories the user owns, never through a symlink, each file made under a fresh name and
 renamed into place.
 """
@@ -24,8 +24,9 @@ from ailabber.cli import render
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
 from ailabber.storage import statusfile
 from ailabber.storage.logindex import INDEX, STREAMS, split_stream
-from ailabber.storage.safedir import SafeDir, UnsafePath, open_user_dir
+from ailabber.storage.safedir import UnsafePath
 from ailabber.storage.spool import NEW, RESULTS
+from ailabber.storage.userdir import UserDir, open_user_dir
 from ailabber.workstation.snapshot import copy_fd
 
 LOGS_SUBDIR = "ailabber-logs"
@@ -78,7 +79,7 @@ def deliver(results: Path, logs: Path, status: Path, dest: Path) -> int:
     return copied
 
 
-def split_streams(logs: Path, dest: SafeDir) -> int:
+def split_streams(logs: Path, dest: UserDir) -> int:
     """``stdout.log`` and ``stderr.log`` beside ``output.log``, as the student expects to
     find them in a fetched copy: the cluster stores the output once, with a stream index
     (``ailabber/storage/logindex.py``).  Returns how many were written (none for a task whose
@@ -97,13 +98,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def copy_tree(src: Path, dest: SafeDir, uid: int) -> int:
+def copy_tree(src: Path, dest: UserDir, uid: int) -> int:
     """Copy the contents of ``src`` into ``dest`` (files with their mode and times, symlinks
     as symlinks, directories made or entered with ``enter_owned``); iterative, so a deep
     tree needs no recursion.  Returns the number of entries that are files (a symlink to a
     file counts, as ``Path.is_file`` says)."""
     copied = 0
-    stack: list[tuple[Iterator[os.DirEntry[str]], SafeDir, Path]] = [(_entries(src), dest, src)]
+    stack: list[tuple[Iterator[os.DirEntry[str]], UserDir, Path]] = [(_entries(src), dest, src)]
     while stack:
         entries, out, here = stack[-1]
         for entry in entries:
@@ -120,7 +121,7 @@ def copy_tree(src: Path, dest: SafeDir, uid: int) -> int:
     return copied
 
 
-def copy_entry(src: Path, dest: SafeDir, name: str) -> None:
+def copy_entry(src: Path, dest: UserDir, name: str) -> None:
     """One file or symlink into ``dest`` (anything else, e.g. a FIFO, is left out)."""
     st = os.lstat(src)
     if stat.S_ISLNK(st.st_mode):
@@ -144,7 +145,7 @@ def _entries(path: Path) -> Iterator[os.DirEntry[str]]:
         return iter(sorted(it, key=lambda e: e.name))
 
 
-def _finish_dir(src: Path, out: SafeDir) -> None:
+def _finish_dir(src: Path, out: UserDir) -> None:
     """Mode and times of a copied directory, last (filling it changed its mtime); the
     user keeps ``rwx`` so that a later fetch can write into it again."""
     st = os.stat(src)

@@ -3,21 +3,23 @@
 remoted may run as root and writes inside students' directories, which those students can
 change at any moment.  Checking a path and then using it is a race; working through open
 directory descriptors (``openat`` with ``O_NOFOLLOW``) is not: once a directory is open, a
-rename or symlink swap of its path no longer changes what we write into.
+rename or symlink swap of its path no longer changes what we write into.  (Where a user's
+own command writes, ``ailabber fetch``, the handle is a ``userdir.UserDir``.)
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import pwd
 import stat
-from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ailabber.storage import fsutil
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_D = TypeVar("_D", bound="SafeDir")
 
 
 class UnsafePath(OSError):
@@ -31,11 +33,11 @@ class SafeDir:
 
     # --- opening ------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path) -> SafeDir:
+    def open(cls: type[_D], path: Path) -> _D:
         """Open a directory the admin configured (its own path is trusted, but it must
         not itself be a symlink)."""
         try:
-            return cls(os.open(path, _DIR_FLAGS), Path(path))
+            return cls(os.open(path, DIR_FLAGS), Path(path))
         except OSError as exc:
             raise UnsafePath(exc.errno, f"{path}: {exc.strerror}") from None
 
@@ -44,7 +46,7 @@ class SafeDir:
         """Open ``name`` below this directory.  ``create`` makes it if missing;
         ``replace_bad`` removes a symlink or file found in its place (only for names
         remoted owns); ``owner`` (uid) is enforced when running as root."""
-        _check_name(name)
+        check_name(name)
         try:
             st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -58,7 +60,7 @@ class SafeDir:
             os.unlink(name, dir_fd=self.fd)
             os.mkdir(name, mode, dir_fd=self.fd)
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+            fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
         except OSError as exc:
             raise UnsafePath(exc.errno, f"{self.path / name}: {exc.strerror}") from None
         if owner is not None and os.geteuid() == 0:
@@ -71,7 +73,7 @@ class SafeDir:
                     raise UnsafePath(0, f"{self.path / name} is owned by uid {st.st_uid}, not {owner}")
                 self._put_aside(name)
                 os.mkdir(name, mode, dir_fd=self.fd)
-                fd = os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+                fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
                 st = os.fstat(fd)
                 if st.st_uid != owner:
                     os.fchown(fd, owner, -1)
@@ -92,7 +94,7 @@ class SafeDir:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> SafeDir:
+    def __enter__(self: _D) -> _D:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -100,11 +102,11 @@ class SafeDir:
 
     # --- files --------------------------------------------------------------------------
     def lstat(self, name: str) -> os.stat_result:
-        _check_name(name)
+        check_name(name)
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
 
     def write_atomic(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        _check_name(name)
+        check_name(name)
         tmp = f".{name}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
                      dir_fd=self.fd)
@@ -128,7 +130,7 @@ class SafeDir:
     def append(self, name: str, line: str, mode: int = 0o644) -> None:
         """Append one line entirely or not at all: a write cut short (a full disk) is
         taken back, so the line written again later is not glued to a torn copy of itself."""
-        _check_name(name)
+        check_name(name)
         data = (line.rstrip("\n") + "\n").encode()
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                      mode, dir_fd=self.fd)
@@ -147,7 +149,7 @@ class SafeDir:
             os.close(fd)
 
     def open_file(self, name: str, flags: int, mode: int = 0o644) -> int:
-        _check_name(name)
+        check_name(name)
         return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
 
     def chown(self, name: str, uid: int | None, gid: int | None) -> None:
@@ -156,8 +158,8 @@ class SafeDir:
 
     def rename_into(self, name: str, dst: SafeDir, dst_name: str) -> None:
         """Move entry ``name`` here to ``dst/dst_name``; refuse to overwrite."""
-        _check_name(name)
-        _check_name(dst_name)
+        check_name(name)
+        check_name(dst_name)
         try:
             dst.lstat(dst_name)
         except FileNotFoundError:
@@ -176,7 +178,7 @@ class SafeDir:
         that follow no symlink (a symlink is removed, never followed) and without
         recursion, so neither a swapped-in link nor a tree thousands of levels deep can
         make it delete anything outside ``name`` or stop it.  Missing is fine."""
-        _check_name(name)
+        check_name(name)
         try:
             st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -229,159 +231,6 @@ class SafeDir:
         finally:
             os.close(fd)
 
-    # --- a user's own destination (ailabber fetch) ----------------------------------------
-    def enter_owned(self, name: str, uid: int, mode: int = 0o777) -> SafeDir:
-        """Open the directory ``name`` (made if missing) for a user to write into: never
-        through a symlink, and only if ``uid`` owns it, since a directory someone else owns
-        may hold their symlinks, swapped in at any moment.  ``mode`` goes through the umask."""
-        _check_name(name)
-        try:
-            os.mkdir(name, mode, dir_fd=self.fd)
-        except FileExistsError:
-            pass
-        sub = self._open_dir_nofollow(name)
-        sub._require_owner(uid)
-        return sub
-
-    def enter_on_the_way(self, name: str, uid: int) -> SafeDir:
-        """Open ``name`` on the way to a user's destination, where nothing is written.  An
-        existing directory may belong to the user, to root, or be sticky (a shared /tmp):
-        in none of these can another user swap what the user creates inside.  A missing one
-        is made (``enter_owned``); a symlink is followed only if root made it in a directory
-        only root controls (``/home -> /data/home``)."""
-        _check_name(name)
-        try:
-            fd = os.open(name, _PASS_FLAGS, dir_fd=self.fd)
-        except FileNotFoundError:
-            return self.enter_owned(name, uid)
-        except OSError as exc:
-            fd = self._follow_admin_link(name, exc)
-        sub = SafeDir(fd, self.path / name)
-        st = os.fstat(fd)
-        if st.st_uid not in (uid, 0) and not st.st_mode & stat.S_ISVTX:
-            sub.close()
-            raise UnsafePath(0, f"{sub.path} is a directory owned by {owner_name(st.st_uid)}; "
-                                "refusing to write below it")
-        return sub
-
-    def replace_with(self, name: str, fill: Callable[[int], None], mode: int = 0o644) -> None:
-        """Make ``name`` a new regular file written by ``fill(fd)``: it is created under a
-        fresh temporary name (O_EXCL, O_NOFOLLOW) and renamed over ``name``, so whatever was
-        there, a planted symlink included, is replaced and never written through."""
-        _check_name(name)
-        tmp = _temp_name(name)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=self.fd)
-        try:
-            try:
-                fill(fd)
-                os.fchmod(fd, mode)
-            finally:
-                os.close(fd)
-            self._rename_over(tmp, name)
-        except BaseException:
-            self._unlink_quietly(tmp)
-            raise
-
-    def replace_symlink(self, name: str, target: str) -> None:
-        """Make ``name`` a symlink to ``target``, replacing whatever entry was there."""
-        _check_name(name)
-        tmp = _temp_name(name)
-        os.symlink(target, tmp, dir_fd=self.fd)
-        try:
-            self._rename_over(tmp, name)
-        except BaseException:
-            self._unlink_quietly(tmp)
-            raise
-
-    def _rename_over(self, tmp: str, name: str) -> None:
-        try:
-            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except OSError as exc:
-            raise UnsafePath(exc.errno, f"{self.path / name}: {exc.strerror}") from None
-
-    def _unlink_quietly(self, name: str) -> None:
-        try:
-            os.unlink(name, dir_fd=self.fd)
-        except OSError:
-            pass
-
-    def _open_dir_nofollow(self, name: str) -> SafeDir:
-        try:
-            return SafeDir(os.open(name, _DIR_FLAGS, dir_fd=self.fd), self.path / name)
-        except OSError as exc:
-            raise self._refusal(name, exc) from None
-
-    def _follow_admin_link(self, name: str, exc: OSError) -> int:
-        """The descriptor of the directory a root-made symlink in a root-controlled
-        directory points to; any other symlink (or non-directory) is refused."""
-        st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-        here = os.fstat(self.fd)
-        root_controlled = here.st_uid == 0 and (not here.st_mode & 0o022 or here.st_mode & stat.S_ISVTX)
-        if stat.S_ISLNK(st.st_mode) and st.st_uid == 0 and root_controlled:
-            try:
-                return os.open(name, _PASS_FLAGS & ~os.O_NOFOLLOW, dir_fd=self.fd)
-            except OSError as exc2:
-                raise UnsafePath(exc2.errno, f"{self.path / name}: {exc2.strerror}") from None
-        raise self._refusal(name, exc)
-
-    def _refusal(self, name: str, exc: OSError) -> UnsafePath:
-        """Why ``name`` cannot be entered, naming a symlink's owner."""
-        path = self.path / name
-        try:
-            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-        except OSError:
-            return UnsafePath(exc.errno, f"{path}: {exc.strerror}")
-        if stat.S_ISLNK(st.st_mode):
-            return UnsafePath(0, f"{path} is a symlink owned by {owner_name(st.st_uid)}; "
-                                 "refusing to write through it")
-        if not stat.S_ISDIR(st.st_mode):
-            return UnsafePath(0, f"{path} exists and is not a directory")
-        return UnsafePath(exc.errno, f"{path}: {exc.strerror}")
-
-    def _require_owner(self, uid: int) -> None:
-        owner = os.fstat(self.fd).st_uid
-        if owner != uid:
-            self.close()
-            raise UnsafePath(0, f"{self.path} is a directory owned by {owner_name(owner)}; "
-                                "refusing to write into it")
-
-
-#: Directories only passed through need search permission, not read (``/srv`` as 0711).
-_PASS_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def open_user_dir(path: Path, uid: int) -> SafeDir:
-    """Open (making what is missing) the directory ``path`` that a command run by ``uid``
-    writes into, walking from ``/`` one handle at a time: ``path`` must not be a symlink,
-    must end up owned by ``uid``, and be reached through no symlink anyone but root could
-    have planted.  ``..`` is resolved in the name first, as the user typed it."""
-    names = Path(os.path.abspath(path)).parts[1:]
-    cur = SafeDir.open(Path("/"))
-    try:
-        for i, name in enumerate(names):
-            last = i == len(names) - 1
-            nxt = cur.enter_owned(name, uid) if last else cur.enter_on_the_way(name, uid)
-            cur.close()
-            cur = nxt
-        if not names:
-            cur._require_owner(uid)
-    except BaseException:
-        cur.close()
-        raise
-    return cur
-
-
-def owner_name(uid: int) -> str:
-    """The login of ``uid`` for a message, or ``uid N`` if it has none."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _temp_name(name: str) -> str:
-    return f".{name}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
 
 
 def open_beneath(root: Path, parts: list[str] | tuple[str, ...]) -> SafeDir:
@@ -403,7 +252,7 @@ def open_beneath(root: Path, parts: list[str] | tuple[str, ...]) -> SafeDir:
 def _frame(parent: int, name: str) -> tuple[int, str, int, list[str]]:
     """Open directory ``name`` below ``parent`` (no symlink followed), unlink everything
     in it that is not a directory, and list its subdirectories."""
-    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    fd = os.open(name, DIR_FLAGS, dir_fd=parent)
     subdirs: list[str] = []
     try:
         with os.scandir(fd) as it:
@@ -429,6 +278,7 @@ def _unlink_if_there(dir_fd: int, name: str, *, is_dir: bool) -> None:
         pass
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """Refuse anything but one plain entry name: a handle is only as safe as the name given it."""
     if not name or "/" in name or name in (".", "..") or "\0" in name:
         raise UnsafePath(0, f"not a plain name: {name!r}")
