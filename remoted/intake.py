@@ -24,10 +24,11 @@ from ailabber.model.task import FAILED, now_iso, transition
 from ailabber.storage import fsutil
 from ailabber.storage import spool as local_spool
 from ailabber.storage.safedir import SafeDir, UnsafePath, open_beneath
-from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
+from ailabber.storage.upload_limits import UploadLimits
 from remoted.identity import IdentityError, RunAs, current, privileged
 from remoted.jobspec import JobDefaults, build_spec
 from remoted.outage import passing, plain
+from remoted.publish import PublishedLimits
 from remoted.quota import DiskUsage, surplus_in_flight
 from remoted.records import ACCEPTING, QUEUED, RecordStore, TaskRecord
 from remoted.uploadcheck import NO_UPLOAD, UploadCheck, read_task
@@ -111,7 +112,7 @@ class Intake:
         self.usage = DiskUsage(root)
         self.checker = UploadCheck(root, self.limits, self.usage)
         self._warned: set[str] = set()
-        self._limits_published: dict[Path, bytes] = {}
+        self.published_limits = PublishedLimits(self.usage, self.limits, store.trouble)
         #: Leave a new task's queued record unsaved: the caller saves it unless it launches
         #: the task first (the launch intent replaces it).  Until then the record on disk is
         #: the accept intent, which a restart finishes into the same queued record.
@@ -139,7 +140,7 @@ class Intake:
         """Accept one student's committed uploads into ``out`` (filled as it goes)."""
         adir, run_as = open_area(self.root, area.user, self.transport_account)
         try:
-            self._publish_limits(adir)
+            self.published_limits.publish(adir)
             try:
                 incoming = adir.sub(INCOMING)
             except FileNotFoundError:
@@ -251,34 +252,6 @@ class Intake:
         crash_point("remoted:after_accept")    # queued in memory only: restart must finish the accept
         log.info("%s: accepted task %s (%s)", area.user, task_id, rec.status.state)
         return rec
-
-    def _publish_limits(self, adir: SafeDir) -> None:
-        """``limits.json`` in the user's area, so the client checks sizes before sending."""
-        import json
-
-        body = (json.dumps(self.usage.published(adir.path.name, self.limits).to_dict(), sort_keys=True)
-                + "\n").encode()
-        if self._limits_published.get(adir.path) == body:
-            return
-        try:
-            fd = adir.open_file(LIMITS_FILE, os.O_RDONLY | os.O_NONBLOCK)
-            try:
-                st = os.fstat(fd)
-                same = stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and os.read(fd, 4096) == body
-            finally:
-                os.close(fd)
-        except OSError:
-            same = False
-        if not same:
-            try:
-                adir.write_atomic(LIMITS_FILE, body)
-            except OSError as exc:
-                if not passing(exc):
-                    raise
-                self.store.trouble.failed("limits.json", exc)    # written on a later pass
-                return
-            self.store.trouble.ok("limits.json")
-        self._limits_published[adir.path] = body
 
     def finish_orphan(self, rec: TaskRecord) -> TaskRecord | None:
         """Complete an accept interrupted after its rename, once its marker is gone."""

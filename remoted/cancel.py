@@ -1,0 +1,71 @@
+"""Cancel requests: a file ``users/<u>/requests/<id>.cancel`` asks remoted to cancel the
+task ``<id>`` of that same student, and of no one else.
+
+The request file is removed only once the cancel is recorded (``cancel_requested`` in the
+task's record), so a cancel that cannot be written yet (a full disk) is simply carried out
+on a later pass.  Requests are handled before anything is launched in a pass: a task
+cancelled while queued is never submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from ailabber.model.remote_layout import REQUESTS, USERS, UserArea
+from ailabber.model.task import CANCELED
+from ailabber.storage.safedir import SafeDir
+from remoted.intake import upload_pending
+from remoted.publish import ActiveTasks
+from remoted.records import QUEUED, TaskRecord
+from remoted.schedulers.base import Scheduler
+
+log = logging.getLogger("remoted")
+
+
+def handle_cancel_requests(root: Path, area: UserArea, tasks: ActiveTasks, scheduler: Scheduler) -> None:
+    """Carry out one student's cancel requests.  A request for a task whose upload is
+    still in the student's ``incoming/`` (its marker landed after this scan) is kept for
+    the pass that accepts it; any other request for an unknown task is removed."""
+    try:
+        with SafeDir.open(root / USERS) as users, users.sub(area.user) as adir, adir.sub(REQUESTS) as req:
+            for name in req.listdir():
+                task_id, _, kind = name.rpartition(".")
+                if name.startswith(".") or kind != "cancel":
+                    continue
+                rec = tasks.active.get((area.user, task_id))   # only your own tasks
+                try:
+                    st = req.lstat(name)
+                    if rec is None and upload_pending(adir, task_id):
+                        continue
+                    if rec is not None and not cancel(tasks, scheduler, rec):
+                        continue        # not recorded yet: the request stays for the next pass
+                    if stat.S_ISDIR(st.st_mode):
+                        os.rmdir(name, dir_fd=req.fd)
+                    else:
+                        os.unlink(name, dir_fd=req.fd)
+                except OSError as exc:
+                    log.debug("%s: cannot handle request %s: %s", area.user, name, exc)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.debug("%s: requests unreadable: %s", area.user, exc)
+
+
+def cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord) -> bool:
+    """Carry out a cancel request; False if it could not be recorded (yet).  A queued task
+    ends at once.  Otherwise the record says so first, then the scheduler is told: a task
+    still launching is cancelled by whatever finishes its launch (``apply_outcome``, or
+    recovery after a crash), which reads the request from the record."""
+    if rec.cancel_requested and rec.phase != QUEUED:
+        return True
+    if rec.phase == QUEUED:
+        return tasks.change(rec, CANCELED, "canceled_by_user", also={"cancel_requested": True})
+    if not tasks.commit(rec, None, cancel_requested=True):
+        return False
+    if rec.handle is not None:
+        scheduler.cancel(rec.handle)
+        tasks.commit(rec, None, handle=rec.handle)    # the scheduler notes the cancel in the handle
+    return True
