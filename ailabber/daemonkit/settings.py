@@ -142,14 +142,26 @@ def _number(path: Path, data: dict[str, Any], key: str, default: float, lo: floa
     return float(v)
 
 
-def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
+def _path_string(path: Path, data: dict[str, Any], key: str, what: str) -> str | None:
+    """The non-empty string at ``key`` (None when absent), which will name a file."""
     v = data.get(key)
     if v is None:
         return None
     if not isinstance(v, str) or not v or "\0" in v:
-        raise SettingsError(f"{path}: {key}: must be a path string")
+        raise SettingsError(f"{path}: {key}: must be {what}")
+    return v
+
+
+def _beside(path: Path, v: str) -> Path:
+    """``v`` with ``~`` expanded and, when relative, taken from the directory of the
+    settings file ``path``, so a setting means the same whatever directory a daemon runs in."""
     p = Path(v).expanduser()
-    return p if p.is_absolute() else (path.parent / p)
+    return p if p.is_absolute() else path.parent / p
+
+
+def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
+    v = _path_string(path, data, key, "a path string")
+    return None if v is None else _beside(path, v)
 
 
 SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
@@ -191,8 +203,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
     if ident is not None:
         if not isinstance(ident, str) or not ident:
             raise SettingsError(f"{path}: identity_file: must be a path string")
-        ident_path = Path(ident).expanduser()
-        ident = str(ident_path if ident_path.is_absolute() else path.parent / ident_path)
+        ident = str(_beside(path, ident))
     limits = {}
     for key in ("max_upload_bytes", "max_upload_files", "connect_timeout"):
         v = data.get(key)
@@ -359,11 +370,9 @@ def _account(path: Path, v: Any) -> str | None:
 
 def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
     """A program: a bare name is looked up on PATH, anything with a slash is a path."""
-    v = data.get(key)
+    v = _path_string(path, data, key, "a program name or path")
     if v is None:
         return None
-    if not isinstance(v, str) or not v or "\0" in v:
-        raise SettingsError(f"{path}: {key}: must be a program name or path")
     if "/" not in v:
         import shutil
 
@@ -371,8 +380,7 @@ def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
         if not found:
             raise SettingsError(f"{path}: {key}: '{v}' is not on PATH")
         return found
-    p = Path(v).expanduser()
-    return str(p if p.is_absolute() else path.parent / p)
+    return str(_beside(path, v))
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
