@@ -96,7 +96,6 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problems))
 
 
-
 class UploadTree(Protocol):
     """The upload directory on the student's disk, checked while a config is parsed.
 
