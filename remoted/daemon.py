@@ -44,6 +44,9 @@ log = logging.getLogger("remoted")
 
 
 class Remoted:
+    """One remote root's daemon: what the loop calls (``step`` is one pass) and the state
+    that lives between passes; the acts themselves are in the modules named above."""
+
     def __init__(self, settings: RemotedSettings, scheduler: Scheduler | None = None):
         self.settings = settings
         self.root = settings.root
