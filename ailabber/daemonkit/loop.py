@@ -154,6 +154,7 @@ class DaemonLoop:
                     self.notify.ready(self.status())   # the reload is over, either way
                 self._rest_after(last_took)
                 started = time.monotonic()
+                rested = started - self._last_pass_end
                 self._pass_started = started
                 try:
                     wanted = self.step()
@@ -180,8 +181,8 @@ class DaemonLoop:
                 # next one is counted from now.
                 self._last_pass_end = time.monotonic()
                 last_took = self._last_pass_end - started
-                log.debug("%s: pass took %.3fs; next in %.2fs%s", self.what, last_took, timeout,
-                          " (found nothing to do)" if self.idle is not None and self.idle() else "")
+                log.debug("%s: pass took %.3fs after a rest of %.4fs; next in %.2fs%s", self.what, last_took, rested,
+                          timeout, " (found nothing to do)" if self.idle is not None and self.idle() else "")
                 self.waker.wait(timeout)
             log.info("%s stopping", self.what)
             self.notify.stopping()
