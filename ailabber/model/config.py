@@ -52,10 +52,8 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 class Resources(NamedTuple):
     gpus: int = 0
     cpus: int = 1
-    memory: str = "8G"          # as written (normalised upper-case unit), e.g. "32G"
-    memory_mb: int = 8192       # the same in MiB, for schedulers
-    time_limit: str = "1:00:00"  # as written
-    time_limit_s: int = 3600     # the same in seconds
+    memory_mb: int = 8192       # resources.memory in MiB
+    time_limit_s: int = 3600    # resources.time_limit in seconds
 
 
 class Environment(NamedTuple):
@@ -160,13 +158,9 @@ def _tables(p: Problems, doc: dict[str, Any]) -> dict[str, dict[str, Any] | None
 def _resources(p: Problems, tbl: dict[str, Any]) -> Resources:
     gpus = integer_field(p, tbl, "resources", "gpus", 0, 64, _DEFAULT_RESOURCES.gpus)
     cpus = integer_field(p, tbl, "resources", "cpus", 1, 1024, _DEFAULT_RESOURCES.cpus)
-    memory, memory_mb = memory_field(p, tbl, (_DEFAULT_RESOURCES.memory, _DEFAULT_RESOURCES.memory_mb))
-    time_limit, time_limit_s = time_limit_field(
-        p, tbl, (_DEFAULT_RESOURCES.time_limit, _DEFAULT_RESOURCES.time_limit_s))
-    return Resources(
-        gpus=gpus, cpus=cpus, memory=memory, memory_mb=memory_mb,
-        time_limit=time_limit, time_limit_s=time_limit_s,
-    )
+    memory_mb = memory_field(p, tbl, _DEFAULT_RESOURCES.memory_mb)
+    time_limit_s = time_limit_field(p, tbl, _DEFAULT_RESOURCES.time_limit_s)
+    return Resources(gpus=gpus, cpus=cpus, memory_mb=memory_mb, time_limit_s=time_limit_s)
 
 
 

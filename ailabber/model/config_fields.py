@@ -86,8 +86,8 @@ _MEMORY_RE = re.compile(r"([0-9]{1,15})([KkMmGgTt]?)")
 _KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 
-def memory_field(p: Problems, tbl: dict[str, Any], default: tuple[str, int]) -> tuple[str, int]:
-    """``resources.memory`` as written (unit upper-cased) and in MiB; ``default`` when absent or bad."""
+def memory_field(p: Problems, tbl: dict[str, Any], default: int) -> int:
+    """``resources.memory`` in MiB (what every scheduler takes); ``default`` when absent or bad."""
     if "memory" not in tbl:
         return default
     value, name = tbl["memory"], "resources.memory"
@@ -109,7 +109,7 @@ def memory_field(p: Problems, tbl: dict[str, Any], default: tuple[str, int]) -> 
     elif kib > MAX_MEMORY_MB * 1024:
         p.add(name, f"must be at most 64T, got {shown}")
     else:
-        return f"{number}{unit}", -(-kib // 1024)
+        return -(-kib // 1024)
     return default
 
 
@@ -145,15 +145,16 @@ def slurm_seconds(text: str) -> int | str:
     return lead + minutes * 60 + seconds
 
 
-def time_limit_field(p: Problems, tbl: dict[str, Any], default: tuple[str, int]) -> tuple[str, int]:
-    """``resources.time_limit`` as written and in seconds; ``default`` when absent or bad."""
+def time_limit_field(p: Problems, tbl: dict[str, Any], default: int) -> int:
+    """``resources.time_limit`` in seconds, the one form every later step uses (Slurm's text
+    is made from it where ``sbatch`` needs it); ``default`` when absent or bad."""
     if "time_limit" not in tbl:
         return default
     value, name = tbl["time_limit"], "resources.time_limit"
     if type(value) is int:  # whole minutes, as Slurm reads a bare number
-        text, seconds, shown = str(value), value * 60, str(value)
+        seconds, shown = value * 60, str(value)
     elif isinstance(value, str):
-        shown, text = quote(value), value
+        shown = quote(value)
         got = slurm_seconds(value)
         if isinstance(got, str):
             p.add(name, f"{got}, got {shown}")
@@ -167,7 +168,7 @@ def time_limit_field(p: Problems, tbl: dict[str, Any], default: tuple[str, int])
     elif seconds > MAX_TIME_S:
         p.add(name, f"must be at most 365 days, got {shown}")
     else:
-        return text, seconds
+        return seconds
     return default
 
 

@@ -63,8 +63,7 @@ def write(proj: Path, text: str | bytes) -> Path:
 
 def test_example_parses_unchanged(proj: Path) -> None:
     cfg = load_task_config(write(proj, EXAMPLE))
-    assert cfg.resources == Resources(gpus=1, cpus=4, memory="32G", memory_mb=32768,
-                                      time_limit="4:00:00", time_limit_s=4 * 3600)
+    assert cfg.resources == Resources(gpus=1, cpus=4, memory_mb=32768, time_limit_s=4 * 3600)
     assert cfg.environment == Environment(
         pyproject_toml="pyproject.toml", uv_lock="uv.lock",
         extra_wheels=("dist/my_custom_op-0.1.0-cp310-linux_x86_64.whl",))
@@ -103,14 +102,13 @@ def test_template_with_environment_uncommented(proj: Path) -> None:
     assert cfg.environment.pyproject_toml == "pyproject.toml"
 
 
-@pytest.mark.parametrize(("value", "text", "mb"), [
-    ('"512M"', "512M", 512), ('"512m"', "512M", 512), ('"32g"', "32G", 32768),
-    ('"1T"', "1T", 1024 * 1024), ('"64T"', "64T", 64 * 1024 * 1024), ('"2048K"', "2048K", 2),
-    ('"1K"', "1K", 1), ('"100"', "100M", 100), ("100", "100M", 100),
+@pytest.mark.parametrize(("value", "mb"), [
+    ('"512M"', 512), ('"512m"', 512), ('"32g"', 32768), ('"1T"', 1024 * 1024), ('"64T"', 64 * 1024 * 1024),
+    ('"2048K"', 2), ('"1K"', 1), ('"1025K"', 2), ('"100"', 100), ("100", 100),
 ])
-def test_memory_forms(proj: Path, value: str, text: str, mb: int) -> None:
+def test_memory_forms(proj: Path, value: str, mb: int) -> None:
     cfg = load_task_config(write(proj, f"[resources]\nmemory = {value}\n{RUN}"))
-    assert (cfg.resources.memory, cfg.resources.memory_mb) == (text, mb)
+    assert cfg.resources.memory_mb == mb
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
@@ -122,7 +120,6 @@ def test_memory_forms(proj: Path, value: str, text: str, mb: int) -> None:
 def test_time_limit_forms(proj: Path, value: str, seconds: int) -> None:
     cfg = load_task_config(write(proj, f"[resources]\ntime_limit = {value}\n{RUN}"))
     assert cfg.resources.time_limit_s == seconds
-    assert cfg.resources.time_limit == value.strip('"')
 
 
 def test_paths_are_normalised(proj: Path) -> None:
