@@ -230,3 +230,16 @@ def owned_project(p: Pipeline, name: str, cmd: str, *, gpus: int = 0, files: dic
     d = p.project([cmd], name=name, results=["output"], gpus=gpus, files=files)
     chown_tree(d, p.client_user or "root")
     return d
+
+
+def students_on_one_root(base: Path, students: tuple[str, ...], python: Path, scheduler: str = "local",
+                         remoted_env: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
+                         gpus: int = 1) -> dict[str, Pipeline]:
+    """One ``student_pipeline`` per name, all on one shared root (each with its own area)."""
+    root = shared_root(base)
+    pipes: dict[str, Pipeline] = {}
+    for name in students:
+        student_area(root, name)
+        pipes[name] = student_pipeline(base / name, name, python, root, base / f"home-{name}", extra,
+                                       scheduler=scheduler, remoted_env=remoted_env, gpus=gpus)
+    return pipes

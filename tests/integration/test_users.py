@@ -1,5 +1,6 @@
-"""Each task runs as the Unix user whose directory it arrived in; students cannot touch
-each other's tasks.  Real accounts, real uids, remoted as root."""
+"""Students cannot touch each other's tasks, and are served in turn.  Real accounts, real
+uids, remoted as root (that each task runs as its owner is a contract test:
+tests/contract/test_owners.py)."""
 
 from __future__ import annotations
 
@@ -8,77 +9,13 @@ import pwd
 import shutil
 from pathlib import Path
 
-from testbed.pipeline import Pipeline, owned_project, shared_root, student_area, student_pipeline
-from testbed.slurm_cluster import SlurmCluster
+from testbed.pipeline import Pipeline, owned_project, students_on_one_root
 from testbed.unix_users import chown_tree, world_dir
 from tests.integration.conftest import STUDENTS
-from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 
-def _setup(base: Path, py: Path, scheduler: str = "local", remoted_env: dict[str, str] | None = None,
-           extra: dict[str, object] | None = None, gpus: int = 1) -> dict[str, Pipeline]:
-    root = shared_root(base)
-    pipes: dict[str, Pipeline] = {}
-    for name in STUDENTS:
-        student_area(root, name)
-        pipes[name] = student_pipeline(base / name, name, py, root, base / f"home-{name}", extra,
-                                       scheduler=scheduler, remoted_env=remoted_env, gpus=gpus)
-    return pipes
-
-
-WHO = "mkdir -p output; id -un > output/who; id -u > output/uid"
-
-
-def _check_runs_as_owner(pipes: dict[str, Pipeline], base: Path) -> None:
-    alice, bob = (pipes[n] for n in STUDENTS)
-    a = alice.submit(owned_project(alice, "pa", WHO + "; sleep 1"))
-    b = bob.submit(owned_project(bob, "pb", WHO))
-    for p, t, name in ((alice, a, STUDENTS[0]), (bob, b, STUDENTS[1])):
-        st = p.wait_terminal(t, 120)
-        assert st["state"] == "completed", (st, p.cli("logs", t).stdout, p.daemon_logs())
-        assert st["owner"] == name
-        dest = Path(pwd.getpwnam(name).pw_dir) / "results" / t
-        p.cli("fetch", t, "--dest", str(dest), check=True)
-        assert (dest / "output" / "who").read_text().strip() == name
-        assert (dest / "output" / "uid").read_text().strip() == str(pwd.getpwnam(name).pw_uid)
-        # Files the job wrote on the remote side belong to the student.
-        made = p.remote_task(t) / "files" / "output" / "who"
-        assert made.stat().st_uid == pwd.getpwnam(name).pw_uid
-
-
-def test_local_tasks_run_as_their_owners(student_python: Path) -> None:
-    base = world_dir("ailabber-users-")
-    pipes = _setup(base, student_python)
-    first = pipes[STUDENTS[0]]
-    first.start("remoted")
-    for p in pipes.values():
-        p.start("spoold")
-    try:
-        _check_runs_as_owner(pipes, base)
-    finally:
-        for p in pipes.values():
-            p.stop_all()
-        first.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def test_slurm_tasks_run_as_their_owners(student_python: Path, slurm_cluster: SlurmCluster) -> None:  # noqa: F811
-    base = world_dir("ailabber-users-slurm-")
-    pipes = _setup(base, student_python, "slurm", {"SLURM_CONF": str(slurm_cluster.conf)})
-    first = pipes[STUDENTS[0]]
-    first.start("remoted")
-    for p in pipes.values():
-        p.start("spoold")
-    try:
-        _check_runs_as_owner(pipes, base)
-        r = slurm_cluster.run("squeue", "-h", "-t", "all", "-o", "%j|%u", check=False)
-        owners = dict(line.split("|") for line in r.stdout.splitlines() if line.startswith("ailabber-2"))
-        assert set(owners.values()) >= set(STUDENTS)
-    finally:
-        for p in pipes.values():
-            p.stop_all()
-        first.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
+def _setup(base: Path, py: Path, extra: dict[str, object] | None = None) -> dict[str, Pipeline]:
+    return students_on_one_root(base, STUDENTS, py, extra=extra)
 
 
 def test_a_student_cannot_cancel_anothers_task(student_python: Path) -> None:
@@ -106,7 +43,7 @@ def test_a_student_cannot_cancel_anothers_task(student_python: Path) -> None:
 
 def test_round_robin_across_students_and_per_student_limits(student_python: Path) -> None:
     base = world_dir("ailabber-users-fair-")
-    pipes = _setup(base, student_python, extra={"limits": {"max_running": 2}}, gpus=1)
+    pipes = _setup(base, student_python, extra={"limits": {"max_running": 2}})
     alice, bob = (pipes[n] for n in STUDENTS)
     alice.start("remoted")
     for p in pipes.values():
