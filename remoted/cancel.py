@@ -20,7 +20,7 @@ from ailabber.storage.safedir import SafeDir
 from remoted.intake import upload_pending
 from remoted.publish import ActiveTasks
 from remoted.records import QUEUED, TaskRecord
-from remoted.schedulers.base import Scheduler
+from remoted.schedulers.base import Scheduler, SchedulerUnavailable
 
 log = logging.getLogger("remoted")
 
@@ -56,16 +56,26 @@ def handle_cancel_requests(root: Path, area: UserArea, tasks: ActiveTasks, sched
 
 def cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord) -> bool:
     """Carry out a cancel request; False if it could not be recorded (yet).  A queued task
-    ends at once.  Otherwise the record says so first, then the scheduler is told: a task
-    still launching is cancelled by whatever finishes its launch (``apply_outcome``, or
-    recovery after a crash), which reads the request from the record."""
-    if rec.cancel_requested and rec.phase != QUEUED:
-        return True
+    ends at once.  Otherwise the record says so first (from then on the request is remoted's
+    to keep), then the scheduler is told (``send_cancel``)."""
     if rec.phase == QUEUED:
         return tasks.change(rec, CANCELED, "canceled_by_user", also={"cancel_requested": True})
-    if not tasks.commit(rec, None, cancel_requested=True):
+    if not rec.cancel_requested and not tasks.commit(rec, None, cancel_requested=True):
         return False
-    if rec.handle is not None:
-        scheduler.cancel(rec.handle)
-        tasks.commit(rec, None, handle=rec.handle)    # the scheduler notes the cancel in the handle
+    send_cancel(tasks, scheduler, rec)
     return True
+
+
+def send_cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord) -> None:
+    """Tell the scheduler to end a job whose cancel is recorded, unless it already took it.
+    A scheduler that cannot be asked now (``SchedulerUnavailable``) is asked again by the
+    next poll, which sends every recorded cancel not yet sent; a task still launching has
+    no job yet, and gets the cancel as soon as its launch is recorded."""
+    if rec.handle is None or rec.cancel_sent:
+        return
+    try:
+        scheduler.cancel(rec.handle)
+    except SchedulerUnavailable as exc:
+        log.warning("%s/%s: cancel not sent yet, the scheduler did not answer: %s", rec.user, rec.id, exc)
+        return
+    tasks.commit(rec, None, handle=rec.handle, cancel_sent=True)   # the scheduler may note it in the handle

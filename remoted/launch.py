@@ -33,6 +33,7 @@ from ailabber.daemonkit.faults import crash_point
 from ailabber.daemonkit.settings import UserLimits
 from ailabber.model.task import FAILED, PENDING
 from ailabber.storage import fsutil
+from remoted.cancel import send_cancel
 from remoted.jobspec import JobSpec
 from remoted.outage import WriteTrouble, passing, plain
 from remoted.publish import ActiveTasks
@@ -198,13 +199,11 @@ class Launcher:
                               message=str(outcome).splitlines()[0] if str(outcome) else type(outcome).__name__)
             return
         crash_point("remoted:after_submit")
-        if rec.cancel_requested:
-            # Asked for while the submission was under way.  Sent before the record says
-            # "launched": after a crash in between, recovery (which sees "launching" and the
-            # request) cancels the job again rather than never.
-            self.scheduler.cancel(outcome)
-        self.tasks.change(rec, PENDING, "launching", also={"phase": LAUNCHED, "handle": outcome},
-                          job_id=outcome.job_id)
+        if self.tasks.change(rec, PENDING, "launching", also={"phase": LAUNCHED, "handle": outcome},
+                             job_id=outcome.job_id) and rec.cancel_requested:
+            # Asked for while the submission was under way: sent now that the job is on
+            # record (and, if the scheduler cannot take it now, by the next poll).
+            send_cancel(self.tasks, self.scheduler, rec)
 
     def apply_outcomes(self) -> None:
         """Wait for the submissions handed to worker threads in this pass and record each

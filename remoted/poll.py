@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ailabber.model.task import PENDING, RUNNING, IllegalTransition
+from remoted.cancel import send_cancel
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, TaskRecord
 from remoted.schedulers.base import JobState, Scheduler, SchedulerUnavailable
@@ -26,6 +27,9 @@ def poll(tasks: ActiveTasks, scheduler: Scheduler) -> None:
     launched = [r for r in tasks.in_phase(LAUNCHED) if r.handle]
     if not launched:
         return
+    for rec in launched:
+        if rec.cancel_requested and not rec.cancel_sent:
+            send_cancel(tasks, scheduler, rec)
     try:
         states = scheduler.poll([r.handle for r in launched])  # type: ignore[misc]
     except SchedulerUnavailable as exc:

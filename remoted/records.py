@@ -47,6 +47,7 @@ class TaskRecord:
     phase: str = QUEUED
     handle: JobHandle | None = None
     cancel_requested: bool = False
+    cancel_sent: bool = False          # the scheduler took the cancel (until then every poll retries)
     order: int = 0                     # arrival order, for FIFO within a user
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,7 +69,7 @@ class TaskRecord:
             "id": self.id, "user": self.user, "status": self.status.to_dict(),
             "spec": self.spec.to_dict() if self.spec else None, "phase": self.phase,
             "handle": self.handle.to_dict() if self.handle else None,
-            "cancel_requested": self.cancel_requested, "order": self.order, "extra": self.extra,
+            "cancel_requested": self.cancel_requested, "cancel_sent": self.cancel_sent, "order": self.order, "extra": self.extra,
         }
 
     @classmethod
@@ -78,7 +79,7 @@ class TaskRecord:
             spec=JobSpec.from_dict(d["spec"]) if d.get("spec") else None,
             phase=d.get("phase", QUEUED),
             handle=JobHandle.from_dict(d["handle"]) if d.get("handle") else None,
-            cancel_requested=bool(d.get("cancel_requested")), order=int(d.get("order", 0)),
+            cancel_requested=bool(d.get("cancel_requested")), cancel_sent=bool(d.get("cancel_sent")), order=int(d.get("order", 0)),
             extra=dict(d.get("extra") or {}),
         )
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 
 from ailabber.model.task import CANCELED
+from remoted.cancel import send_cancel
 from remoted.intake import Intake
 from remoted.publish import ActiveTasks
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED
@@ -58,8 +59,7 @@ def recover_launching(tasks: ActiveTasks, scheduler: Scheduler,
         elif handle is None:
             if tasks.commit(rec, None, phase=QUEUED):
                 log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)
-        else:
+        elif tasks.commit(rec, None, phase=LAUNCHED, handle=handle):
+            log.info("%s/%s: adopted job %s started before a restart", rec.user, rec.id, handle.job_id)
             if rec.cancel_requested:
-                scheduler.cancel(handle)
-            if tasks.commit(rec, None, phase=LAUNCHED, handle=handle):
-                log.info("%s/%s: adopted job %s started before a restart", rec.user, rec.id, handle.job_id)
+                send_cancel(tasks, scheduler, rec)

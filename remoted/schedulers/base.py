@@ -95,7 +95,9 @@ class Scheduler(ABC):
 
     @abstractmethod
     def cancel(self, handle: JobHandle) -> None:
-        """Start ending the job; ``poll`` reports when it has ended."""
+        """Start ending the job; ``poll`` reports when it has ended.  A job that has already
+        ended is no error.  Raises ``SchedulerUnavailable`` when the scheduler could not be
+        asked: remoted then keeps the cancel on record and asks again on its next poll."""
 
     @abstractmethod
     def containment(self) -> str:

@@ -316,10 +316,22 @@ class SlurmScheduler(Scheduler):
         return "Slurm's proctrack and task plugins (doctor checks they are the cgroup ones)"
 
     def cancel(self, handle: JobHandle) -> None:
-        handle.data["cancel_sent"] = True
+        """scancel as the job's owner.  A job Slurm no longer knows or is already ending needs
+        nothing more, and a refusal would be refused again; anything else (the controller
+        down, munge failing) means Slurm was not asked, so remoted asks again later."""
         proc = self._run([self._bin("scancel"), handle.job_id], handle.data.get("uid"), handle.data.get("gid"))
         if proc.returncode != 0:
-            log.warning("scancel %s: %s", handle.job_id, proc.stderr.strip())
+            err = proc.stderr.strip()
+            if not any(s in err.lower() for s in _SCANCEL_SETTLED):
+                raise SchedulerUnavailable(f"scancel {handle.job_id}: {err[:200] or proc.returncode}")
+            log.warning("scancel %s: %s", handle.job_id, err)
+        handle.data["cancel_sent"] = True
+
+
+#: What scancel says when there is nothing (more) it could do: the job is gone or ending,
+#: or this account may not cancel it.
+_SCANCEL_SETTLED = ("invalid job id", "already completing or completed", "access/permission denied",
+                    "permission denied", "not owner")
 
 
 def named_jobs(stdout: str, uid: int, name: str) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 from ailabber.daemonkit.settings import SlurmOptions
 from ailabber.model import ids
 from remoted.jobspec import STARTED_FILE, JobSpec
-from remoted.schedulers.base import SchedulerUnavailable
+from remoted.schedulers.base import JobHandle, SchedulerUnavailable
 from remoted.schedulers.slurm import SlurmScheduler, job_name, jobcomp_owners
 from testbed.slurm_cluster import SlurmCluster, find_binary
 from testbed.unix_users import can_make_users, ensure_user
@@ -151,3 +151,27 @@ def test_an_unknown_account_is_not_taken_for_no_job(setup: Setup) -> None:
     s.spec.uid = 3_999_999
     with pytest.raises(SchedulerUnavailable):
         s.sched.find(s.spec)
+
+
+def test_a_cancel_slurm_could_not_take_is_reported_and_taken_later(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scancel that cannot reach the controller raises SchedulerUnavailable (remoted then
+    keeps the cancel on record and sends it on its next poll) instead of being taken for
+    sent; once the controller answers the job is cancelled, and cancelling a job that has
+    already ended is no error."""
+    s = setup
+    job = s.sbatch_as(STUDENT, f"--job-name={job_name(s.spec.task_id)}")
+    handle = JobHandle(str(job), {"uid": s.spec.uid, "gid": s.spec.gid})
+    # The same cluster with a controller port nobody serves, beside the real configuration
+    # (scancel runs as the student, who can read that directory).
+    unreachable = s.cluster.conf.with_name("slurm-unreachable.conf")
+    unreachable.write_text("\n".join(line for line in s.cluster.conf.read_text().splitlines()
+                                     if not line.startswith("SlurmctldPort")) + "\nSlurmctldPort=1\n")
+    monkeypatch.setenv("SLURM_CONF", str(unreachable))
+    with pytest.raises(SchedulerUnavailable, match="Unable to contact"):
+        s.sched.cancel(handle)
+    assert s.cluster.job_state(job)[0] == "PENDING"
+    monkeypatch.setenv("SLURM_CONF", str(s.cluster.conf))
+    s.sched.cancel(handle)
+    assert s.cluster.wait_job(job, ["CANCELLED"], 30) == "CANCELLED"
+    s.sched.cancel(handle)

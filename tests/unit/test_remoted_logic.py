@@ -251,9 +251,6 @@ def test_a_crash_around_submit_leaves_exactly_one_job(site_factory: Callable[...
     assert runs.read_text() == "ran\n"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="remoted/cancel.py cancel() records cancel_requested, "
-                   "then calls scheduler.cancel; when that raises SchedulerUnavailable the pass fails, and the "
-                   "next pass takes the recorded request as done and never sends the cancel")
 def test_a_cancel_sent_while_the_scheduler_is_unreachable_is_sent_when_it_answers(
         site_factory: Callable[..., Site]) -> None:
     site = site_factory(gpus=0)
