@@ -126,7 +126,7 @@ SECURITY_COSTS = """\
 
 Before: the full run of 2026-11-28 15:15 UTC (same machine). These rows got worse with the
 changes that make remoted safe beside hostile students (see the trust model in
-docs/architecture.md), for these reasons:
+docs/trust-model.md), for these reasons:
 
 | figure | before | first run after (2026-11-29 17:08 UTC) | why |
 |---|---|---|---|

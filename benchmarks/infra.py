@@ -1,10 +1,10 @@
 """The real infrastructure the benchmarks run on, started on first use and stopped once.
 
-* a single-node Slurm (``tests/slurm_cluster.SlurmCluster``), with enough slots that the
+* a single-node Slurm (``testbed/slurm_cluster.SlurmCluster``), with enough slots that the
   short benchmark jobs never wait for each other;
 * Unix accounts ``ailabber-bench1..5`` and a world-usable interpreter with ailabber in it
-  (``tests/unix_users``), so remoted runs as root and each task as its student;
-* an sshd on loopback whose keys are pinned with rrsync (``tests/sshd.Sshd``), a fresh one
+  (``testbed/unix_users``), so remoted runs as root and each task as its student;
+* an sshd on loopback whose keys are pinned with rrsync (``testbed/sshd.Sshd``), a fresh one
   per site so that a lingering ssh ControlMaster can never reach another site's area.
 """
 

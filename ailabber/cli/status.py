@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli import render
 from ailabber.cli.common import find_task, get_spool, print_json, task_json
+from ailabber.model import render
 from ailabber.storage import statusfile
 from ailabber.storage.spool import STAGES
 

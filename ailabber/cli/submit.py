@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ailabber.cli import render
 from ailabber.cli.common import EXIT_USAGE, CliError, get_spool, print_json, spoold_pid, task_json
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.model import render
 from ailabber.storage.upload_limits import UploadLimits, published
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ailabber.cli import render
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.model import render
 from ailabber.model.task import COMPLETED
 
 

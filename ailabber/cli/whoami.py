@@ -6,8 +6,8 @@ import argparse
 import os
 
 from ailabber.cli.common import get_spool, print_json, spoold_pid
-from ailabber.cli.render import size
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.model.render import size
 from ailabber.storage.home import ailabber_home, os_user
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 

@@ -65,7 +65,7 @@ class UploadLimits(NamedTuple):
 
     def problem(self, total_bytes: int, file_count: int) -> str | None:
         """What is over the per-upload limits, in words, or None."""
-        from ailabber.cli.render import size
+        from ailabber.model.render import size
 
         if self.max_bytes is not None and total_bytes > self.max_bytes:
             return f"{size(total_bytes)} is over the upload limit of {size(self.max_bytes)}"
@@ -76,7 +76,7 @@ class UploadLimits(NamedTuple):
     def quota_problem(self, adding: int, used: int | None = None) -> str | None:
         """Whether ``adding`` bytes on disk would take the user over ``max_disk_bytes``,
         in words naming the numbers; None when it fits or nothing is known."""
-        from ailabber.cli.render import size
+        from ailabber.model.render import size
 
         used = self.disk_used_bytes if used is None else used
         if self.max_disk_bytes is None or used is None or used + adding <= self.max_disk_bytes:

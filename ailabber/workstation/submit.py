@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ailabber import __version__
-from ailabber.cli.render import size
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.render import size
 from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
 from ailabber.storage.home import os_user

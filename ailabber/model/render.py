@@ -1,4 +1,4 @@
-"""Human output: aligned tables and "N s ago" ages."""
+"""Values as a person reads them: "N s ago", durations, sizes, aligned tables and a task's state in words."""
 
 from __future__ import annotations
 
