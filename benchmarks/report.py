@@ -206,10 +206,10 @@ uv run python -m benchmarks --only submit,burst         # some groups
 ```
 
 The run starts everything it needs itself, in temporary directories: the daemons (with
-the integration tests' `Pipeline`), a single-node Slurm declaring 16 CPUs and two fake
-GPUs (`tests/slurm_cluster.py`), an sshd on loopback whose keys are pinned with rrsync
-(`tests/sshd.py`), and five Unix accounts `ailabber-bench1` to `ailabber-bench5` with a
-shared interpreter (`tests/unix_users.py`). remoted runs as root, so every task runs as
+the test bed's `Pipeline`), a single-node Slurm declaring 16 CPUs and two fake
+GPUs (`testbed/slurm_cluster.py`), an sshd on loopback whose keys are pinned with rrsync
+(`testbed/sshd.py`), and five Unix accounts `ailabber-bench1` to `ailabber-bench5` with a
+shared interpreter (`testbed/unix_users.py`). remoted runs as root, so every task runs as
 its student. The environment figure downloads numpy from PyPI into an empty uv cache.
 A figure that cannot be measured on a machine says so in its notes and counts as not met.
 `--quick` bursts 100 tasks instead of 500 and uses a 200 MB project instead of 500 MB:
