@@ -9,7 +9,7 @@ import time
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import RemotedSettings
-from ailabber.model.remote_layout import USERS
+from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from remoted.identity import find_uv
 from remoted.schedulers import load_scheduler
@@ -24,7 +24,7 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     users = root / USERS
     ok_root = root.is_dir() and users.is_dir() and os.access(root, os.W_OK)
     checks.append(Check("remote root", ok_root, str(root) if ok_root else f"{users} is missing or not writable"))
-    pid = holder_pid(root / "remoted.lock")
+    pid = holder_pid(root / DAEMON_LOCK)
     checks.append(Check("remoted running", pid is not None, f"pid {pid}" if pid else "no remoted holds the root's lock"))
     beat = fsutil.read_json_or_none(root / "heartbeat.json")
     age = time.time() - float(beat.get("at", 0)) if isinstance(beat, dict) else None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ailabber.daemonkit.loop import DaemonLoop
 from ailabber.daemonkit.settings import RemotedSettings
-from ailabber.model.remote_layout import USERS
+from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from remoted.cancel import handle_cancel_requests
 from remoted.heartbeat import Heartbeat
@@ -191,7 +191,7 @@ def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings
             d.reconfigure(reload_settings())
             loop.rescan_interval = d.settings.rescan_interval
 
-    loop = DaemonLoop("remoted", settings.root / "remoted.lock", d.step, d.watch_dirs, settings.rescan_interval,
+    loop = DaemonLoop("remoted", settings.root / DAEMON_LOCK, d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload, idle=d.idle)
     try:
         return loop.run()

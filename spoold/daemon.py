@@ -19,7 +19,7 @@ from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model.pathlimits import tree_problems
 from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
-from ailabber.storage.spool import DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.storage.spool import DAEMON_LOCK, DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
@@ -297,7 +297,7 @@ def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] 
             d.reconfigure(reload_settings())
             loop.rescan_interval = d.settings.rescan_interval
 
-    loop = DaemonLoop("spoold", settings.spool / "spoold.lock", d.step, d.watch_dirs, settings.rescan_interval,
+    loop = DaemonLoop("spoold", settings.spool / DAEMON_LOCK, d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload, on_stop=lambda: d.transport.abort())
     try:
         return loop.run()

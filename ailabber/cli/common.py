@@ -12,7 +12,7 @@ from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
 from ailabber.model.ids import TaskLookupError
 from ailabber.model.task import TaskStatus
 from ailabber.storage.home import spool_path
-from ailabber.storage.spool import Spool
+from ailabber.storage.spool import DAEMON_LOCK, Spool
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -59,4 +59,4 @@ def print_json(obj: Any) -> None:
 
 
 def spoold_pid(spool: Spool) -> int | None:
-    return holder_pid(spool.root / "spoold.lock")
+    return holder_pid(spool.root / DAEMON_LOCK)

@@ -18,6 +18,7 @@ from ailabber.daemonkit.checks import Check, load, passed, render
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
 from ailabber.storage.home import ailabber_home
+from ailabber.storage.spool import DAEMON_LOCK
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -57,7 +58,7 @@ def local_checks() -> tuple[list[Check], Path | None]:
         checks.append(Check("spool writable", True, str(settings.spool)))
     except OSError as exc:
         checks.append(Check("spool writable", False, f"{settings.spool}: {exc.strerror or exc}"))
-    pid = holder_pid(settings.spool / "spoold.lock")
+    pid = holder_pid(settings.spool / DAEMON_LOCK)
     if pid and pid > 0:
         import psutil
 

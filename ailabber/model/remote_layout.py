@@ -35,6 +35,7 @@ TASKS = "tasks"
 OUTBOX = "outbox"
 LOGS = "logs"
 RUN = "run"
+DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted
 
 # Unix user names as useradd accepts them: a directory name can never smuggle a path.
 # Matched with ``fullmatch``: ``$`` would also accept a trailing newline.
@@ -52,7 +53,7 @@ class UserArea:
         if not valid_user(user):
             raise ValueError(f"not a valid user name: {user!r}")
         self.user = user
-        self.path = Path(root) / "users" / user
+        self.path = Path(root) / USERS / user
 
     @property
     def incoming_tmp(self) -> Path:

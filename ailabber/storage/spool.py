@@ -27,6 +27,7 @@ REQUESTS = "requests"
 OUTBOX = "outbox"
 REQUEST_KINDS = ("cancel", "fetch")
 STALE_TMP_SECONDS = 24 * 3600
+DAEMON_LOCK = "spoold.lock"   # held by the running spoold
 
 # Members of a task directory that travel to the remote side.
 TASK_TOML = "task.toml"
