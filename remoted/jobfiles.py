@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ailabber.model.remote_layout import valid_user
+from ailabber.model.remote_layout import JOBS, STATE, valid_user
 from ailabber.model.task import CANCELED, COMPLETED, FAILED, TERMINATED, parse_iso
 from ailabber.storage import fsutil
 from ailabber.storage.safedir import open_beneath
@@ -79,7 +79,7 @@ class JobFiles:
         and treat a missing lock like a free one."""
         if not valid_user(user) or "/" in task_id or task_id.startswith("."):
             raise ValueError(f"bad job name {user!r}/{task_id!r}")
-        d = self.root / "state" / "jobs" / user
+        d = self.root / STATE / JOBS / user
         if create:
             fsutil.ensure_dirs(d, mode=0o700)
         return d / f"{task_id}.lock"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.model import ids
-from ailabber.model.remote_layout import OUTBOX, USERS, valid_user
+from ailabber.model.remote_layout import ACTIVE, DONE, OUTBOX, OWED, STATE, USERS, valid_user
 from ailabber.model.task import PENDING, TaskStatus, transition
 from ailabber.storage import fsutil, statusfile
 from ailabber.storage.safedir import SafeDir
@@ -87,9 +87,9 @@ class TaskRecord:
 class RecordStore:
     def __init__(self, root: Path, trouble: WriteTrouble | None = None):
         self.root = Path(root)
-        self.state_dir = self.root / "state"
-        self.active_dir = self.state_dir / "active"
-        self.done_dir = self.state_dir / "done"
+        self.state_dir = self.root / STATE
+        self.active_dir = self.state_dir / ACTIVE
+        self.done_dir = self.state_dir / DONE
         self.trouble = trouble or WriteTrouble()
         self.outbox = Outbox(self.root, self.trouble)
         #: Records written so far: a pass that wrote none found nothing to do.
@@ -202,7 +202,7 @@ class Outbox:
         #: ``state/owed/<user>/<id>``: a task whose outbox is behind its record, so that a
         #: restart during an outage republishes it (the owed events themselves are lost
         #: then; the status, which is what the student's side acts on, is not).
-        self.owed_dir = Path(root) / "state" / "owed"
+        self.owed_dir = Path(root) / STATE / OWED
         self._marked: set[tuple[str, str]] = set()
 
     def owed_after_restart(self) -> list[tuple[str, str]]:

@@ -36,6 +36,9 @@ OUTBOX = "outbox"
 LOGS = "logs"
 RUN = "run"
 DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted
+# remoted's own state, 0700, out of every student's reach: records of active and finished
+# tasks, publications owed after a write failed, the local jobs' lock files.
+STATE, ACTIVE, DONE, OWED, JOBS = "state", "active", "done", "owed", "jobs"
 
 # Unix user names as useradd accepts them: a directory name can never smuggle a path.
 # Matched with ``fullmatch``: ``$`` would also accept a trailing newline.
