@@ -78,7 +78,9 @@ class Scheduler(ABC):
 
     @abstractmethod
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
-        """Raise ``Blocked`` if the job cannot start now."""
+        """Raise ``Blocked`` if the job cannot start now.  Decided from ``active`` and the
+        backend's own configuration, never by asking the scheduler: it raises nothing else
+        (a backend whose scheduler queues by itself never blocks)."""
 
     @abstractmethod
     def submit(self, spec: JobSpec, active: list[JobHandle]) -> JobHandle:
