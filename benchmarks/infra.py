@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BenchPipeline
-from testbed import slurm_cluster, unix_users
+from testbed import slurm_cluster, slurm_processes, unix_users
 from testbed import sshd as sshd_mod
 
 BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
@@ -50,7 +50,7 @@ class Infra:
         cluster = slurm_cluster.SlurmCluster(cpus=16, memory_mb=16000, gpus=2)
         try:
             cluster.start()
-        except slurm_cluster.SlurmClusterError as exc:
+        except slurm_processes.SlurmClusterError as exc:
             self._slurm_error = f"Slurm did not start: {str(exc).splitlines()[0]}"
             raise Unavailable(self._slurm_error) from None
         self._slurm = cluster
@@ -106,7 +106,7 @@ class Infra:
         if self._slurm is not None:
             try:
                 self._slurm.stop()
-            except slurm_cluster.SlurmClusterError:
+            except slurm_processes.SlurmClusterError:
                 pass
             self._slurm = None
         if self._python is not None:
