@@ -177,7 +177,7 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
     import pwd as _pwd
     import time
 
-    from tests import netns
+    from testbed import netns
 
     ok, why = netns.available()
     require(pytestconfig, ok, why)
