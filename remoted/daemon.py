@@ -35,7 +35,7 @@ from remoted.launch import Launcher, enforce_max_queued
 from remoted.outage import WriteTrouble
 from remoted.poll import poll
 from remoted.publish import ActiveTasks
-from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord
+from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
 from remoted.recovery import finish_orphaned_accepts, recover_launching
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import Scheduler
@@ -170,11 +170,6 @@ class Remoted:
                 self.trouble.ok("heartbeat.json")
         except OSError as exc:
             self.trouble.failed("heartbeat.json", exc)
-
-    def _change(self, rec: TaskRecord, state: str, reason: str | None, *,
-                also: dict[str, object] | None = None, **fields: object) -> bool:
-        """``ActiveTasks.change``, kept here for callers that hold a ``Remoted``."""
-        return self.tasks.change(rec, state, reason, also=also, **fields)
 
 
 def run(settings: RemotedSettings, reload_settings: Callable[[], RemotedSettings] | None = None) -> int:

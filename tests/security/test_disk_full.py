@@ -167,12 +167,12 @@ def test_remoted_keeps_a_state_change_it_cannot_write_for_the_next_pass(tmp_path
         d.active[(rec.user, rec.id)] = rec
         fs.fill()
 
-        assert d._change(rec, COMPLETED, None, exit_code=0) is False     # no exception: the pass goes on
+        assert d.tasks.change(rec, COMPLETED, None, exit_code=0) is False     # no exception: the pass goes on
         assert rec.status.state == RUNNING and (rec.user, rec.id) in d.active
         assert not (root / "users" / USER / "outbox" / rec.id / "status.json").exists()   # nothing unrecorded shown
 
         fs.free()
-        assert d._change(rec, COMPLETED, None, exit_code=0) is True
+        assert d.tasks.change(rec, COMPLETED, None, exit_code=0) is True
         assert rec.status.state == COMPLETED and (rec.user, rec.id) not in d.active
         outbox = root / "users" / USER / "outbox" / rec.id
         assert _public(outbox) == _private(root, rec.id)
