@@ -135,3 +135,26 @@ docs/trust-model.md), for these reasons:
 | submit, large project, fsync on (default) | 1.52x | 1.94x | The snapshot copies only the data of each file (holes of a sparse file stay holes, `SEEK_DATA`/`SEEK_HOLE` per file), which is what keeps a 1 GiB sparse file from taking 1 GiB twice; without the flush the same submit improved (1.17x to 1.08x), so most of the change is the flush's cost on this disk, which varies between runs. |
 | dispatch latency, submit -> running (local transport, Slurm) | 1.21x | 1.38x | The accept's extra checks (above) and the handle-based reads of the job's records; still well within its target. |
 """
+
+
+#: The reshaping into packages by concern (ailabber/model, storage, daemonkit, workstation;
+#: remoted by act; the test bed), measured A/B against the commit before it.
+RESHAPE_AB = """\
+## The package layout's cost: A/B against the flat layout
+
+The rows most likely to move with the reshaping into packages by concern, measured four
+times on 2026-11-29 between 20:02 and 20:14 UTC, in alternation (flat layout, packaged, flat, packaged; same
+machine, nothing else running), ratios to each run's own floor:
+
+| figure | flat layout | packaged | why |
+|---|---|---|---|
+| submit, small project (50 files, 1 MB) | 5.79x, 5.93x | 6.41x, 6.21x | Worse by about 0.4x of `python -c pass` (4 to 6 ms): the submit path imports 28 of ailabber's modules instead of 22 (four package `__init__` files, each a directory the import system lists once, and the config split into the pure parse and the workstation's file checks). Kept: the layout is what a reader follows; the target was already missed for start-up reasons (see above). |
+| submit, large project, AILABBER_FSYNC=0 (context) | 1.00x, 1.14x | 1.24x, 1.18x | Within the spread of file creation on this disk (the fsync-on row moved the other way: 1.71x, 1.58x before; 1.52x, 1.41x after). |
+| burst, tasks/s until all have a job id (local transport) | 0.400x, 0.514x | 0.492x, 0.434x | Noise. |
+| burst, tasks/s until all have a job id (ssh) | 0.256x, 0.277x | 0.300x, 0.256x | Noise. |
+| resubmission over ssh, one file changed: upload time | 0.121x, 0.136x | 0.138x, 0.124x | Noise. |
+
+`ailabber list` with 10,000 tasks, timed the same way (median of 9, twice each): 351 and
+446 ms flat, 348 and 329 ms packaged. The full run above was made on a slower day for
+this machine (every floor is 20 to 40 % above the run of 2026-11-28).
+"""
