@@ -56,6 +56,11 @@ class TwoHosts:
     def restore(self) -> None:
         self._ip("-n", self.local, "link", "set", self.veth_l, "up")
 
+    def set_rate(self, rate: str) -> None:
+        """Change the link's speed (set with ``rate`` at ``up``) while it carries traffic."""
+        subprocess.run(["ip", "netns", "exec", self.local, "tc", "qdisc", "change", "dev", self.veth_l, "root",
+                        "tbf", "rate", rate, "burst", "64kb", "latency", "50ms"], check=True, capture_output=True)
+
     def exec_prefix(self, ns: str) -> list[str]:
         return ["ip", "netns", "exec", ns]
 
