@@ -180,7 +180,7 @@ class Wrapper:
             if open_streams and exited_at is not None and time.time() - exited_at > 2.0:
                 # The command is over but left background processes holding its output
                 # open: they belong to the task and end with it.
-                proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+                self.kill_tree(os.getpid(), include_root=False)
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
                 open_streams = 0
@@ -207,19 +207,29 @@ class Wrapper:
                 if stop is not None:
                     self.logs.note("time limit reached; stopping the commands" if stop == "timeout"
                                    else "stop requested; stopping the commands")
-                    proctree.kill_tree(self.child.pid, self.spec.kill_grace, include_root=True)
+                    self.kill_tree(self.child.pid, include_root=True)
                     # Descendants that escaped the process group were re-parented to us.
-                    proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+                    self.kill_tree(os.getpid(), include_root=False)
         sel.close()
         rc = self.child.wait()
         self.child = None
         return rc, stop
 
+    def kill_tree(self, pid: int, include_root: bool) -> None:
+        """End a process tree.  Its wait reaps the command too when it is in the tree, and
+        a reaped child's ``Popen.poll()``/``wait()`` find nothing and say 0 (a timed-out
+        command would "exit 0"): the status that wait saw becomes the command's."""
+        reaped: dict[int, int] = {}
+        proctree.kill_tree(pid, self.spec.kill_grace, include_root=include_root, statuses=reaped)
+        child = self.child
+        if child is not None and child.returncode is None and child.pid in reaped:
+            child.returncode = reaped[child.pid]
+
     def end_strays(self) -> None:
         """Whatever the commands left running (``nohup ... &``, double forks: re-parented
         to us, the subreaper) ends with the task, before its result says it is over.
         Under the local scheduler remoted also kills the job's cgroup when we exit."""
-        proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+        self.kill_tree(os.getpid(), include_root=False)
 
     def run(self) -> int:
         try:

@@ -228,11 +228,11 @@ class FakeScheduler(Scheduler):
                         self._usr1(spec.task_id)
                     if stop is None and (now >= deadline or job.cancel.is_set()):
                         stop = "timeout" if now >= deadline else "canceled"
-                        self._kill(spec.task_id)
+                        self._kill(spec.task_id, proc)
                     if exited_at is None and proc.poll() is not None:
                         exited_at = now
                     elif exited_at is not None and now - exited_at > 0.5 and sel.get_map():
-                        self._kill(spec.task_id)     # what it left running holds its output open
+                        self._kill(spec.task_id, proc)     # what it left running holds its output open
                         exited_at = now
             proc.stdout.close()
             proc.stderr.close()
@@ -264,13 +264,18 @@ class FakeScheduler(Scheduler):
                 except psutil.NoSuchProcess:
                     pass          # gone meanwhile
 
-    def _kill(self, task_id: str) -> None:
-        """TERM, grace, KILL every process carrying the job's marker, until none is left."""
+    def _kill(self, task_id: str, command: subprocess.Popen[bytes] | None = None) -> None:
+        """TERM, grace, KILL every process carrying the job's marker, until none is left.
+        The kill's wait reaps ``command`` (our child), whose own poll() would then say 0:
+        it keeps the status that wait saw, as the job wrapper does."""
+        reaped: dict[int, int] = {}
         for _ in range(10):
             procs = proctree.processes_with_env(MARKER, task_id)
             if not procs:
-                return
-            proctree.kill_procs(procs, self.kill_grace)
+                break
+            proctree.kill_procs(procs, self.kill_grace, statuses=reaped)
+        if command is not None and command.returncode is None and command.pid in reaped:
+            command.returncode = reaped[command.pid]
 
 
 def _busy(active: list[JobHandle]) -> set[int]:

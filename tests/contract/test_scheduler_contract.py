@@ -66,6 +66,8 @@ def test_time_limit_fails_with_timeout(backend: Backend) -> None:
     task_id = backend.submit(backend.project(["echo start; sleep 120"], time_limit="0:04"))
     st = backend.wait_terminal(task_id, 120)
     assert (st["state"], st["reason"]) == ("failed", "timeout"), st
+    # The command ended by the TERM of the time limit: the status a shell shows for it.
+    assert st["exit_code"] == backend.timeout_exit_code, st
     assert st["started_at"] and st["finished_at"]
     _one_job(backend, task_id)
 
