@@ -224,8 +224,8 @@ class FakeScheduler(Scheduler):
                     now = time.time()
                     if warn_at is not None and not warned and now >= warn_at:
                         warned = True
-                        logs.note(f"{spec.signal_before}s before the time limit: sending SIGUSR1 to the commands")
-                        self._usr1(spec.task_id)
+                        logs.note(f"{max(0, round(deadline - now))}s before the time limit: SIGUSR1 sent to "
+                                  f"{self._usr1(spec.task_id)} process(es) of the command that handle it")
                     if stop is None and (now >= deadline or job.cancel.is_set()):
                         stop = "timeout" if now >= deadline else "canceled"
                         self._kill(spec.task_id, proc)
@@ -254,15 +254,18 @@ class FakeScheduler(Scheduler):
         logs.close()
         job.state = replace(final, started_at=at, finished_at=now_iso())
 
-    def _usr1(self, task_id: str) -> None:
+    def _usr1(self, task_id: str) -> int:
         """The warning goes only to the job's processes that handle SIGUSR1 (it would end
-        any other), as the job wrapper sends it."""
+        any other), as the job wrapper sends it; returns how many got it."""
+        sent = 0
         for p in proctree.processes_with_env(MARKER, task_id):
             if proctree.catches(p.pid, signal.SIGUSR1):
                 try:
                     p.send_signal(signal.SIGUSR1)
+                    sent += 1
                 except psutil.NoSuchProcess:
                     pass          # gone meanwhile
+        return sent
 
     def _kill(self, task_id: str, command: subprocess.Popen[bytes] | None = None) -> None:
         """TERM, grace, KILL every process carrying the job's marker, until none is left.

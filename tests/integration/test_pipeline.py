@@ -119,3 +119,17 @@ def test_a_command_stopped_at_the_time_limit_reports_the_signal_as_a_shell_would
     result = json.loads((pipeline.remote_task(task_id) / "run" / "result.json").read_text())
     assert [c["exit_code"] for c in result["commands"]] == [143]
     assert result["exit_code"] == 143
+
+
+def test_the_warning_before_a_short_time_limit_says_the_real_seconds_and_spares_a_command_without_a_handler(
+        pipeline: Pipeline) -> None:
+    """signal_before_timeout is 60 s (the default) and the limit 3 s: the warning comes as
+    the command starts and says how many seconds are really left.  A command that did not
+    ask for it (no SIGUSR1 handler) is not killed by it and runs on to the time limit."""
+    task_id = pipeline.submit(pipeline.project(["sleep 120"], time_limit="0:03"))
+    st = pipeline.wait_terminal(task_id, timeout=90)
+    assert (st["state"], st["reason"], st["exit_code"]) == ("failed", "timeout", 143), st
+    out = pipeline.cli("logs", task_id).stdout
+    line = next(ln for ln in out.splitlines() if "before the time limit" in ln)
+    seconds = int(line.removeprefix("[ailabber] ").split("s before", 1)[0])
+    assert 0 <= seconds <= 3, line
