@@ -153,7 +153,7 @@ class Wrapper:
 
         spec = EnvSpec(Path(self.spec.pyproject), Path(self.spec.uv_lock), tuple(Path(w) for w in self.spec.wheels))
         cache = Path(self.spec.env_cache or (Path(self.spec.run_dir) / "env-cache"))
-        self.logs.note("preparing the Python environment (uv sync --frozen); details in setup.log")
+        self.logs.note("preparing the Python environment (uv sync --locked); details in setup.log")
         try:
             result = ensure_env(spec, cache, self.logs.setup, uv=self.spec.uv or "uv")
         except EnvBuildError as exc:
