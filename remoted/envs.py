@@ -1,4 +1,4 @@
-"""Reproduce a task's Python environment with ``uv sync --frozen``, once per distinct input.
+"""Reproduce a task's Python environment with ``uv sync --locked``, once per distinct input.
 
 Students pin their environment with ``pyproject.toml`` + ``uv.lock`` (plus, rarely, a few
 wheels of their own).  Building a GPU environment can take minutes and gigabytes, and a
@@ -215,11 +215,14 @@ def _build(spec: EnvSpec, keydir: Path, interp: Interpreter, uv_path: str, log: 
             shutil.copyfile(wheel, dest)
             wheels.append(dest)
 
-    sync = [uv_path, "sync", "--frozen", "--no-install-project", "--project", str(keydir)]
+    # --locked, not --frozen (uv allows only one of them): a lock that no longer matches
+    # pyproject.toml fails the build with uv's own words, instead of an environment
+    # without the packages the commands then import (ModuleNotFoundError, much later).
+    sync = [uv_path, "sync", "--locked", "--no-install-project", "--project", str(keydir)]
     if interp.path is not None:
         # The interpreter that went into the key, not whatever discovery finds next time.
         sync += ["--python", interp.path]
-    _run_uv("uv sync --frozen", sync, log, cwd=keydir.parent, env=uv_env(cache_root, venv))
+    _run_uv("uv sync --locked", sync, log, cwd=keydir.parent, env=uv_env(cache_root, venv))
     if wheels:
         install = [uv_path, "pip", "install", "--python", str(venv / "bin" / "python"),
                    *map(str, wheels)]

@@ -52,7 +52,7 @@ class Wrapper:
         self.deadline = self.started + spec.time_limit_s
         self.child: subprocess.Popen[bytes] | None = None
         self.warned = False
-        self.usr1_pending = False
+        self.usr1_received = False     # Slurm's warning came (set by the signal handler only)
         # Under Slurm, --signal=B:USR1@N delivers the warning; elsewhere the wrapper does.
         self.warn_at = (self.deadline - spec.signal_before
                         if spec.signal_before and "SLURM_JOB_ID" not in os.environ else None)
@@ -64,26 +64,41 @@ class Wrapper:
     def install_signals(self) -> None:
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, self._on_signal)
-        # Slurm's pre-timeout warning (--signal=B:USR1@N) is forwarded to the commands.
-        signal.signal(signal.SIGUSR1, self._forward_usr1)
+        # Slurm's pre-timeout warning (--signal=B:USR1@N) is passed on by the main loop.
+        signal.signal(signal.SIGUSR1, self._on_usr1)
 
-    def _forward_usr1(self, _signum: int, _frame: Any) -> None:
-        """Deliver the pre-timeout warning to the commands' processes that handle SIGUSR1.
+    def _on_usr1(self, _signum: int, _frame: Any) -> None:
+        self.usr1_received = True
 
-        SIGUSR1 ends a program that does not handle it, so it goes only to processes that
-        catch it (their SigCgt mask says so); a warning that arrives while no command runs
-        (environment setup) is delivered when the next command starts."""
+    def warning_due(self, command_started: float) -> bool:
+        """Whether to pass the pre-timeout warning on now: once, when it is due (our own
+        moment, or Slurm's signal) and the command has had half a second to install its
+        handler (a warning due during environment setup waits for the first command)."""
+        now = time.time()
+        due = self.usr1_received or (self.warn_at is not None and now >= self.warn_at)
+        return due and not self.warned and now - command_started >= 0.5
+
+    def warn(self) -> None:
+        """Deliver the warning to the command's processes that handle SIGUSR1, and say when
+        and to how many: the seconds really left (a limit shorter than
+        ``signal_before_timeout`` is warned of at its start), not the setting.
+
+        SIGUSR1 ends a program that does not handle it, and a job that did not ask for the
+        warning must not die of it before its limit: it goes only to processes that catch
+        it (their SigCgt mask says so)."""
+        assert self.child is not None
         self.warned = True
-        if self.child is None:
-            self.usr1_pending = True
-            return
-        self.usr1_pending = False
+        left = max(0, round(self.deadline - time.time()))
+        sent = 0
         for proc in proctree.tree(self.child.pid):
             if proctree.catches(proc.pid, signal.SIGUSR1):
                 try:
                     proc.send_signal(signal.SIGUSR1)
+                    sent += 1
                 except Exception:  # gone meanwhile
                     pass
+        self.logs.note(f"{left}s before the time limit: SIGUSR1 sent to {sent} process(es) of the command "
+                       "that handle it")
 
     # --- records -------------------------------------------------------------------------
     def record_start(self, phase: str = "commands") -> None:
@@ -138,7 +153,7 @@ class Wrapper:
 
         spec = EnvSpec(Path(self.spec.pyproject), Path(self.spec.uv_lock), tuple(Path(w) for w in self.spec.wheels))
         cache = Path(self.spec.env_cache or (Path(self.spec.run_dir) / "env-cache"))
-        self.logs.note("preparing the Python environment (uv sync --frozen); details in setup.log")
+        self.logs.note("preparing the Python environment (uv sync --locked); details in setup.log")
         try:
             result = ensure_env(spec, cache, self.logs.setup, uv=self.spec.uv or "uv")
         except EnvBuildError as exc:
@@ -170,17 +185,14 @@ class Wrapper:
         stop: str | None = None
         open_streams = 2
         exited_at: float | None = None
-        pending_warning_at = time.time() + 0.5 if self.usr1_pending else None
+        command_started = time.time()
         while True:
-            if pending_warning_at is not None and time.time() >= pending_warning_at:
-                pending_warning_at = None   # give the command a moment to install its handler
-                self._forward_usr1(signal.SIGUSR1, None)
             if open_streams and exited_at is None and self.child.poll() is not None:
                 exited_at = time.time()
             if open_streams and exited_at is not None and time.time() - exited_at > 2.0:
                 # The command is over but left background processes holding its output
                 # open: they belong to the task and end with it.
-                proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+                self.kill_tree(os.getpid(), include_root=False)
                 for key in list(sel.get_map().values()):
                     sel.unregister(key.fileobj)
                 open_streams = 0
@@ -196,9 +208,8 @@ class Wrapper:
                 break
             else:
                 time.sleep(TICK / 4)
-            if self.warn_at is not None and not self.warned and time.time() >= self.warn_at:
-                self.logs.note(f"{self.spec.signal_before}s before the time limit: sending SIGUSR1 to the commands")
-                self._forward_usr1(signal.SIGUSR1, None)
+            if self.warning_due(command_started):
+                self.warn()
             if stop is None:
                 if time.time() >= self.deadline:
                     stop = "timeout"          # also when the TERM came from a time-limit backstop
@@ -207,19 +218,29 @@ class Wrapper:
                 if stop is not None:
                     self.logs.note("time limit reached; stopping the commands" if stop == "timeout"
                                    else "stop requested; stopping the commands")
-                    proctree.kill_tree(self.child.pid, self.spec.kill_grace, include_root=True)
+                    self.kill_tree(self.child.pid, include_root=True)
                     # Descendants that escaped the process group were re-parented to us.
-                    proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+                    self.kill_tree(os.getpid(), include_root=False)
         sel.close()
         rc = self.child.wait()
         self.child = None
         return rc, stop
 
+    def kill_tree(self, pid: int, include_root: bool) -> None:
+        """End a process tree.  Its wait reaps the command too when it is in the tree, and
+        a reaped child's ``Popen.poll()``/``wait()`` find nothing and say 0 (a timed-out
+        command would "exit 0"): the status that wait saw becomes the command's."""
+        reaped: dict[int, int] = {}
+        proctree.kill_tree(pid, self.spec.kill_grace, include_root=include_root, statuses=reaped)
+        child = self.child
+        if child is not None and child.returncode is None and child.pid in reaped:
+            child.returncode = reaped[child.pid]
+
     def end_strays(self) -> None:
         """Whatever the commands left running (``nohup ... &``, double forks: re-parented
         to us, the subreaper) ends with the task, before its result says it is over.
         Under the local scheduler remoted also kills the job's cgroup when we exit."""
-        proctree.kill_tree(os.getpid(), self.spec.kill_grace, include_root=False)
+        self.kill_tree(os.getpid(), include_root=False)
 
     def run(self) -> int:
         try:

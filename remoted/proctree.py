@@ -34,19 +34,24 @@ def tree(pid: int, include_root: bool = True) -> list[psutil.Process]:
     return ([root] if include_root else []) + procs
 
 
-def kill_tree(pid: int, grace: float, include_root: bool = True, sig: int = signal.SIGTERM) -> int:
+def kill_tree(pid: int, grace: float, include_root: bool = True, sig: int = signal.SIGTERM,
+              statuses: dict[int, int] | None = None) -> int:
     """TERM the tree, wait up to ``grace`` seconds, KILL survivors.  Returns how many were KILLed."""
     procs = tree(pid, include_root)
-    return kill_procs(procs, grace, sig)
+    return kill_procs(procs, grace, sig, statuses)
 
 
-def kill_procs(procs: list[psutil.Process], grace: float, sig: int = signal.SIGTERM) -> int:
+def kill_procs(procs: list[psutil.Process], grace: float, sig: int = signal.SIGTERM,
+               statuses: dict[int, int] | None = None) -> int:
+    """``statuses`` receives the wait status (negative: the signal) of each of our own
+    children the wait reaped: once reaped, ``Popen.wait()`` can no longer learn it and
+    would say 0."""
     for p in procs:
         try:
             p.send_signal(sig)
         except psutil.NoSuchProcess:
             pass
-    _gone, alive = psutil.wait_procs(procs, timeout=grace)
+    gone, alive = psutil.wait_procs(procs, timeout=grace)
     # Children forked during the grace period are caught here too.
     extra: list[psutil.Process] = []
     for p in alive:
@@ -60,7 +65,12 @@ def kill_procs(procs: list[psutil.Process], grace: float, sig: int = signal.SIGT
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    killed, _ = psutil.wait_procs(alive, timeout=5)
+    if statuses is not None:
+        for p in (*gone, *killed):
+            code = getattr(p, "returncode", None)
+            if code is not None:
+                statuses[p.pid] = int(code)
     return len(alive)
 
 

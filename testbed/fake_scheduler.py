@@ -224,15 +224,15 @@ class FakeScheduler(Scheduler):
                     now = time.time()
                     if warn_at is not None and not warned and now >= warn_at:
                         warned = True
-                        logs.note(f"{spec.signal_before}s before the time limit: sending SIGUSR1 to the commands")
-                        self._usr1(spec.task_id)
+                        logs.note(f"{max(0, round(deadline - now))}s before the time limit: SIGUSR1 sent to "
+                                  f"{self._usr1(spec.task_id)} process(es) of the command that handle it")
                     if stop is None and (now >= deadline or job.cancel.is_set()):
                         stop = "timeout" if now >= deadline else "canceled"
-                        self._kill(spec.task_id)
+                        self._kill(spec.task_id, proc)
                     if exited_at is None and proc.poll() is not None:
                         exited_at = now
                     elif exited_at is not None and now - exited_at > 0.5 and sel.get_map():
-                        self._kill(spec.task_id)     # what it left running holds its output open
+                        self._kill(spec.task_id, proc)     # what it left running holds its output open
                         exited_at = now
             proc.stdout.close()
             proc.stderr.close()
@@ -254,23 +254,31 @@ class FakeScheduler(Scheduler):
         logs.close()
         job.state = replace(final, started_at=at, finished_at=now_iso())
 
-    def _usr1(self, task_id: str) -> None:
+    def _usr1(self, task_id: str) -> int:
         """The warning goes only to the job's processes that handle SIGUSR1 (it would end
-        any other), as the job wrapper sends it."""
+        any other), as the job wrapper sends it; returns how many got it."""
+        sent = 0
         for p in proctree.processes_with_env(MARKER, task_id):
             if proctree.catches(p.pid, signal.SIGUSR1):
                 try:
                     p.send_signal(signal.SIGUSR1)
+                    sent += 1
                 except psutil.NoSuchProcess:
                     pass          # gone meanwhile
+        return sent
 
-    def _kill(self, task_id: str) -> None:
-        """TERM, grace, KILL every process carrying the job's marker, until none is left."""
+    def _kill(self, task_id: str, command: subprocess.Popen[bytes] | None = None) -> None:
+        """TERM, grace, KILL every process carrying the job's marker, until none is left.
+        The kill's wait reaps ``command`` (our child), whose own poll() would then say 0:
+        it keeps the status that wait saw, as the job wrapper does."""
+        reaped: dict[int, int] = {}
         for _ in range(10):
             procs = proctree.processes_with_env(MARKER, task_id)
             if not procs:
-                return
-            proctree.kill_procs(procs, self.kill_grace)
+                break
+            proctree.kill_procs(procs, self.kill_grace, statuses=reaped)
+        if command is not None and command.returncode is None and command.pid in reaped:
+            command.returncode = reaped[command.pid]
 
 
 def _busy(active: list[JobHandle]) -> set[int]:

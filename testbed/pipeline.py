@@ -112,9 +112,10 @@ class Pipeline:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(self.logdir.iterdir()))
 
     # --- CLI -----------------------------------------------------------------------------
-    def cli(self, *args: str, cwd: Path | None = None, check: bool = False, timeout: float = 120
-            ) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([self.client_python, "-m", "ailabber", *args], env=self.env(), cwd=cwd,
+    def cli(self, *args: str, cwd: Path | None = None, check: bool = False, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``env``: variables to change for this run (e.g. a ``PATH`` without uv)."""
+        r = subprocess.run([self.client_python, "-m", "ailabber", *args], env=self.env(**(env or {})), cwd=cwd,
                            text=True, capture_output=True, timeout=timeout, **self._as_client("cli"))
         if check and r.returncode != 0:
             raise AssertionError(f"ailabber {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
@@ -139,8 +140,8 @@ class Pipeline:
             """) + extra_toml + f"\n[run]\ncommands = [{cmds}]\nresults = [{res}]\n")
         return d
 
-    def submit(self, project: Path) -> str:
-        r = self.cli("submit", "--json", cwd=project, check=True)
+    def submit(self, project: Path, env: dict[str, str] | None = None) -> str:
+        r = self.cli("submit", "--json", cwd=project, check=True, env=env)
         task_id = str(json.loads(r.stdout)["id"])
         self.submitted.append(task_id)
         return task_id

@@ -149,3 +149,19 @@ def read_config_bytes(path: Path) -> bytes:
     if p.lines:
         raise ConfigError(p.lines)
     return data
+
+
+def check_lock(cfg: TaskConfig, config_path: Path) -> None:
+    """Refuse a ``uv.lock`` that no longer matches its ``pyproject.toml`` (ConfigError):
+    the cluster builds with ``uv sync --locked``, so such a task could only fail there,
+    after its upload and its wait in the queue (``workstation/lockcheck.py``)."""
+    env = cfg.environment
+    if not (env.pyproject_toml and env.uv_lock):
+        return
+    from ailabber.workstation.lockcheck import lock_is_stale
+
+    if lock_is_stale(cfg.upload_root / env.pyproject_toml, cfg.upload_root / env.uv_lock):
+        p = Problems(config_path)
+        p.add("environment.uv_lock", f"{quote(env.uv_lock)} is out of date with {quote(env.pyproject_toml)}; "
+                                     "run `uv lock` and submit again")
+        raise ConfigError(p.lines)

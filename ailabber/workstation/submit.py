@@ -22,7 +22,7 @@ from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
-from ailabber.workstation.project import load_task_config_bytes
+from ailabber.workstation.project import check_lock, load_task_config_bytes
 from ailabber.workstation.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
 
 
@@ -36,6 +36,7 @@ class Submitted(NamedTuple):
 def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
     """Validate everything before anything is written (raises ConfigError)."""
     cfg, raw = load_task_config_bytes(config_path)
+    check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
     limits = limits or UploadLimits()
     too_big = limits.problem(plan.total_bytes, plan.file_count)

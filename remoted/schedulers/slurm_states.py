@@ -44,7 +44,10 @@ def map_state(state: str, reason: str | None, nodes: str | None, exit_code: str 
     if state == "SUSPENDED":
         return JobState(RUNNING, "suspended", message="Slurm has suspended the job for now")
     if state == "TIMEOUT":
-        return JobState(FAILED, "timeout", exit_code=_exit(result, code), message="the time limit was reached")
+        # Slurm ends the job with TERM (KILL after KillWait) and shows "0:15" ("0:9"):
+        # without the wrapper's record, the status a shell would show for that signal.
+        killed_by = 128 + sig if sig and not code else code
+        return JobState(FAILED, "timeout", exit_code=_exit(result, killed_by), message="the time limit was reached")
     if state == "OUT_OF_MEMORY":
         return JobState(FAILED, "oom", exit_code=_exit(result, code),
                         message="the job used more memory than it asked for (resources.memory)")

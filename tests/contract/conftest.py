@@ -56,6 +56,8 @@ class Backend:
     #: A time limit long enough for SIGUSR1 (``signal_before_timeout``) to come well before it.
     usr1_time_limit = "0:06"
     signal_before = 3
+    #: The exit code of a task whose command the time limit stopped (128 + SIGTERM).
+    timeout_exit_code = 143
 
     def __init__(self, p: Pipeline):
         self.p = p

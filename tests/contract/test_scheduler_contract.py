@@ -66,6 +66,8 @@ def test_time_limit_fails_with_timeout(backend: Backend) -> None:
     task_id = backend.submit(backend.project(["echo start; sleep 120"], time_limit="0:04"))
     st = backend.wait_terminal(task_id, 120)
     assert (st["state"], st["reason"]) == ("failed", "timeout"), st
+    # The command ended by the TERM of the time limit: the status a shell shows for it.
+    assert st["exit_code"] == backend.timeout_exit_code, st
     assert st["started_at"] and st["finished_at"]
     _one_job(backend, task_id)
 
@@ -76,6 +78,12 @@ def test_commands_get_usr1_before_the_time_limit(backend: Backend, tmp_path: Pat
     out = backend.logs(task_id)
     assert st["state"] == "completed", (st, out)
     assert "got-usr1 deadline=" in out
+    # The log says when it came (the seconds left, at most the limit) and that it reached
+    # the one process that handles it (bash with its trap; not the sleep, which would die).
+    line = next(ln for ln in out.splitlines() if "before the time limit: SIGUSR1" in ln)
+    assert "SIGUSR1 sent to 1 process(es)" in line, line
+    minutes, seconds = backend.usr1_time_limit.split(":")
+    assert 0 <= int(line.removeprefix("[ailabber] ").split("s before", 1)[0]) <= int(minutes) * 60 + int(seconds)
     deadline = int(out.split("got-usr1 deadline=")[-1].split()[0])
     assert abs(deadline - time.time()) < 60
     backend.cli("fetch", task_id, "--dest", str(tmp_path / "r"), check=True)

@@ -147,7 +147,7 @@ def test_python_version_file_is_honoured(spec: EnvSpec, tmp_path: Path,
     (spec.pyproject.parent / ".python-version").write_text("3.99\n")
     assert python_identity(spec).startswith("unresolved-3.99-")
     monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    with pytest.raises(EnvBuildError, match=r"uv sync --frozen failed .*3\.99"):
+    with pytest.raises(EnvBuildError, match=r"uv sync --locked failed .*3\.99"):
         ensure_env(spec, tmp_path / "cache", io.StringIO())
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name != UV_CACHE] == []
 
@@ -166,7 +166,7 @@ def test_broken_lock_fails_and_leaves_nothing(spec: EnvSpec, tmp_path: Path, loc
 
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith("uv sync --frozen failed (exit ")
+    assert message.startswith("uv sync --locked failed (exit ")
     assert "error:" in log.getvalue()            # uv's own words are in the log
     key = env_key(spec, python_identity(spec))
     assert not (tmp_path / "cache" / key).exists()
@@ -286,7 +286,7 @@ def test_concurrent_processes_build_once(spec: EnvSpec, tmp_path: Path) -> None:
     assert len({r["key"] for r in results}) == 1
     texts = [log.read_text() for log in logs]
     assert sum("[ailabber] building env" in t for t in texts) == 1
-    assert sum("uv sync --frozen" in t for t in texts) == 1
+    assert sum("uv sync --locked" in t for t in texts) == 1
     waiters = [t for t in texts if "building env" not in t]
     assert all("reusing env" in t for t in waiters)
     assert any("waiting for another job building the same environment" in t for t in waiters)

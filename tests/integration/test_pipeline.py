@@ -108,3 +108,28 @@ def test_a_large_project_edited_within_the_second_of_its_last_upload_runs_the_ne
     assert final["upload_bytes_sent"] < 1_200_000          # data.bin came from the first upload
     pipeline.cli("fetch", again, "--dest", str(tmp_path / again), check=True)
     assert (tmp_path / again / "output" / "seen").read_text() == "lr=0.2\n"
+
+
+def test_a_command_stopped_at_the_time_limit_reports_the_signal_as_a_shell_would(pipeline: Pipeline) -> None:
+    """bash dies of the TERM the time limit sends it: the task and the command's entry in
+    result.json say 143 (128 + SIGTERM), not the 0 of a status already reaped elsewhere."""
+    task_id = pipeline.submit(pipeline.project(["echo start; sleep 120"], time_limit="0:03"))
+    st = pipeline.wait_terminal(task_id, timeout=90)
+    assert (st["state"], st["reason"], st["exit_code"]) == ("failed", "timeout", 143), st
+    result = json.loads((pipeline.remote_task(task_id) / "run" / "result.json").read_text())
+    assert [c["exit_code"] for c in result["commands"]] == [143]
+    assert result["exit_code"] == 143
+
+
+def test_the_warning_before_a_short_time_limit_says_the_real_seconds_and_spares_a_command_without_a_handler(
+        pipeline: Pipeline) -> None:
+    """signal_before_timeout is 60 s (the default) and the limit 3 s: the warning comes as
+    the command starts and says how many seconds are really left.  A command that did not
+    ask for it (no SIGUSR1 handler) is not killed by it and runs on to the time limit."""
+    task_id = pipeline.submit(pipeline.project(["sleep 120"], time_limit="0:03"))
+    st = pipeline.wait_terminal(task_id, timeout=90)
+    assert (st["state"], st["reason"], st["exit_code"]) == ("failed", "timeout", 143), st
+    out = pipeline.cli("logs", task_id).stdout
+    line = next(ln for ln in out.splitlines() if "before the time limit" in ln)
+    seconds = int(line.removeprefix("[ailabber] ").split("s before", 1)[0])
+    assert 0 <= seconds <= 3, line

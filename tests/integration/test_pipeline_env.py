@@ -3,9 +3,12 @@ task with the same lock reuses it without building."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from testbed.pipeline import Pipeline
 
@@ -58,6 +61,41 @@ def test_broken_lock_fails_with_setup_failed(pipeline: Pipeline) -> None:
     task_id = pipeline.submit(d)
     st = pipeline.wait_terminal(task_id, timeout=120)
     assert (st["state"], st["reason"]) == ("failed", "setup_failed"), st
-    assert "uv sync --frozen failed" in st["message"]
+    assert "uv sync --locked failed" in st["message"]
     setup = pipeline.cli("logs", "--stream", "setup", task_id).stdout
     assert "uv.lock" in setup
+
+
+def _path_without_uv() -> str:
+    """The test's PATH minus every directory that holds a uv: a workstation without uv."""
+    dirs = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(d for d in dirs if d and not os.path.exists(os.path.join(d, "uv")))
+
+
+@pytest.mark.parametrize("with_uv", [True, False], ids=["uv lock --check", "without uv"])
+def test_submit_refuses_a_lock_older_than_its_pyproject(tmp_path: Path, with_uv: bool) -> None:
+    """A dependency added to pyproject.toml without ``uv lock``: the job would fail much
+    later with ModuleNotFoundError.  submit says so in one line, and nothing is queued."""
+    p = Pipeline(tmp_path)              # no daemons: submit alone decides
+    d = _project(p, "stale")
+    (d / "pyproject.toml").write_text(PYPROJECT.replace("dependencies = []", 'dependencies = ["numpy"]'))
+    env = {} if with_uv else {"PATH": _path_without_uv()}
+    r = p.cli("submit", cwd=d, env=env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.splitlines() == [
+        "ailabber: task_config.toml: environment.uv_lock: 'uv.lock' is out of date with 'pyproject.toml'; "
+        "run `uv lock` and submit again"], r.stderr
+    assert list((p.home / "spool").glob("*/*-*-*")) == []
+
+
+def test_a_stale_lock_that_reaches_the_cluster_fails_setup_with_uvs_message(pipeline: Pipeline) -> None:
+    """A change the workstation cannot see without uv (the project's version) still makes
+    the lock stale: the build refuses it (``--locked``) instead of syncing an environment
+    the commands would then miss modules in."""
+    d = _project(pipeline, "stale-on-cluster")
+    (d / "pyproject.toml").write_text(PYPROJECT.replace('version = "0.1.0"', 'version = "0.2.0"'))
+    task_id = pipeline.submit(d, env={"PATH": _path_without_uv()})
+    st = pipeline.wait_terminal(task_id, timeout=180)
+    assert (st["state"], st["reason"]) == ("failed", "setup_failed"), st
+    assert "uv sync --locked failed" in st["message"] and "needs to be updated" in st["message"], st
+    assert "run `uv lock`" in pipeline.cli("logs", "--stream", "setup", task_id).stdout

@@ -23,7 +23,10 @@ from remoted.schedulers.slurm_states import map_state, parse_exit_code, time_lim
     ("FAILED", "NonZeroExitCode", "n1", "3:0", None, True, ("failed", "nonzero_exit", 3)),
     ("FAILED", "JobLaunchFailure", "n1", "0:9", None, True, ("failed", "killed", 137)),
     ("FAILED", "BadConstraints", "", "0:1", None, False, ("failed", "unsatisfiable", None)),
-    ("TIMEOUT", "TimeLimit", "n1", "0:15", None, True, ("failed", "timeout", 0)),
+    # What a real Slurm shows for a job it ended at the limit: TERM (0:15), or KILL after
+    # KillWait (0:9) for a job that ignores TERM; as a shell reports them.
+    ("TIMEOUT", "TimeLimit", "n1", "0:15", None, True, ("failed", "timeout", 143)),
+    ("TIMEOUT", "TimeLimit", "n1", "0:9", None, True, ("failed", "timeout", 137)),
     ("OUT_OF_MEMORY", "OutOfMemory", "n1", "0:125", None, True, ("failed", "oom", 0)),
     ("NODE_FAIL", "NodeDown", "n1", None, None, True, ("failed", "node_fail", None)),
     ("PREEMPTED", "None", "n1", None, None, True, ("failed", "preempted", None)),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from ailabber.model import ids
-from ailabber.model.task import IllegalTransition, TaskStatus, now_iso, parse_iso, transition
+from ailabber.model.task import REASONS, IllegalTransition, TaskStatus, now_iso, parse_iso, transition
 from remoted.queue import fair_order
 from spoold.merge import merge_remote
 
@@ -132,3 +133,12 @@ def test_parse_iso_matches_the_calendar_across_days() -> None:
     for day in ("1999-12-31", "2000-02-29", "2026-11-28", "2038-01-19"):
         y, m, d = (int(x) for x in day.split("-"))
         assert parse_iso(f"{day}T13:45:07.250Z") == calendar.timegm((y, m, d, 13, 45, 7, 0, 0, 0)) + 0.25
+
+
+def test_every_reason_the_cli_can_show_is_in_the_student_guide() -> None:
+    """``status`` and ``list`` show any reason of the vocabulary; the guide's table is where
+    a student looks one up, so none may be missing from it."""
+    guide = (Path(__file__).parents[2] / "docs" / "student-guide.md").read_text()
+    table = [ln for ln in guide.splitlines() if ln.startswith("| `")]
+    missing = [r for r in REASONS if not any(f"`{r}`" in ln.split("|")[1] for ln in table)]
+    assert missing == []
