@@ -41,8 +41,11 @@ class Heartbeat:
         if now - self._last < HEARTBEAT_EVERY:
             return False
         self._last = now
+        # "every": how often a reader may expect a beat, so that it can tell a stop from a
+        # slow beat; an idle pass comes at least every rescan_interval.
         fsutil.atomic_write_json(self.root / "heartbeat.json", {
-            "pid": os.getpid(), "at": now, "scheduler": scheduler.name,
+            "pid": os.getpid(), "at": now, "every": max(HEARTBEAT_EVERY, settings.rescan_interval),
+            "scheduler": scheduler.name,
             "containment": scheduler.containment(),
             "active": len(active),
             "queued": sum(1 for r in active.values() if r.phase == QUEUED),
@@ -59,7 +62,8 @@ class Heartbeat:
 
         health = scheduler.health()
         body = json.dumps({
-            "pid": os.getpid(), "at": now, "version": __version__, "scheduler": scheduler.name,
+            "pid": os.getpid(), "at": now, "every": max(USER_HEARTBEAT_EVERY, settings.rescan_interval),
+            "version": __version__, "scheduler": scheduler.name,
             "scheduler_ok": health is None, "scheduler_problem": health,
             "uv": settings.uv or find_uv(settings.job_python),
         }, sort_keys=True).encode()

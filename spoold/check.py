@@ -3,25 +3,44 @@ and is remoted alive on the other side?  Used by ``ailabber doctor``."""
 
 from __future__ import annotations
 
-import json
 import tempfile
-import time
 from pathlib import Path
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.model.remote_layout import UserArea
+from ailabber.model.remote_url import LocalRemote
+from ailabber.model.render import duration
+from ailabber.storage.home import os_user
+from ailabber.storage.remoted_beat import REMOTED_BEAT, RemotedBeat, read_beat
 from spoold.errors import TransportError
 from spoold.transport import RsyncTransport
 
-STALE_AFTER = 120.0
+
+def not_set_up(settings: SpooldSettings) -> str | None:
+    """A local remote that no daemon has created yet, in plain words: before the first
+    ``ailabber up`` rsync would only say that it cannot change into a directory."""
+    remote = settings.remote
+    if not isinstance(remote, LocalRemote):
+        return None
+    area = UserArea(remote.root, os_user()).path
+    if area.is_dir():
+        return None
+    if not remote.root.exists():
+        return (f"nothing is set up yet: the remote {remote.root} does not exist; "
+                "run 'ailabber up' (or start remoted and spoold as services) to create it")
+    return (f"your directory {area} does not exist yet: spoold creates it when it starts "
+            "(ailabber up, or systemctl --user start ailabber-spoold)")
 
 
 def run_checks(settings: SpooldSettings) -> list[Check]:
+    missing = not_set_up(settings)
+    if missing:
+        return [Check("remote reachable", False, missing)]
     transport = RsyncTransport.to(settings)
     checks: list[Check] = []
     try:
         with tempfile.TemporaryDirectory(prefix="ailabber-doctor-") as tmp:
-            beat = Path(tmp) / "remoted.json"
             try:
                 transport.list_area()
                 checks.append(Check("remote reachable", True, str(settings.remote)))
@@ -33,26 +52,33 @@ def run_checks(settings: SpooldSettings) -> list[Check]:
                 checks.append(Check("remote directory confined", not confined,
                                     "the key can only reach this student's directory" if not confined else
                                     "this key can read outside the student's directory: pin it with rrsync"))
+            beat_file = Path(tmp) / REMOTED_BEAT
             try:
-                transport.pull_file("remoted.json", beat)
+                transport.pull_file(REMOTED_BEAT, beat_file)
             except TransportError:
                 pass
-            data = None
-            if beat.exists():
-                try:
-                    data = json.loads(beat.read_text())
-                except ValueError:
-                    data = None
-            if not isinstance(data, dict):
+            beat = read_beat(beat_file)
+            if beat is None:
                 checks.append(Check("remoted alive", False, "no heartbeat from remoted in this directory"))
                 return checks
-            age = time.time() - float(data.get("at", 0))
-            checks.append(Check("remoted alive", age < STALE_AFTER,
-                                f"last heartbeat {age:.0f}s ago (pid {data.get('pid')}, {data.get('scheduler')})"))
-            checks.append(Check("scheduler reachable", bool(data.get("scheduler_ok")),
-                                data.get("scheduler_problem") or f"{data.get('scheduler')} answers"))
-            checks.append(Check("uv on the cluster side", bool(data.get("uv")),
-                                data.get("uv") or "remoted found no uv to build environments with"))
+            checks += remoted_checks(beat)
     finally:
         transport.close()
     return checks
+
+
+def remoted_checks(beat: RemotedBeat) -> list[Check]:
+    """What remoted's heartbeat tells, if it is fresh: a stopped remoted's last word about
+    its scheduler is no answer from the scheduler now."""
+    data = beat.data
+    who = f"pid {beat.pid}, {beat.scheduler}"
+    if beat.stopped():
+        return [Check("remoted alive", False, f"{beat.stopped_text()} (was {who})"),
+                Check("scheduler reachable", False, "unknown: remoted, which asks the scheduler, is not running")]
+    return [
+        Check("remoted alive", True, f"last heartbeat {duration(beat.age())} ago ({who})"),
+        Check("scheduler reachable", bool(data.get("scheduler_ok")),
+              data.get("scheduler_problem") or f"{beat.scheduler} answers"),
+        Check("uv on the cluster side", bool(data.get("uv")),
+              data.get("uv") or "remoted found no uv to build environments with"),
+    ]

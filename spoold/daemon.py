@@ -19,7 +19,19 @@ from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model.pathlimits import tree_problems
 from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
-from ailabber.storage.spool import DAEMON_LOCK, DONE, FILES, MANIFEST, META, NEW, RESULTS, SYNCED, UPLOAD_MEMBERS, Spool
+from ailabber.storage.remoted_beat import REMOTED_BEAT, pull_every, pulled
+from ailabber.storage.spool import (
+    DAEMON_LOCK,
+    DONE,
+    FILES,
+    MANIFEST,
+    META,
+    NEW,
+    RESULTS,
+    SYNCED,
+    UPLOAD_MEMBERS,
+    Spool,
+)
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
@@ -41,7 +53,7 @@ class Spoold:
         self._retry_at: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._last_tmp_clean = 0.0
-        self._limits_at = 0.0
+        self._pulled_at: dict[str, float] = {}     # small files of the area -> last pull
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
 
@@ -53,7 +65,7 @@ class Spoold:
         self.settings = settings
         self.transport = RsyncTransport.to(settings)
         old.close()
-        self._limits_at = 0.0
+        self._pulled_at.clear()
 
     def status_line(self) -> str:
         waiting = len(self.spool.ids_in(NEW))
@@ -75,6 +87,7 @@ class Spoold:
     # --- the pass ------------------------------------------------------------------------
     def step(self) -> float:
         self.refresh_limits()
+        self.refresh_beat()
         self.handle_requests()
         self.push_new()
         active = self.sync_active()
@@ -139,14 +152,26 @@ class Spoold:
 
     def refresh_limits(self) -> None:
         """Pull the cluster's published upload limits now and then (the CLI reads them)."""
+        self._pull_due(LIMITS_FILE, LIMITS_EVERY, keep_on_failure=True)
+
+    def refresh_beat(self) -> None:
+        """Pull remoted's heartbeat once per beat, so that ``status`` and ``whoami`` can say
+        that remoted has stopped without the CLI touching the network.  A failed pull drops
+        the copy: unreachable is not stopped, and an old copy would make the CLI blame remoted."""
+        self._pull_due(REMOTED_BEAT, pull_every(pulled(self.spool.root)), keep_on_failure=False)
+
+    def _pull_due(self, name: str, every: float, keep_on_failure: bool) -> None:
+        """One small file of the user's area into the spool, if ``every`` seconds have passed."""
         now = time.time()
-        if now - self._limits_at < LIMITS_EVERY:
+        if now - self._pulled_at.get(name, 0.0) < every:
             return
-        self._limits_at = now
+        self._pulled_at[name] = now
         try:
-            self.transport.pull_file(LIMITS_FILE, self.spool.root / LIMITS_FILE)
+            self.transport.pull_file(name, self.spool.root / name)
         except TransportError as exc:
-            log.debug("limits pull failed: %s", exc)
+            log.debug("%s pull failed: %s", name, exc)
+            if not keep_on_failure:
+                (self.spool.root / name).unlink(missing_ok=True)
 
     def push_new(self) -> None:
         """Send what is in new/: small tasks together in one batch (a burst of submissions

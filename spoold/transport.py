@@ -37,7 +37,7 @@ MAX_TRANSFER_SECONDS = 24 * 3600
 @dataclass
 class PushResult:
     bytes_total: int     # size of the task's files
-    bytes_sent: int      # what actually crossed the wire (deltas, file list, protocol)
+    bytes_sent: int      # file bytes rsync had to send (not matched blocks, not protocol), <= bytes_total
 
 
 class RsyncTransport:
@@ -143,7 +143,10 @@ class RsyncTransport:
             extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
         out = self._run([*extra, *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}")
         self._run([str(manifest_file), self._remote(f"{INCOMING_COMMIT}/{task_id}.json")], f"commit of {task_id}")
-        return PushResult(_stat(out, "Total file size"), _stat(out, "Total bytes sent"))
+        # "Literal data": the file bytes that crossed, not matched blocks nor the protocol
+        # ("Total bytes sent" counts both, and exceeds the files for small tasks).
+        total = _stat(out, "Total file size")
+        return PushResult(total, min(total, _stat(out, "Literal data")))
 
     def push_tasks(self, task_ids: Sequence[str], stage_dir: Path, members: Sequence[str], manifest_name: str,
                    basis: str | None = None, checksum: bool = False) -> dict[str, PushResult]:
@@ -157,14 +160,16 @@ class RsyncTransport:
             t = task_ids[0]
             return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis, checksum)}
         srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
-        out = self._run(["-R", SPARSE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b",
+        out = self._run(["-R", SPARSE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b|%l",
                          *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
         sent: dict[str, int] = {t: 0 for t in task_ids}
         for line in out.splitlines():
-            name, _, nbytes = line.rpartition("|")
+            rest, _, length = line.rpartition("|")
+            name, _, nbytes = rest.rpartition("|")
             t = name.split("/", 1)[0]
-            if t in sent and nbytes.isdigit():
-                sent[t] += int(nbytes)
+            if t in sent and nbytes.isdigit() and length.isdigit() and not name.endswith("/"):
+                # %b includes the protocol's share; a file never sends more than its length.
+                sent[t] += min(int(nbytes), int(length))
         # Hard links beside the spool (same filesystem), dot-named so rescans skip them.
         with tempfile.TemporaryDirectory(prefix=".markers-", dir=stage_dir.parent) as tmp:
             for t in task_ids:   # the manifests, named as their markers
@@ -174,7 +179,7 @@ class RsyncTransport:
         results = {}
         for t in task_ids:
             total = sum(v for v in _manifest_files(stage_dir / t / manifest_name).values())
-            results[t] = PushResult(total, sent[t])
+            results[t] = PushResult(total, min(total, sent[t]))
         return results
 
     def send_request(self, task_id: str, kind: str, request_file: Path) -> None:

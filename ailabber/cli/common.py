@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.daemonkit.lock import holder_pid
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.daemonkit.settings import SettingsError, SpooldSettings, load_spoold_settings
 from ailabber.model.ids import TaskLookupError
 from ailabber.model.task import TaskStatus
-from ailabber.storage.home import spool_path
 from ailabber.storage.spool import DAEMON_LOCK, Spool
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -25,13 +24,18 @@ class CliError(Exception):
         self.code = code
 
 
+def get_settings() -> SpooldSettings:
+    """spoold.yaml as spoold reads it.  An invalid file is a usage error naming the file and
+    the key: carrying on with defaults would use another spool, or no upload limits."""
+    try:
+        return load_spoold_settings(None)
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
 def get_spool() -> Spool:
     """The spool spoold serves: ``spool`` in spoold.yaml, else ``$AILABBER_HOME/spool``."""
-    try:
-        return Spool(load_spoold_settings(None).spool)
-    except SettingsError as exc:
-        print(f"ailabber: warning: {exc}; using {spool_path()}", file=sys.stderr)
-        return Spool(spool_path())
+    return Spool(get_settings().spool)
 
 
 def find_task(spool: Spool, query: str) -> tuple[str, str, Path, TaskStatus]:

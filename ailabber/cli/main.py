@@ -23,7 +23,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "list": ("status", "configure_list", "list your tasks, oldest first"),
     "logs": ("logs", "configure", "print a task's output (-f: follow while it runs)"),
     "fetch": ("fetch", "configure", "copy a task's logs and results (default ./ailabber-results/<id>/)"),
-    "cancel": ("cancel", "configure", "cancel a task (pending: canceled; running: terminated)"),
+    "cancel": ("cancel", "configure", "cancel tasks (pending: canceled; running: terminated)"),
     "wait": ("wait", "configure", "wait for a task to end (exit 0 only if it completed)"),
     "init": ("init", "configure", "write a commented ./task_config.toml"),
     "doctor": ("doctor", "configure", "check your setup (config, spool, spoold, remote, remoted, scheduler, uv)"),

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli.common import find_task, get_spool, print_json, task_json
+from ailabber.cli.common import (
+    EXIT_USAGE,
+    CliError,
+    find_task,
+    get_settings,
+    get_spool,
+    print_json,
+    spoold_pid,
+    task_json,
+)
+from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
+from ailabber.model.task import STATES, TaskStatus
 from ailabber.storage import statusfile
-from ailabber.storage.spool import STAGES
+from ailabber.storage.remoted_beat import stopped_copy
+from ailabber.storage.spool import STAGES, Spool
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:
@@ -18,22 +30,47 @@ def configure_status(p: argparse.ArgumentParser) -> None:
 
 def configure_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=0, help="show only the N newest tasks")
-    p.add_argument("--state", action="append", help="only tasks in this state (repeatable)")
+    p.add_argument("--limit", type=int, default=None, help="show only the N newest tasks (N >= 1)")
+    p.add_argument("--state", action="append", help=f"only tasks in this state (repeatable): {', '.join(STATES)}")
     p.set_defaults(func=run_list)
 
 
 def run_status(args: argparse.Namespace) -> int:
-    spool = get_spool()
+    settings = get_settings()
+    spool = Spool(settings.spool)
     _task_id, stage, _d, st = find_task(spool, args.id)
     if args.json:
         print_json(task_json(st, stage))
     else:
-        print(render.describe(st, stage))
+        print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st)))
     return 0
 
 
+def _waits_for_stopped_remoted(spool: Spool, settings: SpooldSettings, st: TaskStatus) -> str | None:
+    """A task sent but not accepted waits for remoted; if remoted has stopped, say so, or
+    the student waits for ever at "waiting for the cluster to accept it"."""
+    if st.terminal or st.reason != "uploaded" or spoold_pid(spool) is None:
+        return None
+    beat = stopped_copy(spool.root, settings.rescan_interval)
+    return beat.stopped_text() if beat else None
+
+
+def check_list_options(states: list[str] | None, limit: int | None) -> None:
+    """A misspelt state would match nothing and a limit below 1 would show everything:
+    both look like an answer ("no tasks", the whole list), so they are usage errors."""
+    for state in states or ():
+        if state not in STATES:
+            from ailabber.model.suggest import closest
+
+            near = closest(state, STATES)
+            hint = f"; did you mean '{near}'?" if near else ""
+            raise CliError(f"--state: unknown state {state!r}{hint} (valid: {', '.join(STATES)})", EXIT_USAGE)
+    if limit is not None and limit < 1:
+        raise CliError(f"--limit: must be a whole number >= 1, got {limit}", EXIT_USAGE)
+
+
 def run_list(args: argparse.Namespace) -> int:
+    check_list_options(args.state, args.limit)
     spool = get_spool()
     found = []
     for stage in STAGES:
@@ -43,7 +80,7 @@ def run_list(args: argparse.Namespace) -> int:
             if st is not None and (not args.state or st.state in args.state):
                 found.append((task_id, stage, st))
     found.sort(key=lambda t: t[0])
-    if args.limit and args.limit > 0:
+    if args.limit is not None:
         found = found[-args.limit:]
     if args.json:
         print_json([task_json(st, stage) for _i, stage, st in found])

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ailabber.cli.common import EXIT_USAGE, CliError, get_spool, print_json, spoold_pid, task_json
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
 from ailabber.model import render
+from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import UploadLimits, published
 
 
@@ -22,13 +22,9 @@ def run(args: argparse.Namespace) -> int:
     from ailabber.model.config import ConfigError  # imported here: the other verbs start faster
     from ailabber.workstation.submit import submit
 
-    spool = get_spool()
-    limits = published(spool.root)
-    try:
-        settings = load_spoold_settings(None)
-        limits = limits.tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
-    except SettingsError:
-        pass
+    settings = get_settings()
+    spool = Spool(settings.spool)
+    limits = published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
     try:
         result = submit(args.config, spool, limits)
     except ConfigError as exc:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ailabber.cli.common import get_spool, print_json, spoold_pid
+from ailabber.cli.common import EXIT_USAGE, print_json, spoold_pid
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
-from ailabber.model.render import size
-from ailabber.storage.home import ailabber_home, os_user
+from ailabber.model.render import duration, size
+from ailabber.storage.home import ailabber_home, os_user, spool_path
+from ailabber.storage.remoted_beat import pulled, stopped_copy
+from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 
 
@@ -18,13 +20,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spool = get_spool()
     try:
         settings = load_spoold_settings(None)
-        remote: str | None = str(settings.remote)
-        problem = None
+        spool, remote, problem = Spool(settings.spool), str(settings.remote), None
+        rescan: float | None = settings.rescan_interval
     except SettingsError as exc:
-        remote, problem = None, str(exc)
+        # Shown, not hidden behind the defaults, and the exit code says the setup is broken.
+        spool, remote, problem, rescan = Spool(spool_path()), None, str(exc), None
     pid = spoold_pid(spool)
     info = {
         "user": os_user(),
@@ -36,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
         "spoold_running": pid is not None,
         "tasks": len(spool.all_ids()),
     }
+    remoted_running, remoted = remoted_info(spool, rescan, pid is not None)
     if problem:
         info["config_error"] = problem
     limits = published(spool.root)
     if args.json:
-        print_json({**info, "limits": limits.to_dict()})
-        return 0
+        print_json({**info, "limits": limits.to_dict(), "remoted_running": remoted_running, "remoted": remoted})
+        return EXIT_USAGE if problem else 0
+    info["remoted"] = remoted
     if (spool.root / LIMITS_FILE).exists():
         info.update(limit_lines(limits))
     else:
@@ -49,7 +53,20 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(k) for k in info)
     for k, v in info.items():
         print(f"{k.ljust(width)}  {v if v is not None else '-'}")
-    return 0
+    return EXIT_USAGE if problem else 0
+
+
+def remoted_info(spool: Spool, rescan_interval: float | None, spoold_running: bool) -> tuple[bool | None, str]:
+    """Whether remoted runs (None: not known), from the heartbeat spoold last pulled: only
+    spoold's pulls keep that copy fresh, so without spoold nothing is claimed."""
+    beat = pulled(spool.root)
+    if not spoold_running or rescan_interval is None:
+        return None, "not known while spoold is not running"
+    if beat is None:
+        return None, "not known yet (spoold pulls its heartbeat from the cluster)"
+    if stopped_copy(spool.root, rescan_interval) is not None:
+        return False, beat.stopped_text()
+    return True, f"running (last heartbeat {duration(beat.age())} ago, pid {beat.pid}, {beat.scheduler})"
 
 
 def limit_lines(limits: UploadLimits) -> dict[str, str]:

@@ -55,8 +55,10 @@ def field_key(key: str) -> str:
 class Problems:
     """Collects every problem so a single run shows the student all there is to fix."""
 
-    def __init__(self, source: Path) -> None:
-        name = source.name or str(source)
+    def __init__(self, source: Path, as_typed: bool = False) -> None:
+        """``as_typed``: name the whole path the user gave, not just its last component,
+        where the problem is the path itself (a directory, a missing file)."""
+        name = str(source) if as_typed else source.name or str(source)
         self.name = name if name.isprintable() else quote(name)
         self.lines: list[str] = []
 

@@ -51,7 +51,8 @@ def state_text(st: TaskStatus) -> str:
     return text
 
 
-def describe(st: TaskStatus, stage: str, now: float | None = None) -> str:
+def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None) -> str:
+    """``remoted``: what is wrong on the cluster side that this task waits for, if known."""
     rows = [
         ("task", st.id),
         ("state", state_text(st)),
@@ -70,5 +71,7 @@ def describe(st: TaskStatus, stage: str, now: float | None = None) -> str:
     ]
     if "cancel_requested_at" in st.extra and not st.terminal:
         rows.append(("cancel", f"requested at {st.extra['cancel_requested_at']}"))
+    if remoted:
+        rows.append(("remoted", remoted))
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)

@@ -132,7 +132,12 @@ def read_config_bytes(path: Path) -> bytes:
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
-            p.add("file", "is a directory, not a TOML file")
+            # Named as typed: the last component alone ("sub" of proj/sub) names nothing
+            # the user wrote.
+            inside = path / "task_config.toml"
+            hint = f"; did you mean {inside}?" if inside.is_file() else ""
+            p = Problems(path, as_typed=True)
+            p.add("file", f"is a directory, not a TOML file{hint}")
         elif not stat.S_ISREG(st.st_mode):
             p.add("file", "is not a regular file")
         elif st.st_size > MAX_CONFIG_BYTES:
@@ -143,7 +148,7 @@ def read_config_bytes(path: Path) -> bytes:
             if len(data) > MAX_CONFIG_BYTES:
                 p.add("file", "is larger than 1 MiB")
     except FileNotFoundError:
-        p.add("file", "does not exist")
+        p.add("file", f"does not exist; write one with: ailabber init {_init_arg(path)}".rstrip())
     except OSError as exc:
         p.add("file", f"cannot be read: {exc.strerror or exc}")
     if p.lines:
@@ -165,3 +170,10 @@ def check_lock(cfg: TaskConfig, config_path: Path) -> None:
         p.add("environment.uv_lock", f"{quote(env.uv_lock)} is out of date with {quote(env.pyproject_toml)}; "
                                      "run `uv lock` and submit again")
         raise ConfigError(p.lines)
+
+
+def _init_arg(path: Path) -> str:
+    """What to give ``ailabber init`` to write the missing file: nothing for the default."""
+    import shlex  # on this error only: submit's start-up stays as small as it was
+
+    return "" if str(path) == "task_config.toml" else shlex.quote(str(path))

@@ -22,6 +22,8 @@ from ailabber.storage.home import ailabber_home
 
 log = logging.getLogger("ailabber.workstation.up")
 
+ALREADY_RUNNING = 3      # the exit code of a daemon that finds its lock taken (daemonkit.loop)
+
 
 def write_default_configs(home: Path, scheduler: str | None, gpus: int | None) -> tuple[Path, Path]:
     """Write both config files on first use; afterwards only the options given on the
@@ -79,8 +81,30 @@ def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
             p.wait()
 
 
+def running(home: Path) -> list[str]:
+    """The daemons already serving this home's spool and remote root, as "name (pid N)":
+    a second ``up`` must say so before it claims anything, not after its children fail."""
+    from ailabber.daemonkit.lock import holder_pid
+    from ailabber.daemonkit.settings import load_remoted_settings, load_spoold_settings
+    from ailabber.model.remote_layout import DAEMON_LOCK as REMOTED_LOCK
+    from ailabber.storage.spool import DAEMON_LOCK as SPOOLD_LOCK
+
+    spoold_cfg, remoted_cfg = home / "spoold.yaml", home / "remoted.yaml"
+    spool = load_spoold_settings(spoold_cfg).spool if spoold_cfg.exists() else home / "spool"
+    root = load_remoted_settings(remoted_cfg).root if remoted_cfg.exists() else home / "remote"
+    found = [(name, holder_pid(lock)) for name, lock in
+             (("spoold", spool / SPOOLD_LOCK), ("remoted", root / REMOTED_LOCK))]
+    return [f"{name} (pid {pid})" for name, pid in found if pid is not None]
+
+
 def run_foreground(scheduler: str | None, gpus: int | None, verbose: bool) -> int:
     """Supervise both daemons until Ctrl-C / SIGTERM, or until one of them exits."""
+    home = ailabber_home()
+    already = running(home)
+    if already:
+        print(f"ailabber up: already running for {home}: {', '.join(already)}; "
+              "stop it first (Ctrl-C in its terminal) to start it again", file=sys.stderr)
+        return ALREADY_RUNNING
     stopping = False
 
     def _stop(_sig: int, _frame: object) -> None:
@@ -89,8 +113,7 @@ def run_foreground(scheduler: str | None, gpus: int | None, verbose: bool) -> in
 
     old_int = signal.signal(signal.SIGINT, _stop)
     old_term = signal.signal(signal.SIGTERM, _stop)
-    procs = start(scheduler=scheduler, gpus=gpus, verbose=verbose)
-    home = ailabber_home()
+    procs = start(home, scheduler=scheduler, gpus=gpus, verbose=verbose)
     print(f"ailabber up: spoold and remoted running for {home} (config: {home / 'remoted.yaml'}); Ctrl-C stops",
           file=sys.stderr)
     code = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,66 @@ def test_unreachable_and_unconfined_remotes(tmp_path: Path, pytestconfig: pytest
     finally:
         sshd.stop()
         os.environ.pop("AILABBER_UNUSED", None)
+
+
+def _age_remote_beat(p: Pipeline, seconds: float) -> dict[str, object]:
+    """Make the user's remoted.json look ``seconds`` older, by temp name + rename as remoted
+    itself writes it (remoted is stopped by then: nothing else writes the file)."""
+    beat = next((p.root / "users").iterdir()) / "remoted.json"
+    data = json.loads(beat.read_text())
+    data["at"] -= seconds
+    tmp = beat.with_name(".remoted.json.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, beat)
+    return dict(data)
+
+
+def test_doctor_says_remoted_stopped_after_a_few_missed_beats(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)
+    p.start_all()
+    try:
+        _wait_heartbeat(p)
+        p.kill("remoted")
+        _age_remote_beat(p, 100)             # three beats of 30 s missed, well under two minutes
+        checks = _doctor(p)
+        alive = str(checks["remoted alive"]["detail"])
+        assert not checks["remoted alive"]["ok"] and "not running" in alive and re.search(r"1m4\ds ago", alive), checks
+        assert not checks["scheduler reachable"]["ok"], checks
+        assert "not running" in str(checks["scheduler reachable"]["detail"])
+    finally:
+        p.stop_all()
+
+
+def test_status_and_whoami_say_remoted_stopped(tmp_path: Path) -> None:
+    import time
+
+    p = Pipeline(tmp_path)
+    p.start_all()
+    _wait_heartbeat(p)
+    p.stop_all()                             # remoted down for good; spoold restarted below
+    data = _age_remote_beat(p, 300)
+    p.start("spoold")
+    try:
+        copy = p.home / "spool" / "remoted.json"
+        deadline = time.monotonic() + 60
+        while not (copy.exists() and json.loads(copy.read_text() or "{}").get("at") == data["at"]):
+            assert time.monotonic() < deadline, p.daemon_logs()
+            time.sleep(0.2)
+        task = p.submit(p.project(["true"]))
+        p.wait_for(task, lambda s: s.get("reason") == "uploaded", what="uploaded")
+        out = p.cli("status", task, check=True).stdout
+        assert "remoted is not running" in out and re.search(r"5m0\ds ago", out) and "ailabber up" in out, out
+        who = json.loads(p.cli("whoami", "--json", check=True).stdout)
+        assert who["remoted_running"] is False and re.search(r"5m0\ds ago", who["remoted"]), who
+        assert "remoted is not running" in p.cli("whoami", check=True).stdout
+    finally:
+        p.stop_all()
+
+
+def test_doctor_before_the_first_up_says_nothing_is_set_up(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path)      # spoold.yaml names a remote that no daemon ever created
+    r = p.cli("doctor", "--json")
+    assert r.returncode == 1
+    checks = {c["name"]: c for c in json.loads(r.stdout)}
+    detail = str(checks["remote reachable"]["detail"])
+    assert "rsync" not in detail and "ailabber up" in detail, detail

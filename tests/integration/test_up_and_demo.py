@@ -41,6 +41,33 @@ def test_up_runs_both_daemons_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
     assert (home / "spoold.yaml").exists() and (home / "remoted.yaml").exists()
 
 
+def test_up_while_already_running_says_so_and_exits_3(tmp_path: Path) -> None:
+    import time
+
+    home = tmp_path / "home"
+    up = subprocess.Popen([sys.executable, "-m", "ailabber", "up", "--gpus", "0"], env=_env(home),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:           # both daemons hold their locks once their children exist and whoami sees spoold
+            who = subprocess.run([sys.executable, "-m", "ailabber", "whoami", "--json"], env=_env(home),
+                                 capture_output=True, text=True)
+            if who.returncode == 0 and json.loads(who.stdout)["spoold_running"] \
+                    and (home / "remote" / "remoted.lock").exists():
+                break
+            assert time.monotonic() < deadline, who
+            time.sleep(0.2)
+        spoold_pid = json.loads(who.stdout)["spoold_pid"]
+        again = subprocess.run([sys.executable, "-m", "ailabber", "up", "--gpus", "0"], env=_env(home),
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 3, again
+        assert "already running" in again.stderr and str(spoold_pid) in again.stderr, again.stderr
+        assert "Ctrl-C stops" not in again.stderr and "spoold and remoted running" not in again.stderr
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
+
+
 def test_demo_runs_the_bundled_example(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "ailabber", "demo"], cwd=tmp_path, env=dict(os.environ),
                        capture_output=True, text=True, timeout=600)
