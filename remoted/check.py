@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import time
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import RemotedSettings
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
+from ailabber.storage.remoted_beat import RemotedBeat
 from remoted.identity import find_uv
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import SchedulerUnavailable, SubmitError
@@ -27,9 +27,7 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     pid = holder_pid(root / DAEMON_LOCK)
     checks.append(Check("remoted running", pid is not None, f"pid {pid}" if pid else "no remoted holds the root's lock"))
     beat = fsutil.read_json_or_none(root / "heartbeat.json")
-    age = time.time() - float(beat.get("at", 0)) if isinstance(beat, dict) else None
-    checks.append(Check("remoted heartbeat", age is not None and age < 60,
-                        f"{age:.0f}s ago" if age is not None else "no heartbeat.json"))
+    checks.append(_heartbeat(RemotedBeat.from_dict(beat)))
     checks.append(_containment(beat))
     try:
         scheduler = load_scheduler(settings)
@@ -57,6 +55,17 @@ def slurm_containment(scheduler: SlurmScheduler) -> Check:
     if problem is not None:
         return Check(name, False, problem, warning=True)
     return Check(name, True, f"ProctrackType={config['ProctrackType']}, TaskPlugin={config['TaskPlugin']}")
+
+
+def _heartbeat(beat: RemotedBeat | None) -> Check:
+    """Fresh, or stopped after a few missed beats of remoted's own interval (the rule the
+    students' side applies to ``remoted.json``)."""
+    if beat is None:
+        return Check("remoted heartbeat", False, "no heartbeat.json")
+    if beat.stopped():
+        return Check("remoted heartbeat", False, f"last beat {beat.age():.0f}s ago (it beats every {beat.every:g}s): "
+                     "remoted is not running; start it (systemctl start ailabber-remoted)")
+    return Check("remoted heartbeat", True, f"{beat.age():.0f}s ago (every {beat.every:g}s)")
 
 
 def _containment(beat: object) -> Check:

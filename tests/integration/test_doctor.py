@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,27 @@ def test_doctor_before_the_first_up_says_nothing_is_set_up(tmp_path: Path) -> No
     checks = {c["name"]: c for c in json.loads(r.stdout)}
     detail = str(checks["remote reachable"]["detail"])
     assert "rsync" not in detail and "ailabber up" in detail, detail
+
+
+def test_admin_doctor_says_remoted_stopped_after_a_few_missed_beats(tmp_path: Path) -> None:
+    """The admin's doctor judges heartbeat.json by remoted's own interval (``every``), as the
+    students' side judges remoted.json: fresh while remoted beats, "not running" once it
+    missed a few beats."""
+    p = Pipeline(tmp_path)
+    p.start_all()
+    try:
+        _wait_heartbeat(p)
+        admin = _doctor(p, "--remoted-config", str(p.remoted_cfg))
+        assert admin["remoted heartbeat"]["ok"], admin
+        p.kill("remoted", signal.SIGTERM)
+        beat = p.root / "heartbeat.json"
+        data = json.loads(beat.read_text())
+        data["at"] -= 4 * data["every"]
+        tmp = beat.with_name(".heartbeat.json.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, beat)
+        admin = _doctor(p, "--remoted-config", str(p.remoted_cfg))
+        assert not admin["remoted heartbeat"]["ok"] and "remoted is not running" in admin["remoted heartbeat"]["detail"]
+        assert not admin["remoted running"]["ok"]
+    finally:
+        p.stop_all()
