@@ -149,8 +149,10 @@ class SlurmBackend(Backend):
     impossible_reason = "launch_failed"
     impossible_words = ("sbatch", "not available")
     ends_processes_first = False  # Slurm reports CANCELLED while its kill is under way
-    usr1_time_limit = "1:00"      # Slurm's time limits and --signal are whole minutes
-    signal_before = 50
+    # Slurm's time limits are whole minutes, and slurmctld sends the warning from a periodic
+    # check (every 30 s or so, later on a loaded machine): due 20 s in, with 100 s to arrive.
+    usr1_time_limit = "2:00"
+    signal_before = 100
 
     def __init__(self, base: Path, cluster: SlurmCluster):
         self.cluster = cluster

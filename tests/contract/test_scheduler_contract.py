@@ -74,7 +74,7 @@ def test_time_limit_fails_with_timeout(backend: Backend) -> None:
 
 def test_commands_get_usr1_before_the_time_limit(backend: Backend, tmp_path: Path) -> None:
     task_id = backend.submit(backend.project([TRAP], time_limit=backend.usr1_time_limit, results=["output"]))
-    st = backend.wait_terminal(task_id, 150)
+    st = backend.wait_terminal(task_id, 240)
     out = backend.logs(task_id)
     assert st["state"] == "completed", (st, out)
     assert "got-usr1 deadline=" in out
@@ -83,9 +83,10 @@ def test_commands_get_usr1_before_the_time_limit(backend: Backend, tmp_path: Pat
     line = next(ln for ln in out.splitlines() if "before the time limit: SIGUSR1" in ln)
     assert "SIGUSR1 sent to 1 process(es)" in line, line
     minutes, seconds = backend.usr1_time_limit.split(":")
-    assert 0 <= int(line.removeprefix("[ailabber] ").split("s before", 1)[0]) <= int(minutes) * 60 + int(seconds)
-    deadline = int(out.split("got-usr1 deadline=")[-1].split()[0])
-    assert abs(deadline - time.time()) < 60
+    limit = int(minutes) * 60 + int(seconds)
+    assert 0 <= int(line.removeprefix("[ailabber] ").split("s before", 1)[0]) <= limit
+    deadline = int(out.split("got-usr1 deadline=")[-1].split()[0])    # the job's deadline, in epoch seconds
+    assert -5 < deadline - time.time() <= limit
     backend.cli("fetch", task_id, "--dest", str(tmp_path / "r"), check=True)
     assert (tmp_path / "r" / "output" / "ckpt").read_text() == "ckpt\n"
 
