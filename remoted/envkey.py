@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.storage.fsutil import atomic_write_json, read_json_or_none
+from ailabber.storage.uvproject import PYTHON_PIN, copy_uv_project
 
 #: Bumped when the cache layout or the build recipe changes, so old entries are not reused.
 KEY_FORMAT = b"ailabber-env-v1"
@@ -84,16 +85,12 @@ def uv_env(cache_root: Path | None, venv: Path | None = None) -> dict[str, str]:
 
 
 def _python_version_file(spec: EnvSpec) -> Path:
-    return spec.pyproject.parent / ".python-version"
+    return spec.pyproject.parent / PYTHON_PIN
 
 
 def copy_project(spec: EnvSpec, dest: Path) -> None:
     """Copy exactly the files uv reads to choose the interpreter and the packages."""
-    shutil.copyfile(spec.pyproject, dest / "pyproject.toml")
-    shutil.copyfile(spec.uv_lock, dest / "uv.lock")
-    pin = _python_version_file(spec)
-    if pin.is_file():
-        shutil.copyfile(pin, dest / ".python-version")
+    copy_uv_project(spec.pyproject, spec.uv_lock, dest)
 
 
 def _first_error_line(text: str) -> str:

@@ -7,7 +7,7 @@ later with ModuleNotFoundError.  ``submit`` asks the same question the cluster's
 
 * with uv on the workstation, ``uv lock --check --offline`` on a copy of exactly the files
   the cluster builds from (``pyproject.toml``, ``uv.lock``, ``.python-version``, side by
-  side, as ``remoted.envkey.copy_project`` lays them out), with a short timeout;
+  side, copied by the same ``storage.uvproject`` the cluster's build uses), with a short timeout;
 * without uv, or when uv cannot decide offline (a package missing from its cache, a lock
   it cannot read), a comparison of the requirement *names* the lock records for the
   project with those in ``pyproject.toml``.  Names are all that can be compared without
@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ailabber.storage.uvproject import copy_uv_project
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -79,11 +81,7 @@ def uv_says_stale(pyproject: Path, uv_lock: Path) -> bool | None:
         return None
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
     with tempfile.TemporaryDirectory(prefix="ailabber-lock-") as tmp:
-        shutil.copyfile(pyproject, Path(tmp) / "pyproject.toml")
-        shutil.copyfile(uv_lock, Path(tmp) / "uv.lock")
-        pin = pyproject.parent / ".python-version"
-        if pin.is_file():
-            shutil.copyfile(pin, Path(tmp) / ".python-version")
+        copy_uv_project(pyproject, uv_lock, Path(tmp))
         try:
             r = subprocess.run([uv, "lock", "--check", "--offline", "--no-progress", "--project", tmp],
                                cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
