@@ -209,9 +209,11 @@ class RsyncTransport:
         return True
 
     def pull_file(self, rel: str, dest: Path) -> bool:
-        """One small file of the user's area (e.g. the published limits); False if absent."""
+        """One small file of the user's area (e.g. the published limits); False if absent.
+        Checksummed: a rewrite of the same size within the same second would pass rsync's
+        quick check, and the copy would keep the old content."""
         os.makedirs(dest.parent, exist_ok=True)
-        self._run(["--ignore-missing-args", self._remote(rel), str(dest)], f"pull of {rel}")
+        self._run(["--checksum", "--ignore-missing-args", self._remote(rel), str(dest)], f"pull of {rel}")
         return dest.exists()
 
     def pull_results(self, task_id: str, workdir_rel: str, paths: Sequence[str], dest: Path) -> None:
