@@ -8,7 +8,9 @@ itself, at start-up, on every hint and at least every ``rescan_interval`` second
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import select
+from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
@@ -33,20 +35,26 @@ log = logging.getLogger(__name__)
 
 
 class _Hint(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event):
+    def __init__(self, wake: Callable[[], None]):
         self._wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        self._wake.set()
+        self._wake()
 
 
 class Waker:
-    """Wakes the daemon loop early when something changes in a watched directory."""
+    """Wakes the daemon loop early when something changes in a watched directory, or when
+    a signal asks it to stop or reload.
+
+    A self-pipe rather than a ``threading.Event``: the signal handlers poke it from the main
+    thread, which may be inside ``Event.wait`` or ``clear`` holding the event's lock at that
+    moment; ``set`` would then wait for that lock for ever and the daemon would hang.
+    Writing to a pipe takes no lock."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._observer = Observer()
         self._observer.daemon = True
         self._watched: set[Path] = set()
@@ -58,9 +66,9 @@ class Waker:
             return
         try:
             try:
-                self._observer.schedule(_Hint(self.event), str(path), recursive=False, event_filter=EVENTS)
+                self._observer.schedule(_Hint(self.poke), str(path), recursive=False, event_filter=EVENTS)
             except TypeError:   # watchdog before 4.0 has no event filter
-                self._observer.schedule(_Hint(self.event), str(path), recursive=False)
+                self._observer.schedule(_Hint(self.poke), str(path), recursive=False)
             self._watched.add(path)
         except OSError as exc:  # inotify watch limit: periodic rescans still cover us
             log.warning("cannot watch %s (%s); relying on periodic rescans", path, exc)
@@ -73,12 +81,23 @@ class Waker:
         return not self._started or self._observer.is_alive()
 
     def wait(self, timeout: float) -> bool:
-        woke = self.event.wait(timeout)
-        self.event.clear()
-        return woke
+        """Until poked or ``timeout`` seconds; whether it was poked.  Every poke made so far
+        is consumed: many events before one wait make one wake-up."""
+        ready, _, _ = select.select([self._read], [], [], timeout)
+        while True:
+            try:
+                if not os.read(self._read, 4096):
+                    break
+            except BlockingIOError:
+                break
+        return bool(ready)
 
     def poke(self) -> None:
-        self.event.set()
+        """Safe from a signal handler and from any thread."""
+        try:
+            os.write(self._write, b"!")
+        except BlockingIOError:
+            pass            # the pipe is full: a wake-up is pending already
 
     def stop(self) -> None:
         if self._started:
