@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger("spoold")
 MAX_SENDING = 2             # notices being sent at once
 DESKTOP_TIMEOUT = 15.0      # seconds for notify-send or gdbus to hand the message over
 KILL_GRACE = 5.0            # seconds between TERM and KILL for a hook past its timeout
+STOP_WAIT = 20.0            # seconds a stopping spoold waits for the notices being sent
 
 
 class Notices:
@@ -91,7 +93,7 @@ class Notices:
         notices.unqueue(self.spool, task_id)
         status = {**st.to_dict(), "stage": DONE}
         th = threading.Thread(target=self._send, args=(task_id, task_dir, status, record, self.settings),
-                              name=f"notice-{task_id}")
+                              name=f"notice-{task_id}", daemon=True)   # close() bounds the wait
         self._sending[task_id] = th
         th.start()
 
@@ -162,9 +164,12 @@ class Notices:
         return {"finished_at": now_iso(), "exit_code": code}
 
     def close(self) -> None:
-        """At spoold's stop: let the notices being sent finish (a hook within its timeout)."""
+        """At spoold's stop: let the notices being sent finish, for up to ``STOP_WAIT``
+        seconds in all (within the 30 s systemd gives a stopping spoold).  A hook still
+        running then is left to itself, and its record says spoold stopped before it ended."""
+        deadline = time.monotonic() + STOP_WAIT
         for th in list(self._sending.values()):
-            th.join(self.settings.on_finish_timeout + DESKTOP_TIMEOUT + KILL_GRACE + 1)
+            th.join(max(0.0, deadline - time.monotonic()))
 
 
 def _end_group(p: subprocess.Popen[bytes]) -> int:

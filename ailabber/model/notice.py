@@ -54,7 +54,9 @@ def _hook_outcome(hook: dict[str, Any], started: str) -> str:
     if at is None:
         return f"started at {started}; spoold stopped before it ended (not run again)"
     if hook.get("timed_out"):
-        return f"stopped at {at}: still running after {hook.get('timeout', '?')} s (see {HOOK_LOG})"
+        limit = hook.get("timeout")
+        shown = f"{limit:g}" if isinstance(limit, (int, float)) else "?"
+        return f"stopped at {at}: still running after {shown} s (see {HOOK_LOG})"
     if hook.get("error"):
         return f"could not run at {at}: {hook['error']}"
     code = hook.get("exit_code")
