@@ -83,7 +83,7 @@ class Notices:
         if notices.read_record(task_dir) is not None or st is None:
             notices.unqueue(self.spool, task_id)    # begun before a stop: never again
             return
-        record: dict[str, Any] = {"state": st.state, "started_at": now_iso()}
+        record: dict[str, Any] = {"state": st.state, "started_at": now_iso(), "spoold_pid": os.getpid()}
         if self.settings.desktop_on():
             record["desktop"] = {}
         if self.settings.on_finish:

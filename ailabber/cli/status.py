@@ -46,7 +46,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**task_json(st, stage), **({"notification": notice} if notice else {})})
     else:
-        more = notice_rows(notice) if notice else []
+        more = notice_rows(notice, spoold_pid(spool)) if notice else []
         print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st), more=more))
     return 0
 

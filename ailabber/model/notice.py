@@ -26,10 +26,12 @@ def body(status: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p) or "finished"
 
 
-def notice_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """``status`` lines for a ``notified.json`` record."""
+def notice_rows(record: dict[str, Any], spoold_pid: int | None) -> list[tuple[str, str]]:
+    """``status`` lines for a ``notified.json`` record; ``spoold_pid``: the running spoold's."""
     rows: list[tuple[str, str]] = []
     started = record.get("started_at") or "?"
+    if "finished_at" not in record and spoold_pid is not None and record.get("spoold_pid") == spoold_pid:
+        return [("notice", f"being sent since {started}")]    # the spoold that began it is still at it
     desktop = record.get("desktop")
     if isinstance(desktop, dict):
         rows.append(("desktop note", _outcome(desktop, started)))

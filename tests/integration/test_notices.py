@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from testbed.pipeline import Pipeline
 from tests.conftest import require
@@ -72,7 +73,14 @@ def test_on_finish_runs_once_with_the_status_and_not_again_after_a_restart(tmp_p
     assert "on_finish" in shown and "exit code 0" in shown, shown
 
 
-def test_a_failing_hook_is_reported_in_status_and_a_slow_one_is_stopped(tmp_path: Path) -> None:
+def _restart_spoold_with(p: Pipeline, **settings: Any) -> None:
+    p.kill("spoold", signal.SIGTERM)
+    data = yaml.safe_load(p.spoold_cfg.read_text())
+    p.spoold_cfg.write_text(yaml.safe_dump({**data, **settings}))
+    p.start("spoold")
+
+
+def test_status_shows_a_hook_failing_running_and_stopped(tmp_path: Path) -> None:
     p = Pipeline(tmp_path, spoold_extra={"on_finish": "/bin/sh -c 'echo oops >&2; exit 3'"})
     p.start_all()
     try:
@@ -84,9 +92,16 @@ def test_a_failing_hook_is_reported_in_status_and_a_slow_one_is_stopped(tmp_path
         assert "failed" in line and "exit code 3" in line, shown
         assert (p.home / "spool" / "done" / task / "on_finish.log").read_text() == "oops\n"
 
-        p.spoold_cfg.write_text(p.spoold_cfg.read_text().replace("exit 3", "sleep 60") + "on_finish_timeout: 1\n")
-        p.kill("spoold", signal.SIGTERM)
-        p.start("spoold")
+        release = tmp_path / "release"
+        _restart_spoold_with(p, on_finish=["/bin/sh", "-c", f"until [ -e {release} ]; do sleep 0.1; done"])
+        held = p.submit(p.project(["true"]))
+        st = p.wait_for(held, lambda s: "started_at" in s.get("notification", {}), 60, "the notice started")
+        assert "finished_at" not in st["notification"]
+        assert "being sent since" in p.cli("status", held, check=True).stdout
+        release.touch()
+        assert _notified(p, held)["hook"]["exit_code"] == 0
+
+        _restart_spoold_with(p, on_finish="sleep 60", on_finish_timeout=1)
         slow = p.submit(p.project(["true"]))
         record = _notified(p, slow)
         assert record["hook"]["timed_out"] is True, record
