@@ -17,10 +17,8 @@ from ailabber.cli.common import (
 )
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
-from ailabber.model.notice import notice_rows
 from ailabber.model.task import STATES, TaskStatus
 from ailabber.storage import statusfile
-from ailabber.storage.notices import read_record
 from ailabber.storage.remoted_beat import stopped_copy
 from ailabber.storage.spool import STAGES, Spool
 
@@ -41,6 +39,9 @@ def configure_list(p: argparse.ArgumentParser) -> None:
 def run_status(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
+    from ailabber.model.notice import notice_rows  # here, not at the top: `list` starts faster
+    from ailabber.storage.notices import read_record
+
     _task_id, stage, task_dir, st = find_task(spool, args.id)
     notice = read_record(task_dir) if st.terminal else None
     if args.json:
