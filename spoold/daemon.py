@@ -35,6 +35,7 @@ from ailabber.storage.spool import (
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
+from spoold.notices import Notices
 from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
@@ -56,6 +57,7 @@ class Spoold:
         self._pulled_at: dict[str, float] = {}     # small files of the area -> last pull
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
+        self.notices = Notices(self.spool, settings.notices)
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -63,6 +65,7 @@ class Spoold:
             raise ValueError("the spool path cannot change while spoold runs; restart it instead")
         old = self.transport
         self.settings = settings
+        self.notices.configure(settings.notices)
         self.transport = RsyncTransport.to(settings)
         old.close()
         self._pulled_at.clear()
@@ -91,6 +94,7 @@ class Spoold:
         self.handle_requests()
         self.push_new()
         active = self.sync_active()
+        backlog = self.notices.step()
         now = time.time()
         if now - self._last_tmp_clean > TMP_CLEAN_EVERY:
             self._last_tmp_clean = now
@@ -101,6 +105,8 @@ class Spoold:
             wait = self.settings.poll_interval
         if self._retry_at:
             wait = min(wait, max(0.05, min(self._retry_at.values()) - now))
+        if backlog:
+            wait = min(wait, 1.0)
         return wait
 
     def _record(self, task_dir: Path, state: str, reason: str | None, **fields: object) -> TaskStatus | None:
@@ -110,6 +116,12 @@ class Spoold:
         st, event = transition(st, state, reason, **fields)  # type: ignore[arg-type]
         statusfile.record(task_dir, st, event)
         return st
+
+    def retire(self, task_id: str, stage: str) -> None:
+        """A finished task moves to done/, its notice queued first (``notices.py``)."""
+        self.notices.ended(task_id, self.spool.stage_dir(stage) / task_id)
+        crash_point("spoold:notice_queued")
+        self.spool.move(task_id, stage, DONE)
 
     # --- requests from the CLI -----------------------------------------------------------
     def handle_requests(self) -> None:
@@ -131,7 +143,7 @@ class Spoold:
         if stage == NEW:
             # Never sent: cancel here and never send it.
             st = self._record(task_dir, CANCELED, "canceled_by_user")
-            self.spool.move(task_id, NEW, DONE)
+            self.retire(task_id, NEW)
             log.info("%s: canceled before upload (%s)", task_id, st.state if st else "?")
         elif stage == SYNCED:
             self.transport.send_request(task_id, "cancel", self.spool.request_path(task_id, "cancel"))
@@ -193,7 +205,7 @@ class Spoold:
                        or limits.quota_problem(disk, used) or path_problem(task_dir))
             if too_big:
                 self._record(task_dir, FAILED, "too_large", message=too_big)
-                self.spool.move(task_id, NEW, DONE)
+                self.retire(task_id, NEW)
                 continue
             planned += disk
             if total <= BATCH_TASK_BYTES:
@@ -232,7 +244,7 @@ class Spoold:
                 if exc.permanent:
                     log.error("%s: upload refused for good: %s", task_id, exc)
                     self._record(task_dir, FAILED, "upload_rejected", message=str(exc), upload_attempts=n)
-                    self.spool.move(task_id, NEW, DONE)
+                    self.retire(task_id, NEW)
                     continue
                 delay = min(300.0, 2.0 ** min(n, 8)) * (0.5 + random.random() / 2)
                 self._retry_at[task_id] = now + delay
@@ -282,7 +294,7 @@ class Spoold:
                     statusfile.record(task_dir, st, {"at": now_iso(), "event": "results_incomplete",
                                                      "message": str(exc)})
                 self._result_failures.pop(task_id, None)
-                self.spool.move(task_id, SYNCED, DONE)
+                self.retire(task_id, SYNCED)
                 log.info("%s: %s; results in %s", task_id, st.state, self.spool.stage_dir(DONE) / task_id)
         return [t for t in active if (self.spool.stage_dir(SYNCED) / t).exists()]
 
@@ -328,3 +340,4 @@ def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] 
         return loop.run()
     finally:
         d.transport.close()
+        d.notices.close()

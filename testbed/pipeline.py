@@ -73,6 +73,7 @@ class Pipeline:
             pw = pwd.getpwnam(self.client_user)
             env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
         env.pop("AILABBER_CRASH_AT", None)
+        env.pop("DBUS_SESSION_BUS_ADDRESS", None)    # no desktop notifications unless a test asks
         env.update(extra)
         return env
 

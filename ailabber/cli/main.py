@@ -19,6 +19,7 @@ from ailabber import __version__
 VERBS: dict[str, tuple[str, str, str]] = {
     "whoami": ("whoami", "configure", "show your identity, spool and remote"),
     "submit": ("submit", "configure", "submit a task (default config: ./task_config.toml)"),
+    "resubmit": ("resubmit", "configure", "submit a task's files again as a new task (--edit: change its config)"),
     "status": ("status", "configure_status", "show one task"),
     "list": ("status", "configure_list", "list your tasks, oldest first"),
     "logs": ("logs", "configure", "print a task's output (-f: follow while it runs)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 
 from ailabber.cli.common import (
     EXIT_USAGE,
@@ -38,11 +39,16 @@ def configure_list(p: argparse.ArgumentParser) -> None:
 def run_status(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
-    _task_id, stage, _d, st = find_task(spool, args.id)
+    from ailabber.model.notice import notice_rows  # here, not at the top: `list` starts faster
+    from ailabber.storage.notices import read_record
+
+    _task_id, stage, task_dir, st = find_task(spool, args.id)
+    notice = read_record(task_dir) if st.terminal else None
     if args.json:
-        print_json(task_json(st, stage))
+        print_json({**task_json(st, stage), **({"notification": notice} if notice else {})})
     else:
-        print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st)))
+        more = notice_rows(notice, spoold_pid(spool)) if notice else []
+        print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st), more=more))
     return 0
 
 
@@ -69,17 +75,22 @@ def check_list_options(states: list[str] | None, limit: int | None) -> None:
         raise CliError(f"--limit: must be a whole number >= 1, got {limit}", EXIT_USAGE)
 
 
-def run_list(args: argparse.Namespace) -> int:
-    check_list_options(args.state, args.limit)
-    spool = get_spool()
+def tasks_in(spool: Spool, states: Collection[str] | None) -> list[tuple[str, str, TaskStatus]]:
+    """(id, stage, status) of every task in one of ``states`` (all if None or empty), oldest first."""
     found = []
     for stage in STAGES:
         stage_dir = str(spool.stage_dir(stage))
         for task_id in spool.ids_in(stage):
             st = statusfile.read_status(f"{stage_dir}/{task_id}")
-            if st is not None and (not args.state or st.state in args.state):
+            if st is not None and (not states or st.state in states):
                 found.append((task_id, stage, st))
     found.sort(key=lambda t: t[0])
+    return found
+
+
+def run_list(args: argparse.Namespace) -> int:
+    check_list_options(args.state, args.limit)
+    found = tasks_in(get_spool(), args.state)
     if args.limit is not None:
         found = found[-args.limit:]
     if args.json:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
+from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
+from ailabber.model.task import TaskStatus
 from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import UploadLimits, published
+
+T = TypeVar("T")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -19,25 +25,41 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ailabber.model.config import ConfigError  # imported here: the other verbs start faster
-    from ailabber.workstation.submit import submit
+    from ailabber.workstation.submit import submit  # imported here: the other verbs start faster
 
     settings = get_settings()
     spool = Spool(settings.spool)
-    limits = published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
+    result = explained(spool, lambda: submit(args.config, spool, upload_limits(settings, spool)))
+    what = f"{result.plan.file_count} files, {render.size(result.plan.total_bytes)}"
+    return report(spool, result.status, what, args.json)
+
+
+def explained(spool: Spool, write: Callable[[], T]) -> T:
+    """``write()``, which writes a task into the spool; a refused config becomes a usage
+    error of one line per problem, any other failure one line naming the spool."""
+    from ailabber.model.config import ConfigError
+
     try:
-        result = submit(args.config, spool, limits)
+        return write()
     except ConfigError as exc:
-        for line in exc.problems:
-            print(f"ailabber: {line}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError("\nailabber: ".join(exc.problems), EXIT_USAGE) from None
     except OSError as exc:
         raise CliError(f"cannot write the task into {spool.root}: {exc}") from None
-    if args.json:
-        print_json(task_json(result.status, "new"))
+
+
+def upload_limits(settings: SpooldSettings, spool: Spool) -> UploadLimits:
+    """The student's own limits and the cluster's, as of the last limits.json spoold pulled."""
+    return published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
+
+
+def report(spool: Spool, status: TaskStatus, what: str, as_json: bool) -> int:
+    """What a new task is told: its id and where to follow it (or its status as JSON)."""
+    if as_json:
+        print_json(task_json(status, "new"))
         return 0
-    print(f"submitted {result.task_id} ({result.plan.file_count} files, {render.size(result.plan.total_bytes)})")
-    print(f"  status: ailabber status {result.task_id[-6:]}    logs: ailabber logs -f {result.task_id[-6:]}")
+    task_id = status.id
+    print(f"submitted {task_id} ({what})")
+    print(f"  status: ailabber status {task_id[-6:]}    logs: ailabber logs -f {task_id[-6:]}")
     if spoold_pid(spool) is None:
         print("  note: spoold is not running; the task will be sent when it starts (ailabber up)", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ailabber.daemonkit.notice_settings import NOTICE_KEYS, NoticeSettings, parse_notices
 from ailabber.model.suggest import closest
 from ailabber.storage.home import ailabber_home
 from ailabber.storage.upload_limits import (
@@ -37,7 +38,7 @@ class SpooldSettings(NamedTuple):
     max_upload_bytes: int | None = None   # refuse bigger uploads at submit time
     max_upload_files: int | None = None
     source: Path | None = None
-
+    notices: NoticeSettings = NoticeSettings()    # desktop notification and on_finish hook
 
 
 class SlurmOptions(NamedTuple):
@@ -165,7 +166,7 @@ def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
 
 
 SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
-               "connect_timeout", "max_upload_bytes", "max_upload_files")
+               "connect_timeout", "max_upload_bytes", "max_upload_files", *NOTICE_KEYS)
 
 
 def default_spoold_settings() -> SpooldSettings:
@@ -210,6 +211,10 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise SettingsError(f"{path}: {key}: must be a whole number >= 1")
         limits[key] = v
+    try:
+        notices = parse_notices(path, data)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
     return SpooldSettings(
         spool=_path(path, data, "spool") or defaults.spool,
         remote=remote,
@@ -221,6 +226,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
         max_upload_bytes=limits["max_upload_bytes"],
         max_upload_files=limits["max_upload_files"],
         source=path,
+        notices=notices,
     )
 
 

@@ -51,8 +51,10 @@ def state_text(st: TaskStatus) -> str:
     return text
 
 
-def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None) -> str:
-    """``remoted``: what is wrong on the cluster side that this task waits for, if known."""
+def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None,
+             more: Sequence[tuple[str, str]] = ()) -> str:
+    """``remoted``: what is wrong on the cluster side that this task waits for, if known;
+    ``more``: further rows (what the student was told when it ended)."""
     rows = [
         ("task", st.id),
         ("state", state_text(st)),
@@ -66,6 +68,7 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
         ("finished", st.finished_at or "-"),
         ("exit code", "-" if st.exit_code is None else str(st.exit_code)),
         ("job id", st.job_id or "-"),
+        *([("rerun of", str(st.extra["rerun_of"]))] if "rerun_of" in st.extra else []),
         ("spool stage", stage),
         ("updated", ago(st.updated_at, now)),
     ]
@@ -73,5 +76,6 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
         rows.append(("cancel", f"requested at {st.extra['cancel_requested_at']}"))
     if remoted:
         rows.append(("remoted", remoted))
+    rows += more
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)

@@ -9,8 +9,9 @@ way leaves the spool as it was.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ailabber import __version__
 from ailabber.model import ids
@@ -52,6 +53,32 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
 
 def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:
     cfg, plan, raw = prepare(config_path, limits)
+
+    def fill(files: Path) -> Listing:
+        copy_snapshot(plan, files, durable=False)
+        return Listing(*plan.listing(FILES), plan.disk_bytes)
+
+    task_id, status = write_task(spool, raw, cfg, fill, {"config_file": str(config_path.absolute())})
+    return Submitted(task_id, cfg, plan, status)
+
+
+class Listing(NamedTuple):
+    """What a task's ``files/`` holds, as written: for its manifest and its size figures."""
+    files: dict[str, int]       # regular files under files/ -> size
+    links: dict[str, str]       # symlinks under files/ -> target
+    disk_bytes: int             # blocks the files use: what the cluster's quota counts
+
+
+#: Fills the empty ``files/`` of a task being written and says what it put there.
+Fill = Callable[[Path], Listing]
+
+
+def write_task(spool: Spool, raw: bytes, cfg: TaskConfig, fill: Fill, meta_fields: dict[str, Any],
+               status_fields: dict[str, Any] | None = None) -> tuple[str, TaskStatus]:
+    """Write a new task in ``tmp/<id>`` (``files/`` by ``fill``, ``task.toml`` = ``raw``,
+    meta, manifest, first status) and commit it to ``new/``: the one way a task is made,
+    whether from a project (``submit``) or from an earlier task (``resubmit``).
+    ``meta_fields`` add to or override meta.json; ``status_fields`` go into the status."""
     spool.ensure()
     task_id = ids.new_task_id()
     tmp = spool.new_tmp_dir(task_id)
@@ -61,7 +88,8 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
         with fsutil.deferred_fsync(tmp):
             files = tmp / FILES
             os.mkdir(files, 0o755)
-            copy_snapshot(plan, files, durable=False)
+            listing = fill(files)
+            files_listed, total = dict(listing.files), sum(listing.files.values())
             fsutil.atomic_write_bytes(tmp / TASK_TOML, raw)
             submitted_at = now_iso()
             meta = {
@@ -71,27 +99,26 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
                 "host": os.uname().nodename,
                 "submitted_at": submitted_at,
                 "client_version": __version__,
-                "config_file": str(config_path.absolute()),
                 "upload_root": str(cfg.upload_root),
                 "workdir": cfg.files.workdir,
                 "logs": list(cfg.run.logs),
                 "results": list(cfg.run.results),
-                "file_count": plan.file_count,
-                "total_bytes": plan.total_bytes,
-                "disk_bytes": plan.disk_bytes,
+                "file_count": len(files_listed),
+                "total_bytes": total,
+                "disk_bytes": listing.disk_bytes,
+                **meta_fields,
             }
             fsutil.atomic_write_json(tmp / META, meta)
-            files_listed, links = plan.listing(FILES)
             for member in (TASK_TOML, META):
                 files_listed[member] = os.stat(tmp / member).st_size
-            fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, links))
+            fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, listing.links))
             status = TaskStatus(id=task_id, owner=os_user(), submitted_at=submitted_at)
             status, event = transition(status, "pending", "waiting_for_upload",
-                                       upload_bytes_total=plan.total_bytes)
+                                       upload_bytes_total=total, **(status_fields or {}))
             event["event"] = "submitted"
             statusfile.record(tmp, status, event)
         spool.commit(task_id)
     except BaseException:
         spool.discard_tmp(task_id)
         raise
-    return Submitted(task_id, cfg, plan, status)
+    return task_id, status
