@@ -1,7 +1,10 @@
 """spoold.yaml's keys for the notice of a finished task: ``desktop_notifications``,
 ``on_finish`` and ``on_finish_timeout``, checked when the file is loaded (by spoold and by
-every CLI command alike), so a hook that could never run is named at once, not when a task
-ends and nobody watches spoold's log."""
+every CLI command alike), so a malformed hook is named at once.
+
+Whether the hook's program exists is not checked here: the CLI and spoold (a systemd user
+service) see different PATHs, and a program installed later must work without a restart.
+spoold reports a program it cannot start in the task's notice record and its log."""
 
 from __future__ import annotations
 
@@ -67,17 +70,9 @@ def _command(settings_file: Path, v: Any) -> tuple[str, ...]:
 
 
 def _program(settings_file: Path, name: str) -> str:
-    """A bare name is looked up on PATH; a path (``~`` expanded) is taken from the
-    directory of spoold.yaml when relative, and must be an executable file."""
+    """A bare name is left to spoold's PATH when the hook runs; a path (``~`` expanded) is
+    taken from the directory of spoold.yaml when relative."""
     if "/" not in name:
-        import shutil
-
-        found = shutil.which(name)
-        if not found:
-            raise ValueError(f"on_finish: '{name}' is not on PATH")
-        return found
+        return name
     p = Path(name).expanduser()
-    p = p if p.is_absolute() else settings_file.parent / p
-    if not p.is_file() or not os.access(p, os.X_OK):
-        raise ValueError(f"on_finish: {str(p)!r} is not an executable file")
-    return str(p)
+    return str(p if p.is_absolute() else settings_file.parent / p)

@@ -106,6 +106,12 @@ def test_status_shows_a_hook_failing_running_and_stopped(tmp_path: Path) -> None
         record = _notified(p, slow)
         assert record["hook"]["timed_out"] is True, record
         assert "still running after 1 s" in p.cli("status", slow, check=True).stdout
+
+        _restart_spoold_with(p, on_finish="no-such-hook-program --now")     # the CLI still works
+        missing = p.submit(p.project(["true"]))
+        record = _notified(p, missing)
+        assert "no-such-hook-program" in record["hook"]["error"], record
+        assert "no-such-hook-program" in p.cli("status", missing, check=True).stdout
     finally:
         p.stop_all()
 
