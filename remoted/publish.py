@@ -19,10 +19,11 @@ import os
 import stat
 from pathlib import Path
 
-from ailabber.model.task import transition
+from ailabber.model.task import TaskStatus, transition
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.outage import WriteTrouble, passing
+from remoted.outputs import publish_outputs
 from remoted.quota import DiskUsage
 from remoted.records import LAUNCHED, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers.base import JobHandle
@@ -83,6 +84,9 @@ class ActiveTasks:
             changes["status"], event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
         if not changes:
             return True
+        status = changes.get("status")
+        if isinstance(status, TaskStatus) and status.terminal and not publish_outputs(self.store, rec):
+            return False
         if not self.commit(rec, event, **changes):
             return False
         if rec.status.terminal:

@@ -16,10 +16,12 @@ copy that could not be written is owed and written on a later pass (``Outbox``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,12 +295,23 @@ class Outbox:
             return
         self._marked.discard(key)
 
-    def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
-        """Append ``events`` (each removed from the list once written), then write ``status``."""
+    def put(self, user: str, task_id: str, name: str, data: bytes) -> None:
+        """Write one more file of the task's outbox (e.g. its ``outputs.json``), atomically."""
+        with self._task_dir(user, task_id) as d:
+            d.write_atomic(name, data)
+
+    @contextlib.contextmanager
+    def _task_dir(self, user: str, task_id: str) -> Iterator[SafeDir]:
+        """``users/<user>/outbox/<id>``, remoted's own, opened through handles."""
         root_uid = 0 if os.geteuid() == 0 else None
         with SafeDir.open(self.root / USERS) as users, users.sub(user) as area, \
                 area.sub(OUTBOX, create=True, owner=root_uid, replace_bad=True) as outbox, \
                 outbox.sub(task_id, create=True, owner=root_uid, replace_bad=True) as d:
+            yield d
+
+    def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
+        """Append ``events`` (each removed from the list once written), then write ``status``."""
+        with self._task_dir(user, task_id) as d:
             while events:
                 d.append(statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
                 events.pop(0)
