@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import time
 from pathlib import Path
 
+import pytest
+
 from ailabber.cli.fetch import EXIT_UNMATCHED
 from testbed.pipeline import Pipeline
+from testbed.unix_users import chown_tree
+from tests.integration.conftest import STUDENTS
+from tests.integration.test_slurm_pipeline import slurm_pipeline  # noqa: F401
+from tests.integration.test_ssh import ssh_site
+from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
 
 def _results(top: Path) -> dict[str, str]:
@@ -132,3 +140,37 @@ def test_a_running_task_is_fetched_by_its_patterns(pipeline: Pipeline, tmp_path:
     assert got == {"out/x.json": "1\n", "out/a/b/x.json": "2\n"}
     pipeline.cli("cancel", task_id, check=True)
     assert pipeline.wait_terminal(task_id)["state"] == "terminated"
+
+
+def test_over_ssh_a_student_gets_her_globbed_results_with_remoted_as_root(pytestconfig: pytest.Config,
+                                                                        student_python: Path) -> None:
+    """The student is a real user whose key rrsync pins to her directory; remoted (root)
+    lists her workdir through handles, and the names come back through rrsync."""
+    with ssh_site(pytestconfig, student_python, "ailabber-globs-") as setup:
+        alice = setup.pipes[STUDENTS[0]]
+        alice.start("remoted")
+        alice.start("spoold")
+        cmd = ("mkdir -p out/run; echo 1 > out/run/a.json; printf 'nl\\n' > 'out/run/new\nline.json'; "
+               "echo d > out/-x.json; ln -s /etc/passwd out/pw.json")
+        proj = alice.project([cmd], name="globs", results=["out/**/*.json", "metrics.jsn"])
+        chown_tree(proj, STUDENTS[0])
+        task_id = alice.submit(proj)
+        st = alice.wait_terminal(task_id, 90)
+        assert st["state"] == "completed", (st, alice.daemon_logs())
+        assert st["unmatched"] == [{"entry": "run.results[1]", "pattern": "metrics.jsn"}]
+        dest = Path(pwd.getpwnam(STUDENTS[0]).pw_dir) / "glob-results" / task_id
+        code, err, got = _fetch(alice, task_id, dest)
+        assert code == EXIT_UNMATCHED, err
+        assert got == {"out/run/a.json": "1\n", "out/run/new\nline.json": "nl\n", "out/-x.json": "d\n"}
+
+
+def test_under_slurm_the_listing_is_made_when_the_job_ends(slurm_pipeline: Pipeline,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    cmd = "mkdir -p out/e1 out/e2; echo 1 > out/e1/m.json; echo 2 > out/e2/m.json; echo x > out/e2/m.txt"
+    task_id = slurm_pipeline.submit(slurm_pipeline.project([cmd], results=["out/*/m.json", "out/final.pt"]))
+    st = slurm_pipeline.wait_terminal(task_id, timeout=180)
+    assert st["state"] == "completed", st
+    assert st["unmatched"] == [{"entry": "run.results[1]", "pattern": "out/final.pt"}]
+    code, err, got = _fetch(slurm_pipeline, task_id, tmp_path / "f")
+    assert code == EXIT_UNMATCHED, err
+    assert got == {"out/e1/m.json": "1\n", "out/e2/m.json": "2\n"}
