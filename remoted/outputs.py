@@ -1,8 +1,9 @@
 """What a finished task's ``run.logs`` and ``run.results`` match, listed where the files are.
 
-When a task reaches its final state, remoted walks the task's workdir and writes, for
-every entry, the paths it matches into ``outbox/<id>/outputs.json`` (before the final
-status, so that spoold, which acts on that status, finds the listing there).  spoold then
+When a task reaches its final state, remoted walks the task's workdir and publishes, for
+every entry, the paths it matches as ``outbox/<id>/outputs.json``, together with the final
+status and written before it (``records.Outbox``: owed like the status while the outbox
+cannot be written), so that spoold, which acts on that status, finds the listing there.  spoold then
 brings back exactly those paths and says which entries matched nothing.
 
 The workdir is the student's and remoted may be root, so the walk goes through directory
@@ -26,8 +27,7 @@ from ailabber.model.globs import GlobSet, State, compile_glob
 from ailabber.model.outputs import MAX_NAME_BYTES, MAX_PATHS, OUTPUTS_FILE, Outputs, entries, listing
 from ailabber.storage.safedir import DIR_FLAGS, open_beneath
 from remoted.jobspec import JobSpec
-from remoted.outage import passing
-from remoted.records import RecordStore, TaskRecord
+from remoted.records import TaskRecord
 
 log = logging.getLogger("remoted")
 
@@ -141,25 +141,13 @@ def list_outputs(root: Path, spec: JobSpec) -> Outputs:
     return listing(spec.logs, spec.results, walk.matches)
 
 
-def publish_outputs(store: RecordStore, rec: TaskRecord) -> bool:
-    """List a task's outputs into its outbox, before its final state is recorded.  False
-    when the listing cannot be written now (a full disk): the final state then waits for a
-    later pass, as every change that cannot be written does."""
+def final_files(root: Path, rec: TaskRecord) -> dict[str, bytes]:
+    """The outbox files a task's final state is published with: the listing of its
+    outputs, made now (none for a task without entries, or without a spec)."""
     spec = rec.spec
     if spec is None or not (spec.logs or spec.results):
-        return True
-    out = list_outputs(store.root, spec)
-    body = json.dumps(out.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
-    try:
-        store.outbox.put(rec.user, rec.id, OUTPUTS_FILE, body)
-    except OSError as exc:
-        if passing(exc):
-            store.trouble.failed("the students' outboxes", exc)
-            return False
-        # The outbox is in the student's area: what they did to it costs them the listing
-        # (spoold then brings the entries back by their patterns), never the task's end.
-        log.warning("%s/%s: cannot publish %s (%s)", rec.user, rec.id, OUTPUTS_FILE, exc)
-        return True
+        return {}
+    out = list_outputs(root, spec)
     if not out.complete:
         log.info("%s/%s: outputs not fully listed: %s", rec.user, rec.id, out.note)
-    return True
+    return {OUTPUTS_FILE: json.dumps(out.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"}

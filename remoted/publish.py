@@ -23,7 +23,7 @@ from ailabber.model.task import TaskStatus, transition
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.outage import WriteTrouble, passing
-from remoted.outputs import publish_outputs
+from remoted.outputs import final_files
 from remoted.quota import DiskUsage
 from remoted.records import LAUNCHED, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers.base import JobHandle
@@ -85,9 +85,8 @@ class ActiveTasks:
         if not changes:
             return True
         status = changes.get("status")
-        if isinstance(status, TaskStatus) and status.terminal and not publish_outputs(self.store, rec):
-            return False
-        if not self.commit(rec, event, **changes):
+        final = isinstance(status, TaskStatus) and status.terminal
+        if not self.commit(rec, event, files=final_files(self.store.root, rec) if final else None, **changes):
             return False
         if rec.status.terminal:
             self.active.pop((rec.user, rec.id), None)
@@ -95,16 +94,17 @@ class ActiveTasks:
             log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
         return True
 
-    def commit(self, rec: TaskRecord, event: dict[str, object] | None, **changes: object) -> bool:
+    def commit(self, rec: TaskRecord, event: dict[str, object] | None, *, files: dict[str, bytes] | None = None,
+               **changes: object) -> bool:
         """The one way a kept record changes: written first, then taken in memory, then
-        published (``event`` with it).  False, with ``rec`` untouched, if the write failed
-        (the store logs that once per outage)."""
+        published (``event`` and the outbox ``files`` with it).  False, with ``rec``
+        untouched, if the write failed (the store logs that once per outage)."""
         try:
             self.store.save(rec, **changes)
         except OSError:
             return False
-        if event is not None:
-            self.store.publish(rec, event)
+        if event is not None or files:
+            self.store.publish(rec, event, files)
         return True
 
 

@@ -3,15 +3,21 @@ again where it is read, and how spoold brings the paths back (real rsync, local 
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from ailabber.model.outputs import Outputs, listing, parse_outputs
+from ailabber.model.outputs import OUTPUTS_FILE, Outputs, listing, parse_outputs
+from ailabber.model.task import COMPLETED, TaskStatus
+from ailabber.storage.safedir import SafeDir
 from remoted import outputs as remoted_outputs
 from remoted.jobspec import JobSpec
 from remoted.outputs import list_outputs
+from remoted.publish import ActiveTasks
+from remoted.records import LAUNCHED, RecordStore, TaskRecord
 from spoold.transport import RsyncTransport
 
 TASK = "240101-000000000-abcdef"
@@ -147,3 +153,39 @@ def test_rsync_filters_bring_back_what_the_listing_does(workdir: Path, tmp_path:
     assert by_listing == by_pattern
     assert bool(by_listing) == (patterns != ["nope/*"])
     assert "out/link.json" not in by_listing and not any("c.json" in p for p in by_listing)
+
+
+# --------------------------------------------------------------------------- published with the final state
+
+
+def test_the_listing_is_published_before_the_final_status_and_owed_with_it(workdir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full outbox does not hold the final record back: the listing is owed with the
+    status, and written before it once there is space, so spoold never sees the final
+    status without the listing."""
+    root = _root(workdir)
+    store = RecordStore(root)
+    store.ensure()
+    rec = TaskRecord(id=TASK, user="u", status=TaskStatus(id=TASK, owner="u"), spec=_spec(workdir, ["out/*.json"]),
+                     phase=LAUNCHED)
+    written: list[str] = []
+    real = SafeDir.write_atomic
+    full = True
+
+    def write_atomic(self: SafeDir, name: str, data: bytes, mode: int = 0o644) -> None:
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(name)
+        real(self, name, data, mode)
+
+    monkeypatch.setattr(SafeDir, "write_atomic", write_atomic)
+    assert ActiveTasks(store).change(rec, COMPLETED, None, exit_code=0)
+    kept = store.get("u", TASK)
+    assert kept is not None and kept.status.state == COMPLETED          # recorded although the outbox is full
+    outbox = root / "users" / "u" / "outbox" / TASK
+    assert not (outbox / "status.json").exists() and not (outbox / OUTPUTS_FILE).exists()
+    full = False
+    store.outbox.retry()
+    assert written == [OUTPUTS_FILE, "status.json"]
+    out = parse_outputs(json.loads((outbox / OUTPUTS_FILE).read_text()), [], ["out/*.json"])
+    assert out is not None and out.paths() == ["out/-rf.json", "out/a.json", "out/link.json", "out/new\nline.json"]
