@@ -3,7 +3,7 @@
 An entry is a path relative to the workdir in which a component may hold ``*`` (any
 characters but ``/``), ``?`` (one character but ``/``) and ``[...]`` (one of a set, ``[!...]``
 or ``[^...]`` none of it, ``a-z`` a range), and a whole component may be ``**`` (any number
-of directories, none included), as in gitignore and pathlib; ``\\`` takes the next character
+of directories, including none), as in gitignore and pathlib; ``\\`` takes the next character
 literally.  ``*`` also matches names that start with a dot.  An entry without any of these
 is a plain path and matches only itself.
 

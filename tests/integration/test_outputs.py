@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ailabber.cli.fetch import EXIT_UNMATCHED
+from remoted.outputs import MAX_DEPTH
 from testbed.pipeline import Pipeline
 from testbed.unix_users import chown_tree
 from tests.integration.conftest import STUDENTS
@@ -123,6 +124,24 @@ def test_names_the_job_chose_and_symlinks_out_of_the_workdir_fetch_nothing_from_
     assert listing["results"][0]["matches"] == ["out/-rf.json", "out/abs.json", "out/inside.json",
                                                 "out/new\nline.json", "out/up.json"]
     assert listing["results"][2]["matches"] == ["out/linkdir"]      # the link itself, not what it holds
+
+
+def test_a_listing_cut_short_is_said_and_the_entries_come_back_by_their_patterns(pipeline: Pipeline,
+                                                                                 tmp_path: Path) -> None:
+    """remoted's walk is bounded (here: depth); past the bound nothing is claimed about what
+    matched nothing, and spoold brings the entries back by their patterns instead."""
+    deep = "/".join(["d"] * (MAX_DEPTH + 2))
+    cmd = f"mkdir -p out/{deep}; echo deep > out/{deep}/x.json; echo top > out/x.json; echo no > out/x.txt"
+    task_id = pipeline.submit(pipeline.project([cmd], results=["out/**/x.json", "nothing/*"]))
+    st = pipeline.wait_terminal(task_id)
+    assert st["state"] == "completed"
+    assert "unmatched" not in st
+    assert f"more than {MAX_DEPTH} directories deep" in st["outputs_incomplete"]
+    assert [e["event"] for e in _events(pipeline, task_id) if "event" in e][-1] == "outputs_incomplete"
+    assert "not all listed" in pipeline.cli("status", task_id, check=True).stdout
+    code, err, got = _fetch(pipeline, task_id, tmp_path / "f")
+    assert code == 0, err
+    assert got == {"out/x.json": "top\n", f"out/{deep}/x.json": "deep\n"}
 
 
 def test_a_running_task_is_fetched_by_its_patterns(pipeline: Pipeline, tmp_path: Path) -> None:
