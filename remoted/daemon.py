@@ -33,6 +33,7 @@ from remoted.intake import Intake, user_areas
 from remoted.jobspec import JobDefaults
 from remoted.launch import Launcher, enforce_max_queued
 from remoted.outage import WriteTrouble
+from remoted.outputs import final_files
 from remoted.poll import poll
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
@@ -107,8 +108,8 @@ class Remoted:
             self._order = max(self._order, rec.order + 1)
         for user, task_id in self.store.outbox.owed_after_restart():
             owed = self.store.get(user, task_id)
-            if owed is not None:
-                self.store.publish(owed, None)     # the outbox catches up with the record
+            if owed is not None:                   # the outbox catches up with the record
+                self.store.publish(owed, None, final_files(self.root, owed) if owed.status.terminal else None)
         self._loaded = True
         log.info("loaded %d unfinished task(s)", len(self.active))
 

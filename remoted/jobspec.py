@@ -53,6 +53,8 @@ class JobSpec:
     max_log_bytes: int | None = None    # output kept in the task's logs (None: no cap)
     uid: int | None = None              # the account the job runs as (from the user dir's owner)
     gid: int | None = None
+    logs: list[str] = field(default_factory=list)      # run.logs, patterns relative to workdir
+    results: list[str] = field(default_factory=list)   # run.results (listed when the task ends)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))      # for JSON: no deep copy (dataclasses.asdict copies every list)
@@ -141,4 +143,5 @@ def build_spec(area: UserArea, task_id: str, cfg: TaskConfig, run_as: RunAs, job
         wheels=[str(files / w) for w in env.extra_wheels],
         uid=run_as.uid, gid=run_as.gid, uv=jobs.uv, python=jobs.python,
         signal_before=jobs.signal_before, path=jobs.path, max_log_bytes=jobs.max_log_bytes,
+        logs=list(cfg.run.logs), results=list(cfg.run.results),
     )

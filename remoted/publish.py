@@ -19,10 +19,11 @@ import os
 import stat
 from pathlib import Path
 
-from ailabber.model.task import transition
+from ailabber.model.task import TaskStatus, transition
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.outage import WriteTrouble, passing
+from remoted.outputs import final_files
 from remoted.quota import DiskUsage
 from remoted.records import LAUNCHED, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers.base import JobHandle
@@ -83,7 +84,9 @@ class ActiveTasks:
             changes["status"], event = transition(rec.status, state, reason, **fields)  # type: ignore[arg-type]
         if not changes:
             return True
-        if not self.commit(rec, event, **changes):
+        status = changes.get("status")
+        final = isinstance(status, TaskStatus) and status.terminal
+        if not self.commit(rec, event, files=final_files(self.store.root, rec) if final else None, **changes):
             return False
         if rec.status.terminal:
             self.active.pop((rec.user, rec.id), None)
@@ -91,16 +94,17 @@ class ActiveTasks:
             log.info("%s/%s: %s%s", rec.user, rec.id, state, f" ({reason})" if reason else "")
         return True
 
-    def commit(self, rec: TaskRecord, event: dict[str, object] | None, **changes: object) -> bool:
+    def commit(self, rec: TaskRecord, event: dict[str, object] | None, *, files: dict[str, bytes] | None = None,
+               **changes: object) -> bool:
         """The one way a kept record changes: written first, then taken in memory, then
-        published (``event`` with it).  False, with ``rec`` untouched, if the write failed
-        (the store logs that once per outage)."""
+        published (``event`` and the outbox ``files`` with it).  False, with ``rec``
+        untouched, if the write failed (the store logs that once per outage)."""
         try:
             self.store.save(rec, **changes)
         except OSError:
             return False
-        if event is not None:
-            self.store.publish(rec, event)
+        if event is not None or files:
+            self.store.publish(rec, event, files)
         return True
 
 

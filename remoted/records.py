@@ -156,9 +156,10 @@ class RecordStore:
             except FileNotFoundError:
                 pass
 
-    def publish(self, rec: TaskRecord, event: dict[str, Any] | None) -> None:
-        """The public copy of ``rec`` (already saved) and its new event, now or on a later pass."""
-        self.outbox.publish(rec, event)
+    def publish(self, rec: TaskRecord, event: dict[str, Any] | None, files: dict[str, bytes] | None = None) -> None:
+        """The public copy of ``rec`` (already saved) and its new event, now or on a later
+        pass; ``files`` (e.g. ``outputs.json``) are written before the status."""
+        self.outbox.publish(rec, event, files)
 
     def load_active(self) -> list[TaskRecord]:
         out: list[TaskRecord] = []
@@ -180,10 +181,11 @@ class RecordStore:
 
 @dataclass
 class _Owed:
-    """What a task's outbox still lacks: events not yet appended (in order), and the
-    status to write after them."""
+    """What a task's outbox still lacks: files, events not yet appended (in order), and
+    the status to write after them."""
     status: TaskStatus
     events: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 class Outbox:
@@ -214,11 +216,12 @@ class Outbox:
         self._marked.update(out)
         return out
 
-    def publish(self, rec: TaskRecord, event: dict[str, Any] | None) -> None:
+    def publish(self, rec: TaskRecord, event: dict[str, Any] | None, files: dict[str, bytes] | None = None) -> None:
         key = (rec.user, rec.id)
         self._notices.pop(key, None)        # the record has taken over from the notice
         owed = self._owed.setdefault(key, _Owed(rec.status))
         owed.status = rec.status
+        owed.files.update(files or {})
         if event is not None:
             owed.events.append(event)
         self._flush(key)
@@ -258,7 +261,7 @@ class Outbox:
     def _flush(self, key: tuple[str, str]) -> None:
         owed = self._owed[key]
         try:
-            self._write(key[0], key[1], owed.status, owed.events)
+            self._write(key[0], key[1], owed.status, owed.events, owed.files)
         except OSError as exc:
             if passing(exc):
                 self.trouble.failed("the students' outboxes", exc)
@@ -293,12 +296,23 @@ class Outbox:
             return
         self._marked.discard(key)
 
-    def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]]) -> None:
-        """Append ``events`` (each removed from the list once written), then write ``status``."""
+    def _write(self, user: str, task_id: str, status: TaskStatus, events: list[dict[str, Any]],
+               files: dict[str, bytes] | None = None) -> None:
+        """Write ``files`` and append ``events`` (each removed once written), then write
+        ``status``: whoever acts on the status finds the rest there."""
         root_uid = 0 if os.geteuid() == 0 else None
         with SafeDir.open(self.root / USERS) as users, users.sub(user) as area, \
                 area.sub(OUTBOX, create=True, owner=root_uid, replace_bad=True) as outbox, \
                 outbox.sub(task_id, create=True, owner=root_uid, replace_bad=True) as d:
+            pending = files if files is not None else {}
+            for name in list(pending):
+                try:
+                    d.write_atomic(name, pending[name])
+                except OSError as exc:
+                    if passing(exc):
+                        raise
+                    log.warning("%s/%s: cannot publish %s (%s)", user, task_id, name, exc)   # the status still goes
+                del pending[name]
             while events:
                 d.append(statusfile.EVENTS, json.dumps(events[0], sort_keys=True, separators=(",", ":")))
                 events.pop(0)

@@ -27,7 +27,6 @@ from ailabber.storage.spool import (
     MANIFEST,
     META,
     NEW,
-    RESULTS,
     SYNCED,
     UPLOAD_MEMBERS,
     Spool,
@@ -36,6 +35,7 @@ from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.notices import Notices
+from spoold.results import pull_results
 from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
@@ -313,10 +313,7 @@ class Spoold:
         return new
 
     def pull_results(self, task_id: str, task_dir: Path) -> None:
-        meta = fsutil.read_json_or_none(task_dir / META) or {}
-        paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
-        self.transport.pull_logs([task_id], self.spool.outbox_dir)
-        self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
+        pull_results(self.transport, self.spool, task_id, task_dir)
 
 
 def path_problem(task_dir: Path) -> str | None:

@@ -9,16 +9,18 @@ active.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.model.globs import ANY_DEPTH, Glob, compile_glob, variants
 from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS, UserArea
 from ailabber.model.remote_url import LocalRemote
 from ailabber.storage.home import os_user
@@ -30,6 +32,8 @@ RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
 #: side.  Not for log pulls: they use --append (which implies --inplace), a combination
 #: rsync before 3.1.3 refuses, and logs have no holes.
 SPARSE = "--sparse"
+#: Results never bring back a symlink that points outside the workdir (nor an absolute one).
+SAFE_LINKS = "--safe-links"
 PARTIAL_DIR = ".rsync-partial"
 MAX_TRANSFER_SECONDS = 24 * 3600
 
@@ -216,25 +220,43 @@ class RsyncTransport:
         self._run(["--checksum", "--ignore-missing-args", self._remote(rel), str(dest)], f"pull of {rel}")
         return dest.exists()
 
-    def pull_results(self, task_id: str, workdir_rel: str, paths: Sequence[str], dest: Path) -> None:
-        """``paths`` (relative to the task's workdir) into ``dest`` with the same relative
-        names; missing ones are skipped (a failed job may not have written them)."""
-        if not paths:
+    def pull_results(self, task_id: str, workdir_rel: str, patterns: Sequence[str], dest: Path) -> None:
+        """What ``patterns`` (``run.logs``/``run.results`` entries, relative to the task's
+        workdir) match into ``dest`` with the same relative names, as rsync's filter rules
+        find it: a running task has no listing yet (see ``pull_paths``)."""
+        if not patterns:
             return
-        base = f"{TASKS}/{task_id}/files" + ("" if workdir_rel in ("", ".") else f"/{workdir_rel}")
         os.makedirs(dest, exist_ok=True)
         # One transfer of the workdir filtered down to the wanted paths: a path the job never
         # created is simply not matched (rrsync refuses a missing path given as an argument).
-        self._run(["-m", SPARSE, *result_filters(paths), self._remote(base) + "/", f"{dest}/"], f"result pull of {task_id}")
+        # The rules go in a file: a thousand entries would not fit on a command line.
+        with _list_file("".join(f"{rule}\n" for rule in result_filters(patterns))) as rules:
+            self._run(["-m", SPARSE, SAFE_LINKS, f"--include-from={rules}", "--exclude=*",
+                       self._remote(self._workdir(task_id, workdir_rel)) + "/", f"{dest}/"],
+                      f"result pull of {task_id}")
+
+    def pull_paths(self, task_id: str, workdir_rel: str, paths: Sequence[str], dest: Path) -> None:
+        """Exactly ``paths`` (relative to the task's workdir, checked by the caller: the job
+        named them) into ``dest`` with the same relative names; a directory whole, a path
+        gone meanwhile skipped.  NUL-separated: a name may hold a newline."""
+        if not paths:
+            return
+        os.makedirs(dest, exist_ok=True)
+        with _list_file(b"".join(os.fsencode(p) + b"\0" for p in paths)) as names:
+            self._run([SPARSE, SAFE_LINKS, "--from0", f"--files-from={names}", "--ignore-missing-args",
+                       self._remote(self._workdir(task_id, workdir_rel)) + "/", f"{dest}/"],
+                      f"result pull of {task_id}")
+
+    @staticmethod
+    def _workdir(task_id: str, workdir_rel: str) -> str:
+        return f"{TASKS}/{task_id}/files" + ("" if workdir_rel in ("", ".") else f"/{workdir_rel}")
 
     def _pull_list(self, rels: list[str], dest: Path, extra: list[str], what: str) -> None:
         if not rels:
             return
         os.makedirs(dest, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", prefix="ailabber-files-", suffix=".txt") as fh:
-            fh.write("\n".join(rels) + "\n")
-            fh.flush()
-            self._run([*extra, "--ignore-missing-args", f"--files-from={fh.name}",
+        with _list_file("\n".join(rels) + "\n") as names:
+            self._run([*extra, "--ignore-missing-args", f"--files-from={names}",
                        self._remote(OUTBOX) + "/", f"{dest}/"], what)
 
     def close(self) -> None:
@@ -255,30 +277,52 @@ def _manifest_files(path: Path) -> dict[str, int]:
         return {}
 
 
-def result_filters(paths: Sequence[str]) -> list[str]:
-    """rsync filter rules selecting exactly ``paths`` (files or whole directories)."""
-    rules: list[str] = []
-    seen: set[str] = set()
-    for p in paths:
-        parts = [x for x in p.strip("/").split("/") if x not in ("", ".")]
-        if not parts:
-            return []                       # the whole workdir
-        for i in range(1, len(parts)):
-            parent = "/" + "/".join(parts[:i]) + "/"
-            if parent not in seen:
-                seen.add(parent)
-                rules.append(f"--include={_escape(parent)}")
-        whole = "/" + "/".join(parts)
-        rules += [f"--include={_escape(whole)}", f"--include={_escape(whole)}/***"]
-    return [*rules, "--exclude=*"]
+def result_filters(patterns: Sequence[str]) -> list[str]:
+    """rsync include rules (anchored at the workdir) selecting what ``patterns`` match:
+    files, or whole directories; ``["/***"]`` for the whole workdir.  Each pattern's parent
+    directories are included too, and ``-m`` drops those that end up empty.  rsync's
+    ``**`` spans at least one directory, ours none too: each inner ``**`` is given both
+    ways (``globs.variants``)."""
+    rules: dict[str, None] = {}
+    for pattern in patterns:
+        glob = compile_glob(pattern)
+        if not glob.parts:
+            return ["/***"]                 # the whole workdir
+        for variant in variants(glob):
+            for end in range(1, len(variant)):
+                rules[_rule(glob, variant[:end], "/")] = None
+            rules[_rule(glob, variant, "")] = None
+            rules[_rule(glob, variant, "/***")] = None
+    return list(rules)
+
+
+def _rule(glob: Glob, comps: Sequence[int], suffix: str) -> str:
+    """One anchored rule for these components of ``glob``: its magic components as written
+    (rsync's syntax is ours), literal names escaped where the rule has a wildcard (rsync
+    takes a backslash literally in a rule without one)."""
+    literal = {k: part for k in comps if isinstance(part := glob.parts[k], str) and part != ANY_DEPTH}
+    magic = (bool(suffix.strip("/")) or len(literal) < len(comps)
+             or any(ch in "*?[" for name in literal.values() for ch in name))
+    texts = [(_escape(literal[k]) if magic else literal[k]) if k in literal else glob.comps[k] for k in comps]
+    return "/" + "/".join(texts) + suffix
 
 
 def _escape(path: str) -> str:
-    """Filter patterns treat * ? [ and \\ specially; results paths are taken literally."""
+    """Filter patterns treat * ? [ and \\ specially; a literal name is taken literally."""
     out = []
     for ch in path:
         out.append("\\" + ch if ch in "*?[\\" else ch)
     return "".join(out)
+
+
+@contextlib.contextmanager
+def _list_file(content: str | bytes) -> Iterator[str]:
+    """A temporary file holding ``content`` (rules or names for rsync), removed after."""
+    data = content.encode() if isinstance(content, str) else content
+    with tempfile.NamedTemporaryFile("wb", prefix="ailabber-list-", suffix=".txt") as fh:
+        fh.write(data)
+        fh.flush()
+        yield fh.name
 
 
 def _stat(out: str, label: str) -> int:

@@ -16,12 +16,14 @@ import argparse
 import functools
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
 from ailabber.model import render
+from ailabber.model.task import TaskStatus
 from ailabber.storage import statusfile
 from ailabber.storage.logindex import INDEX, STREAMS, split_stream
 from ailabber.storage.safedir import UnsafePath
@@ -30,6 +32,8 @@ from ailabber.storage.userdir import UserDir, open_user_dir
 from ailabber.workstation.snapshot import copy_fd
 
 LOGS_SUBDIR = "ailabber-logs"
+#: Everything that matched was copied, but an entry of run.logs or run.results matched nothing.
+EXIT_UNMATCHED = 3
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -62,7 +66,20 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(exc.strerror or str(exc)) from None
     final = statusfile.read_status(task_dir) or st
     print(f"{task_id} ({render.state_text(final)}): {copied} file(s) in {dest}")
-    return 0 if copied else EXIT_FAIL
+    if not copied:
+        return EXIT_FAIL
+    return EXIT_UNMATCHED if say_unmatched(final) else 0
+
+
+def say_unmatched(st: TaskStatus) -> bool:
+    """Name each entry of run.logs/run.results that matched nothing on the cluster (a typo,
+    or the job did not write it); whether there was one."""
+    from ailabber.model.outputs import unmatched_lines
+
+    lines = unmatched_lines(st.extra.get("unmatched"))
+    for line in lines:
+        print(f"ailabber: {line}", file=sys.stderr)
+    return bool(lines)
 
 
 def deliver(results: Path, logs: Path, status: Path, dest: Path) -> int:

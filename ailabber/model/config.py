@@ -29,6 +29,7 @@ from ailabber.model.config_fields import (
     rel_path,
     time_limit_field,
 )
+from ailabber.model.globs import fixed_prefix, glob_problem
 from ailabber.model.suggest import closest
 
 if sys.version_info >= (3, 11):
@@ -258,14 +259,18 @@ def _join(base: str, rel: str) -> str:
 
 def _outputs(p: Problems, tbl: dict[str, Any], key: str, workdir: str,
              tree: UploadTree | None) -> tuple[str, ...]:
-    """``run.logs`` / ``run.results``: may not exist yet, but may not point out either."""
+    """``run.logs`` / ``run.results``: paths or glob patterns (``ailabber.model.globs``);
+    they may match nothing yet, but their fixed leading directories may not point out."""
     out: list[str] = []
     for i, raw in enumerate(array(p, f"run.{key}", tbl.get(key, []))):
         name = f"run.{key}[{i}]"
         norm = rel_path(p, name, raw)
         if norm is None:
             continue
-        if tree is None or tree.stays_inside(p, name, raw, _join(workdir, norm)):
+        if (why := glob_problem(norm)) is not None:
+            p.add(name, why)
+            continue
+        if tree is None or tree.stays_inside(p, name, raw, _join(workdir, fixed_prefix(norm))):
             out.append(norm)
     return tuple(out)
 
@@ -365,6 +370,6 @@ workdir = "."             # where the commands run, relative to the upload direc
 commands = [              # REQUIRED: shell commands, run in order in workdir
     "python train.py",
 ]
-logs = []                 # log files/directories to bring back, relative to workdir
-results = []              # result files/directories to bring back, relative to workdir
+logs = []                 # log files/directories to bring back, relative to workdir (globs: "*.log")
+results = []              # result files/directories to bring back, relative to workdir ("out/**/*.json")
 '''

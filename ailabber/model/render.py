@@ -74,8 +74,21 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
     ]
     if "cancel_requested_at" in st.extra and not st.terminal:
         rows.append(("cancel", f"requested at {st.extra['cancel_requested_at']}"))
+    if "unmatched" in st.extra or "outputs_incomplete" in st.extra:
+        rows += _outputs_rows(st)
     if remoted:
         rows.append(("remoted", remoted))
     rows += more
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)
+
+
+def _outputs_rows(st: TaskStatus) -> list[tuple[str, str]]:
+    """What the entries of run.logs/run.results matched, as spoold recorded it."""
+    from ailabber.model.outputs import unmatched_lines
+
+    incomplete = st.extra.get("outputs_incomplete")
+    if isinstance(incomplete, str):
+        return [("outputs", f"not all listed ({incomplete}); brought back by pattern")]
+    lines = unmatched_lines(st.extra.get("unmatched"))
+    return [("unmatched", line) for line in lines] or [("outputs", "every entry of run.logs and run.results matched")]
