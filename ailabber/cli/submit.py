@@ -15,6 +15,8 @@ from ailabber.storage.upload_limits import UploadLimits, published
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write nothing; show what would be uploaded, left out and changed, and the limits")
     p.set_defaults(func=run)
 
 
@@ -25,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
     limits = published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
+    if args.dry_run:
+        from ailabber.cli.dryrun import dry_run
+
+        return dry_run(args.config, spool, limits, args.json)
     try:
         result = submit(args.config, spool, limits)
     except ConfigError as exc:
@@ -33,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except OSError as exc:
         raise CliError(f"cannot write the task into {spool.root}: {exc}") from None
+    from ailabber.workstation.upload_warnings import upload_warnings, warning_lines
+
+    for line in warning_lines(upload_warnings(result.plan.entries, result.config.files)):
+        print(f"ailabber: {line}", file=sys.stderr)
     if args.json:
         print_json(task_json(result.status, "new"))
         return 0

@@ -84,6 +84,13 @@ def test_defaults(proj: Path) -> None:
     assert cfg.run == Run(commands=("python train.py",))
 
 
+def test_warning_settings(proj: Path) -> None:
+    cfg = load_task_config(write(proj, '[files]\nwarn = false\nno_warn = ["/data/", "*.pt"]\n' + RUN))
+    assert cfg.files.warn is False
+    assert cfg.files.no_warn == ("/data/", "*.pt")
+    assert Files().warn is True and Files().no_warn == ()
+
+
 def test_template_parses_in_an_empty_directory(tmp_path: Path) -> None:
     path = tmp_path / NAME
     path.write_text(TEMPLATE)
@@ -91,7 +98,7 @@ def test_template_parses_in_an_empty_directory(tmp_path: Path) -> None:
     assert cfg.run.commands == ("python train.py",)
     assert cfg.resources == Resources()
     for key in ("gpus", "cpus", "memory", "time_limit", "pyproject_toml", "uv_lock",
-                "extra_wheels", "upload", "ignore", "workdir", "commands", "logs", "results"):
+                "extra_wheels", "upload", "ignore", "workdir", "warn", "no_warn", "commands", "logs", "results"):
         assert key in TEMPLATE
 
 
@@ -315,6 +322,9 @@ BAD = [
     Bad("ignore-not-list", '[files]\nignore = "*.ckpt"\n' + RUN, {"files.ignore"}),
     Bad("ignore-int-element", '[files]\nignore = ["*.ckpt", 3]\n' + RUN, {"files.ignore[1]"}),
     Bad("ignore-multiline", '[files]\nignore = ["a\\nb"]\n' + RUN, {"files.ignore[0]"}),
+    Bad("warn-not-bool", '[files]\nwarn = "no"\n' + RUN, {"files.warn"}, "must be true or false"),
+    Bad("no-warn-element", '[files]\nno_warn = ["data/", 3]\n' + RUN, {"files.no_warn[1]"}),
+    Bad("no-warn-multiline", '[files]\nno_warn = ["a\\nb"]\n' + RUN, {"files.no_warn[0]"}),
     # several at once: every one reported
     Bad("many-problems",
         '[resources]\ngpus = true\ncpus = -3\nmemory = "lots"\ntime_limit = "soon"\n'
