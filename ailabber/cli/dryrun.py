@@ -69,7 +69,7 @@ def to_json(p: Preview) -> dict[str, Any]:
                    "disk_bytes": plan.disk_bytes,
                    "largest": [{"path": e.rel, "bytes": e.size} for e in plan.largest(10)]},
         "excluded": [{"pattern": t.rule.text, "source": t.rule.source, "line": t.rule.line,
-                      "where": t.rule.where(), "negated": t.rule.negated, "paths": t.paths,
+                      "where": t.rule.where(), "paths": t.paths,
                       "files": t.files, "bytes": t.bytes} for t in p.excluded],
         "changes": _changes_json(p.changes),
         "limits": [_limit_json(c) for c in p.limits],

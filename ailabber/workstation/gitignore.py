@@ -24,7 +24,9 @@ import stat
 from ailabber.workstation.ignore import RuleSet, compile_lines
 
 GITIGNORE = ".gitignore"
-_ABSENT = (errno.ENOENT, errno.ENOTDIR)
+#: Nothing to read: no such file, or (ENAMETOOLONG) a directory too deep for any path to
+#: name, which the upload's path limits refuse with their own line.
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
 
 
 def read_lines(path: str, follow: bool = False) -> list[str] | None:
