@@ -70,11 +70,6 @@ class Rule(NamedTuple):
             return f"{CONFIG}[{self.line}]"
         return f"{self.source}:{self.line}"
 
-    def matches(self, path: str, base: str, is_dir: bool) -> bool:
-        if self.regex is None or (self.dir_only and not is_dir):
-            return False
-        return self.regex.fullmatch(path if self.anchored else base) is not None
-
 
 def _trim_trailing_spaces(line: str) -> str:
     """Drop trailing spaces unless the last one is escaped with a backslash (as git does)."""
@@ -131,13 +126,27 @@ class RuleSet(NamedTuple):
     scope: str = ""     # the directory below the upload root whose contents it judges ("": all)
     lead: str = ""      # a .gitignore above the upload root: the root as seen from the file's directory
 
-    def decide(self, rel: str, base: str, is_dir: bool) -> Rule | None:
-        """The last rule matching ``rel`` (which lies in ``scope``), or None."""
-        path = self.lead + (rel[len(self.scope) + 1:] if self.scope else rel)
-        for rule in reversed(self.rules):
-            if rule.matches(path, base, is_dir):
-                return rule
-        return None
+
+#: Rules in the order they are tried: (regex, dir_only, anchored, lead, cut, rule), where
+#: an anchored rule matches ``lead + rel[cut:]``, the path seen from its file's directory.
+_Try = tuple[re.Pattern[str], bool, bool, str, int, Rule]
+_Flat = tuple[_Try, ...]
+
+
+def _flatten(sets: Iterable[RuleSet]) -> _Flat:
+    """Rule sets, lowest precedence first, as one sequence to try in order.
+
+    "The first source with a matching line decides, within it the last line" is the same
+    as "the last matching line of all the sources in a row": so the rules are simply
+    reversed, and the first one that matches decides.  Lines that can match nothing are
+    dropped here, once.
+    """
+    out: list[_Try] = []
+    for rules in sets:
+        cut = len(rules.scope) + 1 if rules.scope else 0
+        out.extend((r.regex, r.dir_only, r.anchored, rules.lead, cut, r) for r in rules.rules if r.regex is not None)
+    out.reverse()
+    return tuple(out)
 
 
 class Exclusion(NamedTuple):
@@ -169,6 +178,8 @@ class IgnoreRules:
         self._own = (RuleSet(compile_lines(patterns, CONFIG, first=0, dot_slash=True)), *own)
         self._git = git
         self._dir_cache: dict[str, Rule | None] = {}
+        self._flat: dict[str, _Flat] = {}           # per directory: the rules for its entries
+        self._by_chain: dict[int, _Flat] = {}       # shared by the directories with the same git files
 
     @classmethod
     def from_upload_root(cls, root: Path, patterns: Sequence[str], use_git: bool = True) -> IgnoreRules:
@@ -195,23 +206,29 @@ class IgnoreRules:
         """Ignore files that exist but could not be read (one line each)."""
         return self._git.problems if self._git is not None else []
 
+    def _rules_for(self, directory: str) -> _Flat:
+        flat = self._flat.get(directory)
+        if flat is None:
+            chain = self._git.chain(directory) if self._git is not None else ()
+            flat = self._by_chain.get(id(chain))
+            if flat is None:
+                flat = self._by_chain[id(chain)] = _flatten((*chain, *self._own, _BUILTIN))
+            self._flat[directory] = flat
+        return flat
+
     def decide(self, rel: str, is_dir: bool) -> Rule | None:
         """The rule that decides ``rel`` itself (negated: kept), trusting that no parent
         is excluded; None when no rule matches."""
-        base = rel.rpartition("/")[2]
-        rule = _BUILTIN.decide(rel, base, is_dir)
-        if rule is not None:
-            return rule
-        for rules in reversed(self._own):
-            rule = rules.decide(rel, base, is_dir)
-            if rule is not None:
-                return rule
-        if self._git is not None:
-            parent = rel.rpartition("/")[0]
-            for rules in reversed(self._git.chain(parent)):
-                rule = rules.decide(rel, base, is_dir)
-                if rule is not None:
+        directory, _, base = rel.rpartition("/")
+        for regex, dir_only, anchored, lead, cut, rule in self._rules_for(directory):
+            if dir_only and not is_dir:
+                continue
+            if anchored:
+                path = rel[cut:] if cut else rel
+                if regex.fullmatch(lead + path if lead else path):
                     return rule
+            elif regex.fullmatch(base):
+                return rule
         return None
 
     def ignores_entry(self, rel: str, is_dir: bool) -> bool:

@@ -87,22 +87,34 @@ def _ancestors(rel: str) -> Iterable[str]:
         yield rel
 
 
+def _dir_sizes(entries: list[Entry], dirs: list[str]) -> dict[str, int]:
+    """Bytes of the files below each directory: each file counts in its own directory, then
+    each directory in its parent, deepest first (``dirs`` lists parents before children)."""
+    sizes = dict.fromkeys(dirs, 0)
+    for e in entries:
+        if e.kind == FILE:
+            parent = e.rel.rpartition("/")[0]
+            if parent:
+                sizes[parent] += e.size
+    for d in reversed(dirs):
+        parent = d.rpartition("/")[0]
+        if parent:
+            sizes[parent] += sizes[d]
+    return sizes
+
+
 class _Judge:
     def __init__(self, entries: list[Entry], no_warn: tuple[str, ...]) -> None:
-        self.entries = entries
         self.files = {e.rel: e.size for e in entries if e.kind == FILE}
         self.dirs = [e.rel for e in entries if e.kind == DIR]      # parents before children
         self.dir_set = set(self.dirs)
-        self.sizes: dict[str, int] = {}
-        for rel, n in self.files.items():
-            for d in _ancestors(rel):
-                self.sizes[d] = self.sizes.get(d, 0) + n
+        self.sizes = _dir_sizes(entries, self.dirs)
         self.quiet = IgnoreRules(no_warn) if no_warn else None
         self.handled: set[str] = set()      # directories warned about or quiet: nothing below counts
         self.out: list[UploadWarning] = []
 
     def inside_handled(self, rel: str) -> bool:
-        return any(d in self.handled for d in _ancestors(rel))
+        return bool(self.handled) and any(d in self.handled for d in _ancestors(rel))
 
     def is_quiet(self, rel: str, is_dir: bool) -> bool:
         return self.quiet is not None and self.quiet.is_ignored(rel, is_dir)
