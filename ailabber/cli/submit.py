@@ -14,7 +14,7 @@ from ailabber.storage.upload_limits import UploadLimits, published
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
-    p.add_argument("--json", action="store_true", help="print the new task as JSON")
+    p.add_argument("--json", action="store_true", help="print the new task (with --dry-run: the report) as JSON")
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing; show what would be uploaded, left out and changed, and the limits")
     p.set_defaults(func=run)
