@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
-    p.add_argument("--json", action="store_true", help="print the new task as JSON")
+    p.add_argument("--json", action="store_true", help="print the new task (with --dry-run: the report) as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write nothing; show what would be uploaded, left out and changed, and the limits")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,16 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     spool = Spool(settings.spool)
-    result = explained(spool, lambda: submit(args.config, spool, upload_limits(settings, spool)))
+    limits = upload_limits(settings, spool)
+    if args.dry_run:
+        from ailabber.cli.dryrun import dry_run
+
+        return dry_run(args.config, spool, limits, args.json)
+    result = explained(spool, lambda: submit(args.config, spool, limits))
+    from ailabber.workstation.upload_warnings import upload_warnings, warning_lines
+
+    for line in warning_lines(upload_warnings(result.plan.entries, result.config.files)):
+        print(f"ailabber: {line}", file=sys.stderr)
     what = f"{result.plan.file_count} files, {render.size(result.plan.total_bytes)}"
     return report(spool, result.status, what, args.json)
 

@@ -45,7 +45,7 @@ MAX_COMMANDS = 100
 SCHEMA: dict[str, tuple[str, ...]] = {
     "resources": ("gpus", "cpus", "memory", "time_limit"),
     "environment": ("pyproject_toml", "uv_lock", "extra_wheels"),
-    "files": ("upload", "ignore", "workdir"),
+    "files": ("upload", "ignore", "workdir", "warn", "no_warn"),
     "run": ("commands", "logs", "results"),
 }
 
@@ -67,6 +67,8 @@ class Files(NamedTuple):
     upload: str = "."                   # relative to the config file's directory
     ignore: tuple[str, ...] = ()        # gitignore-syntax patterns, relative to the upload dir
     workdir: str = "."                  # relative to the upload dir, normalised
+    warn: bool = True                   # warn at submit about what looks uploaded by mistake
+    no_warn: tuple[str, ...] = ()       # gitignore-syntax patterns of paths never warned about
 
 
 class Run(NamedTuple):
@@ -193,9 +195,17 @@ def _has_nul(item: str) -> str | None:
     return "must not contain NUL characters" if "\0" in item else None
 
 
-def _patterns(p: Problems, tbl: dict[str, Any]) -> tuple[str, ...]:
-    return _strings(p, "files.ignore", array(p, "files.ignore", tbl.get("ignore", [])),
-                    MAX_STRING, _not_one_line)
+def _patterns(p: Problems, tbl: dict[str, Any], key: str = "ignore") -> tuple[str, ...]:
+    name = f"files.{key}"
+    return _strings(p, name, array(p, name, tbl.get(key, [])), MAX_STRING, _not_one_line)
+
+
+def _warn(p: Problems, tbl: dict[str, Any]) -> bool:
+    value = tbl.get("warn", _DEFAULT_FILES.warn)
+    if not isinstance(value, bool):
+        p.add("files.warn", f"must be true or false, got {describe(value)}")
+        return _DEFAULT_FILES.warn
+    return value
 
 
 def _workdir(p: Problems, tbl: dict[str, Any], tree: UploadTree | None) -> tuple[str, bool]:
@@ -308,6 +318,7 @@ def parse_task_config(text: str, source: Path, open_upload: OpenUpload | None = 
         tree.use_ignore(p, ignore)
     environment = _environment(p, tables["environment"] or {}, tree)
     workdir, workdir_ok = _workdir(p, files_tbl, tree)
+    warn, no_warn = _warn(p, files_tbl), _patterns(p, files_tbl, "no_warn")
     run_tbl = tables["run"]
     commands = _commands(p, run_tbl)
     out_tree = tree if workdir_ok else None
@@ -319,7 +330,7 @@ def parse_task_config(text: str, source: Path, open_upload: OpenUpload | None = 
     return TaskConfig(
         resources=resources,
         environment=environment,
-        files=Files(upload=upload or ".", ignore=ignore, workdir=workdir),
+        files=Files(upload=upload or ".", ignore=ignore, workdir=workdir, warn=warn, no_warn=no_warn),
         run=Run(commands=commands, logs=logs, results=results),
         source=source,
         upload_root=tree.root if tree is not None else Path("."),
@@ -363,8 +374,10 @@ time_limit = "1:00:00"    # MM, MM:SS, H:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (max
 
 [files]
 upload = "."              # directory to upload, relative to this file
-ignore = []               # gitignore-style patterns to leave out (also: .ailabberignore)
+ignore = []               # gitignore-style patterns to leave out, on top of .gitignore (also: .ailabberignore)
 workdir = "."             # where the commands run, relative to the upload directory
+warn = true               # warn at submit about data, checkpoints, venvs and large files
+no_warn = []              # gitignore-style patterns of paths you upload on purpose (no warning)
 
 [run]
 commands = [              # REQUIRED: shell commands, run in order in workdir

@@ -1,13 +1,29 @@
-"""gitignore-syntax matching for what a submit leaves behind.
+"""What a submit leaves behind: gitignore rules from every source, in git's precedence.
 
-Students already know gitignore, so ``files.ignore`` and ``.ailabberignore`` speak exactly
-that dialect instead of a new one.  A handful of built-in rules are always on and cannot be
-re-included: uploading a ``.git`` history, a local ``.venv`` built for another machine or
-the results of earlier tasks only makes every upload slower and is never what anyone meant.
+Students already know gitignore, so the project's own ``.gitignore`` files are the base
+(read as git reads them, ``workstation/gitignore.py``), and ``files.ignore`` and
+``.ailabberignore`` speak the same dialect on top of them.  Precedence, highest first:
 
-Precedence follows git: later patterns win, so ``.ailabberignore`` (read after
-``files.ignore``) can override the config, and a ``!pattern`` cannot bring back a path whose
-parent directory is excluded, because git never looks inside an excluded directory either.
+1. the built-in rules (cannot be re-included: uploading a ``.git`` history, a local
+   ``.venv`` built for another machine or the results of earlier tasks only makes every
+   upload slower and is never what anyone meant);
+2. ``.ailabberignore``, then ``files.ignore`` (so ``!data/`` there brings back a directory
+   the project's ``.gitignore`` leaves out);
+3. the ``.gitignore`` files, the deepest first, then ``.git/info/exclude``.
+
+Within one source the last matching line wins; the first source with a matching line
+decides.  A ``!pattern`` cannot bring back a path whose parent directory is excluded,
+because git never looks inside an excluded directory either.  ``files.ignore`` and
+``.ailabberignore`` also take a leading ``./`` as "anchored here" (git's files never match
+such a line), since that is how every other path in task_config.toml is written.
+
+The matcher is our own (``wildmatch.py``) rather than the ``pathspec`` library: its
+``GitIgnoreSpec`` (1.1.1) disagrees with ``git check-ignore`` on cases the tests pin down:
+``abc/**`` matches the directory ``abc`` itself and so hides ``!abc/keep``; ``*``,
+``!*/``, ``!*.py`` leaves ``src/a.py`` out; ``[z-a]`` or a lone ``!`` raise instead of
+matching nothing; ``[[:digit:]]`` is unsupported; and it matches a pattern against every
+parent directory, where git decides entry by entry while the walk stops at excluded
+directories.  It would also cost every ``submit`` its import.
 """
 
 from __future__ import annotations
@@ -15,9 +31,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from ailabber.workstation.wildmatch import compile_glob
+
+if TYPE_CHECKING:
+    from ailabber.workstation.gitignore import GitIgnores
 
 IGNORE_FILE = ".ailabberignore"
+BUILTIN = "built-in"
+CONFIG = "files.ignore"
 
 #: Always excluded, whatever the student writes.
 BUILTIN_PATTERNS: tuple[str, ...] = (
@@ -30,11 +53,22 @@ BUILTIN_PATTERNS: tuple[str, ...] = (
 )
 
 
-class _Rule(NamedTuple):
-    regex: re.Pattern[str]
+class Rule(NamedTuple):
+    regex: re.Pattern[str] | None   # None: a line git accepts that can match nothing
     negated: bool
     dir_only: bool
-    anchored: bool  # match the whole relative path, not just the last component
+    anchored: bool      # match the path relative to the rule's directory, not just the last component
+    text: str           # the line as written (trailing spaces removed)
+    source: str         # BUILTIN, CONFIG, or the file, relative to the upload directory
+    line: int           # line number in that file; the index in files.ignore
+
+    def where(self) -> str:
+        """Where a student finds this rule: ``.gitignore:3``, ``files.ignore[0]``, ``built-in``."""
+        if self.source == BUILTIN:
+            return BUILTIN
+        if self.source == CONFIG:
+            return f"{CONFIG}[{self.line}]"
+        return f"{self.source}:{self.line}"
 
 
 def _trim_trailing_spaces(line: str) -> str:
@@ -52,155 +86,150 @@ def _trim_trailing_spaces(line: str) -> str:
     return line[:end]
 
 
-def _bracket(body: str, i: int) -> tuple[str, int] | None:
-    """Translate ``[...]`` starting at ``body[i]``; None when it is not closed (literal ``[``)."""
-    j = i + 1
-    negate = j < len(body) and body[j] in "!^"
-    if negate:
-        j += 1
-    items: list[str] = []
-    first = True
-    while j < len(body):
-        c = body[j]
-        if c == "]" and not first:
-            cls = "".join(items)
-            if negate:
-                return f"[^/{cls}]", j + 1
-            return f"(?!/)[{cls}]", j + 1
-        if c == "\\" and j + 1 < len(body):
-            items.append(re.escape(body[j + 1]))
-            j += 2
-        else:
-            items.append("-" if c == "-" else re.escape(c))
-            j += 1
-        first = False
-    return None
-
-
-def _translate(body: str) -> str:
-    """gitignore glob -> regex source for ``fullmatch``; ``/`` is never matched by ``*``/``?``."""
-    out: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        c = body[i]
-        if c == "*":
-            j = i
-            while j < n and body[j] == "*":
-                j += 1
-            whole_segment = (i == 0 or body[i - 1] == "/") and (j == n or body[j] == "/")
-            if j - i >= 2 and whole_segment:
-                if j == n:          # "**" alone or trailing "/**": everything below
-                    out.append(".*")
-                    i = j
-                else:               # leading "**/" or middle "/**/": zero or more dirs
-                    out.append("(?:.*/)?")
-                    i = j + 1
-                continue
-            out.append("[^/]*")
-            i = j
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            got = _bracket(body, i)
-            if got is None:
-                out.append(re.escape(c))
-                i += 1
-            else:
-                out.append(got[0])
-                i = got[1]
-        elif c == "\\" and i + 1 < n:
-            out.append(re.escape(body[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return "".join(out)
-
-
-def _compile_line(line: str) -> _Rule | None:
-    line = line.rstrip("\r")
+def compile_line(line: str, source: str, number: int, dot_slash: bool = False) -> Rule | None:
+    """One line of a gitignore file as a ``Rule``; None for blanks and comments."""
+    line = _trim_trailing_spaces(line.rstrip("\r"))
     if not line or line.startswith("#"):
         return None
-    line = _trim_trailing_spaces(line)
+    text = line
     negated = line.startswith("!")
     if negated:
         line = line[1:]
-    dir_only = False
-    while line.endswith("/") and not line.endswith("\\/"):
-        dir_only = True
-        line = line[:-1]
-    if line.startswith("./"):
-        line = "/" + line[2:]
+    dir_only = line.endswith("/") and not line.endswith("\\/")
+    if dir_only:
+        line = line[:-1]          # only one: git never matches "data//"
+    if dot_slash and line.startswith("./"):
+        line = line[1:]
     anchored = "/" in line
-    line = line.lstrip("/")
+    if line.startswith("/"):
+        line = line[1:]
     if not line:
         return None
-    try:
-        regex = re.compile(_translate(line), re.DOTALL)
-    except re.error:
-        # e.g. a reversed range "[z-a]": git simply never matches such a pattern
-        return None
-    return _Rule(regex, negated, dir_only, anchored)
+    return Rule(compile_glob(line), negated, dir_only, anchored, text, source, number)
 
 
-def _compile_all(patterns: Iterable[str]) -> list[_Rule]:
-    rules: list[_Rule] = []
-    for pattern in patterns:
-        for line in pattern.split("\n"):
-            rule = _compile_line(line)
+def compile_lines(lines: Iterable[str], source: str, first: int = 1, dot_slash: bool = False) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for number, line in enumerate(lines, first):
+        for part in line.split("\n"):
+            rule = compile_line(part, source, number, dot_slash)
             if rule is not None:
                 rules.append(rule)
-    return rules
+    return tuple(rules)
 
 
-_BUILTIN_RULES = _compile_all(BUILTIN_PATTERNS)
+class RuleSet(NamedTuple):
+    """The rules of one source and the paths they judge (git reads a ``.gitignore``
+    relative to its own directory)."""
+
+    rules: tuple[Rule, ...]
+    scope: str = ""     # the directory below the upload root whose contents it judges ("": all)
+    lead: str = ""      # a .gitignore above the upload root: the root as seen from the file's directory
 
 
-def _matches(rule: _Rule, rel: str, base: str, is_dir: bool) -> bool:
-    if rule.dir_only and not is_dir:
-        return False
-    return rule.regex.fullmatch(rel if rule.anchored else base) is not None
+#: Rules in the order they are tried: (regex, dir_only, anchored, lead, cut, rule), where
+#: an anchored rule matches ``lead + rel[cut:]``, the path seen from its file's directory.
+_Try = tuple[re.Pattern[str], bool, bool, str, int, Rule]
+_Flat = tuple[_Try, ...]
+
+
+def _flatten(sets: Iterable[RuleSet]) -> _Flat:
+    """Rule sets, lowest precedence first, as one sequence to try in order.
+
+    "The first source with a matching line decides, within it the last line" is the same
+    as "the last matching line of all the sources in a row": so the rules are simply
+    reversed, and the first one that matches decides.  Lines that can match nothing are
+    dropped here, once.
+    """
+    out: list[_Try] = []
+    for rules in sets:
+        cut = len(rules.scope) + 1 if rules.scope else 0
+        out.extend((r.regex, r.dir_only, r.anchored, rules.lead, cut, r) for r in rules.rules if r.regex is not None)
+    out.reverse()
+    return tuple(out)
+
+
+class Exclusion(NamedTuple):
+    rule: Rule
+    path: str       # the path the rule matched: the one asked about, or an excluded parent
+    is_dir: bool
+
+
+def pattern_for(rel: str, is_dir: bool) -> str:
+    """The files.ignore line that names exactly ``rel``: anchored, special characters
+    escaped, a trailing ``/`` for a directory."""
+    body = re.sub(r"([*?\\[\\\\])", r"\\\1", rel)
+    if body.endswith(" "):
+        body = body[:-1] + "\\ "
+    return "/" + body + ("/" if is_dir else "")
+
+
+_BUILTIN = RuleSet(compile_lines(BUILTIN_PATTERNS, BUILTIN))
 
 
 class IgnoreRules:
-    """Decides whether a path (relative to the upload root, POSIX form) is left out."""
+    """Decides whether a path (relative to the upload root, POSIX form) is left out, and
+    by which rule."""
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        self._rules = _compile_all(patterns)
-        self._dir_cache: dict[str, bool] = {}
+    def __init__(self, patterns: Iterable[str] = (), *, own: Sequence[RuleSet] = (),
+                 git: GitIgnores | None = None) -> None:
+        """``patterns``: files.ignore; ``own``: sets above it (.ailabberignore);
+        ``git``: the project's git ignore files below it."""
+        self._own = (RuleSet(compile_lines(patterns, CONFIG, first=0, dot_slash=True)), *own)
+        self._git = git
+        self._dir_cache: dict[str, Rule | None] = {}
+        self._flat: dict[str, _Flat] = {}           # per directory: the rules for its entries
+        self._by_chain: dict[int, _Flat] = {}       # shared by the directories with the same git files
 
     @classmethod
-    def from_upload_root(cls, root: Path, patterns: Sequence[str]) -> IgnoreRules:
-        """Config patterns first, then ``<root>/.ailabberignore`` so the file has the last word.
+    def from_upload_root(cls, root: Path, patterns: Sequence[str], use_git: bool = True) -> IgnoreRules:
+        """Every source for the upload directory ``root`` (resolved).
 
-        Raises ``OSError`` or ``UnicodeDecodeError`` when the ignore file exists but cannot
-        be read: silently uploading what the student meant to exclude would be worse.
+        Raises ``OSError`` or ``UnicodeDecodeError`` when ``.ailabberignore`` exists but
+        cannot be read: silently uploading what the student meant to exclude would be
+        worse.  A ``.gitignore`` that cannot be read is in ``problems``.
         """
-        lines = list(patterns)
+        own: list[RuleSet] = []
         path = Path(root) / IGNORE_FILE
         if path.is_file():
-            lines.extend(path.read_bytes().decode("utf-8").splitlines())
-        return cls(lines)
+            text = path.read_bytes().decode("utf-8")
+            own.append(RuleSet(compile_lines(text.split("\n"), IGNORE_FILE, dot_slash=True)))
+        git = None
+        if use_git:
+            from ailabber.workstation.gitignore import GitIgnores
 
-    def is_builtin(self, rel_posix_path: str, is_dir: bool) -> bool:
-        """True when a built-in rule (not the student's own) excludes the path or a parent."""
-        parts = _split(rel_posix_path)
-        for k in range(1, len(parts) + 1):
-            sub = "/".join(parts[:k])
-            sub_is_dir = is_dir if k == len(parts) else True
-            if any(_matches(r, sub, parts[k - 1], sub_is_dir) for r in _BUILTIN_RULES):
-                return True
-        return False
+            git = GitIgnores(str(root))
+        return cls(patterns, own=own, git=git)
 
-    def is_ignored(self, rel_posix_path: str, is_dir: bool) -> bool:
-        parts = _split(rel_posix_path)
-        if not parts:
-            return False
-        for k in range(1, len(parts)):
-            if self._dir_ignored("/".join(parts[:k])):
-                return True
-        return self.ignores_entry("/".join(parts), is_dir)
+    @property
+    def problems(self) -> list[str]:
+        """Ignore files that exist but could not be read (one line each)."""
+        return self._git.problems if self._git is not None else []
+
+    def _rules_for(self, directory: str) -> _Flat:
+        flat = self._flat.get(directory)
+        if flat is None:
+            chain = self._git.chain(directory) if self._git is not None else ()
+            flat = self._by_chain.get(id(chain))
+            if flat is None:
+                flat = self._by_chain[id(chain)] = _flatten((*chain, *self._own, _BUILTIN))
+            self._flat[directory] = flat
+        return flat
+
+    def decide(self, rel: str, is_dir: bool) -> Rule | None:
+        """The rule that decides ``rel`` itself (negated: kept), trusting that no parent
+        is excluded; None when no rule matches."""
+        directory, _, base = rel.rpartition("/")
+        for regex, dir_only, anchored, lead, cut, rule in self._rules_for(directory):
+            if dir_only and not is_dir:
+                continue
+            if anchored:
+                path = rel[cut:] if cut else rel
+                if regex.fullmatch(lead + path if lead else path):
+                    return rule
+            elif regex.fullmatch(base):
+                return rule
+        return None
 
     def ignores_entry(self, rel: str, is_dir: bool) -> bool:
         """Match ``rel`` itself only, trusting that no parent is ignored.
@@ -208,21 +237,37 @@ class IgnoreRules:
         A tree walk that never descends into ignored directories already knows that, and
         skipping the parent checks keeps planning a large upload cheap.
         """
-        base = rel.rpartition("/")[2]
-        for rule in _BUILTIN_RULES:
-            if _matches(rule, rel, base, is_dir):
-                return True
-        for rule in reversed(self._rules):
-            if _matches(rule, rel, base, is_dir):
-                return not rule.negated
-        return False
+        rule = self.decide(rel, is_dir)
+        return rule is not None and not rule.negated
 
-    def _dir_ignored(self, rel: str) -> bool:
-        hit = self._dir_cache.get(rel)
-        if hit is None:
-            hit = self.ignores_entry(rel, True)
-            self._dir_cache[rel] = hit
-        return hit
+    def excluded_by(self, rel_posix_path: str, is_dir: bool) -> Exclusion | None:
+        """What leaves the path out: its own rule, or the rule of its highest excluded
+        parent directory; None when it is uploaded."""
+        parts = _split(rel_posix_path)
+        if not parts:
+            return None
+        for k in range(1, len(parts)):
+            sub = "/".join(parts[:k])
+            rule = self._dir_rule(sub)
+            if rule is not None:
+                return Exclusion(rule, sub, True)
+        rel = "/".join(parts)
+        rule = self.decide(rel, is_dir)
+        return Exclusion(rule, rel, is_dir) if rule is not None and not rule.negated else None
+
+    def is_ignored(self, rel_posix_path: str, is_dir: bool) -> bool:
+        return self.excluded_by(rel_posix_path, is_dir) is not None
+
+    def is_builtin(self, rel_posix_path: str, is_dir: bool) -> bool:
+        """True when a built-in rule (not the student's own) leaves the path out."""
+        why = self.excluded_by(rel_posix_path, is_dir)
+        return why is not None and why.rule.source == BUILTIN
+
+    def _dir_rule(self, rel: str) -> Rule | None:
+        if rel not in self._dir_cache:
+            rule = self.decide(rel, True)
+            self._dir_cache[rel] = rule if rule is not None and not rule.negated else None
+        return self._dir_cache[rel]
 
 
 def _split(rel: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, decode_config, parse_task_config
 from ailabber.model.config_fields import Problems, quote
-from ailabber.workstation.ignore import IgnoreRules
+from ailabber.workstation.ignore import BUILTIN, CONFIG, IGNORE_FILE, IgnoreRules, pattern_for
 
 
 def _inside(path: str, root: str) -> bool:
@@ -41,11 +41,16 @@ def _symlink_escape(root: Path, norm: str) -> str | None:
 
 
 def _excluded(rules: IgnoreRules, raw: str, norm: str, is_dir: bool) -> str | None:
-    if norm == "." or not rules.is_ignored(norm, is_dir):
+    why = None if norm == "." else rules.excluded_by(norm, is_dir)
+    if why is None:
         return None
-    if rules.is_builtin(norm, is_dir):
+    if why.rule.source == BUILTIN:
         return f"{quote(raw)} is excluded by the built-in ignore rules (.git/, .venv/, __pycache__/, ...)"
-    return f"{quote(raw)} is excluded by files.ignore / .ailabberignore"
+    if why.rule.source in (CONFIG, IGNORE_FILE):
+        fix = f"remove that line from {CONFIG if why.rule.source == CONFIG else IGNORE_FILE}"
+    else:
+        fix = f"to upload it anyway, add {quote('!' + pattern_for(why.path, why.is_dir))} to files.ignore"
+    return f"{quote(raw)} is excluded by {why.rule.where()} ({quote(why.rule.text)}); {fix}"
 
 
 class UploadDir:

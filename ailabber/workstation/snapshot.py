@@ -20,7 +20,7 @@ from typing import NamedTuple
 from ailabber.model.config import ConfigError, TaskConfig
 from ailabber.model.pathlimits import Extremes, over
 from ailabber.storage.fsutil import fsync_dir, fsync_fd
-from ailabber.workstation.ignore import IgnoreRules
+from ailabber.workstation.ignore import IgnoreRules, Rule
 
 FILE = "file"
 DIR = "dir"
@@ -39,6 +39,13 @@ class Entry(NamedTuple):
     target: str | None = None  # symlinks only: the link text as written
 
 
+class Excluded(NamedTuple):
+    """A path the walk left out, and the rule that did (nothing below it was looked at)."""
+    rel: str
+    is_dir: bool
+    rule: Rule
+
+
 class SnapshotPlan(NamedTuple):
     root: Path
     entries: list[Entry]
@@ -46,6 +53,7 @@ class SnapshotPlan(NamedTuple):
     file_count: int
     source_name: str = "task_config.toml"  # prefixes error lines raised while copying
     disk_bytes: int = 0     # blocks the files use (holes cost nothing): what the cluster's quota counts
+    excluded: tuple[Excluded, ...] = ()     # what the ignore rules left out, for ``submit --dry-run``
 
     def largest(self, n: int = 10) -> list[Entry]:
         """The ``n`` biggest files, to tell a student why an upload is large."""
@@ -79,10 +87,19 @@ class _Planner:
         self.prefix = f"{cfg.source.name}: files.upload:"
         self.problems: list[str] = []
         self.entries: list[Entry] = []
+        self.excluded: list[Excluded] = []
         self.disk_bytes = 0
 
     def problem(self, message: str) -> None:
         self.problems.append(f"{self.prefix} {message}")
+
+    def left_out(self, rel: str, is_dir: bool) -> bool:
+        """Whether the rules leave ``rel`` out; remembers by which rule."""
+        rule = self.rules.decide(rel, is_dir)
+        if rule is None or rule.negated:
+            return False
+        self.excluded.append(Excluded(rel, is_dir, rule))
+        return True
 
     def scan(self, path: str, rel: str) -> list[os.DirEntry[str]]:
         try:
@@ -112,12 +129,12 @@ class _Planner:
             if de.is_symlink():
                 self.symlink(de, rel)
             elif de.is_dir(follow_symlinks=False):
-                if not self.rules.ignores_entry(rel, True):
+                if not self.left_out(rel, True):
                     st = de.stat(follow_symlinks=False)
                     self.entries.append(Entry(rel, DIR, 0, stat.S_IMODE(st.st_mode) & 0o777))
                     return True
             elif de.is_file(follow_symlinks=False):
-                if not self.rules.ignores_entry(rel, False):
+                if not self.left_out(rel, False):
                     st = de.stat(follow_symlinks=False)
                     if not os.access(de.path, os.R_OK):
                         self.problem(f"cannot read file {_q(rel)}: Permission denied")
@@ -137,8 +154,7 @@ class _Planner:
         target_is_dir = os.path.isdir(real)
         # git treats a link as a file; also honour "dir/" patterns for links to directories,
         # since that is what a student means by ignoring it
-        if self.rules.ignores_entry(rel, False) or (
-                target_is_dir and self.rules.ignores_entry(rel, True)):
+        if self.left_out(rel, False) or (target_is_dir and self.left_out(rel, True)):
             return
         target = os.readlink(de.path)
         if not _inside(real, self.root):
@@ -164,7 +180,7 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
     extremes = Extremes()
     for e in planner.entries:
         extremes.note(e.rel)
-    for line in extremes.problems():
+    for line in (*planner.rules.problems, *extremes.problems()):
         planner.problem(line)
     if planner.problems:
         raise ConfigError(planner.problems)
@@ -176,6 +192,7 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
         file_count=len(files),
         source_name=cfg.source.name,
         disk_bytes=planner.disk_bytes,
+        excluded=tuple(planner.excluded),
     )
 
 

@@ -39,16 +39,23 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     cfg, raw = load_task_config_bytes(config_path)
     check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
-    limits = limits or UploadLimits()
+    refused = limit_problems(config_path, plan, limits or UploadLimits())
+    if refused:
+        raise ConfigError(refused)
+    return cfg, plan, raw
+
+
+def limit_problems(config_path: Path, plan: SnapshotPlan, limits: UploadLimits) -> list[str]:
+    """The lines a submit of ``plan`` is refused with under ``limits`` (none: it fits)."""
     too_big = limits.problem(plan.total_bytes, plan.file_count)
     if too_big:
         largest = ", ".join(f"{e.rel} ({size(e.size)})" for e in plan.largest(5))
-        raise ConfigError([f"{config_path.name}: files.upload: {too_big}; largest: {largest}; "
-                           "add what the job does not need to files.ignore or .ailabberignore"])
+        return [f"{config_path.name}: files.upload: {too_big}; largest: {largest}; "
+                "add what the job does not need to files.ignore or .ailabberignore"]
     over_quota = limits.quota_problem(plan.disk_bytes)    # as of the last limits.json spoold pulled
     if over_quota:
-        raise ConfigError([f"{config_path.name}: files.upload: {over_quota}"])
-    return cfg, plan, raw
+        return [f"{config_path.name}: files.upload: {over_quota}"]
+    return []
 
 
 def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:

@@ -84,6 +84,13 @@ def test_defaults(proj: Path) -> None:
     assert cfg.run == Run(commands=("python train.py",))
 
 
+def test_warning_settings(proj: Path) -> None:
+    cfg = load_task_config(write(proj, '[files]\nwarn = false\nno_warn = ["/data/", "*.pt"]\n' + RUN))
+    assert cfg.files.warn is False
+    assert cfg.files.no_warn == ("/data/", "*.pt")
+    assert Files().warn is True and Files().no_warn == ()
+
+
 def test_template_parses_in_an_empty_directory(tmp_path: Path) -> None:
     path = tmp_path / NAME
     path.write_text(TEMPLATE)
@@ -91,7 +98,7 @@ def test_template_parses_in_an_empty_directory(tmp_path: Path) -> None:
     assert cfg.run.commands == ("python train.py",)
     assert cfg.resources == Resources()
     for key in ("gpus", "cpus", "memory", "time_limit", "pyproject_toml", "uv_lock",
-                "extra_wheels", "upload", "ignore", "workdir", "commands", "logs", "results"):
+                "extra_wheels", "upload", "ignore", "workdir", "warn", "no_warn", "commands", "logs", "results"):
         assert key in TEMPLATE
 
 
@@ -295,9 +302,15 @@ BAD = [
     Bad("pyproject-is-dir", ENV_OK.replace('"pyproject.toml"', '"src"') + RUN,
         {"environment.pyproject_toml"}, "regular file"),
     Bad("pyproject-ignored", ENV_OK + '[files]\nignore = ["pyproject.toml"]\n' + RUN,
-        {"environment.pyproject_toml"}, "is excluded by files.ignore / .ailabberignore"),
+        {"environment.pyproject_toml"}, "is excluded by files.ignore[0] ('pyproject.toml')"),
     Bad("uv-lock-ignored-by-file", ENV_OK + RUN, {"environment.uv_lock"},
-        "is excluded by files.ignore / .ailabberignore", _make_file(".ailabberignore", "*.lock\n")),
+        "is excluded by .ailabberignore:1 ('*.lock')", _make_file(".ailabberignore", "*.lock\n")),
+    Bad("uv-lock-gitignored", ENV_OK + RUN, {"environment.uv_lock"},
+        "is excluded by .gitignore:2 ('*.lock'); to upload it anyway, add '!/uv.lock' to files.ignore",
+        _make_file(".gitignore", "# locks\n*.lock\n")),
+    Bad("workdir-in-gitignored-dir", '[files]\nworkdir = "src/sub"\n' + RUN, {"files.workdir"},
+        "is excluded by src/.gitignore:1 ('/sub/'); to upload it anyway, add '!/src/sub/'",
+        lambda proj: (_make_file("src/.gitignore", "/sub/\n")(proj), _make_file("src/sub/a.py")(proj))),
     Bad("uv-lock-missing", ENV_OK + RUN, {"environment.uv_lock"}, "does not exist",
         _remove("uv.lock")),
     Bad("upload-dotdot", '[files]\nupload = "../"\n' + RUN, {"files.upload"}),
@@ -309,6 +322,9 @@ BAD = [
     Bad("ignore-not-list", '[files]\nignore = "*.ckpt"\n' + RUN, {"files.ignore"}),
     Bad("ignore-int-element", '[files]\nignore = ["*.ckpt", 3]\n' + RUN, {"files.ignore[1]"}),
     Bad("ignore-multiline", '[files]\nignore = ["a\\nb"]\n' + RUN, {"files.ignore[0]"}),
+    Bad("warn-not-bool", '[files]\nwarn = "no"\n' + RUN, {"files.warn"}, "must be true or false"),
+    Bad("no-warn-element", '[files]\nno_warn = ["data/", 3]\n' + RUN, {"files.no_warn[1]"}),
+    Bad("no-warn-multiline", '[files]\nno_warn = ["a\\nb"]\n' + RUN, {"files.no_warn[0]"}),
     # several at once: every one reported
     Bad("many-problems",
         '[resources]\ngpus = true\ncpus = -3\nmemory = "lots"\ntime_limit = "soon"\n'

@@ -56,7 +56,8 @@ CASES: list[tuple[list[str], str, bool, bool]] = [
     (["[abc].py"], "d.py", F, False),
     (["[!abc].py"], "d.py", F, True),
     (["[a-c]x"], "bx", F, True),
-    (["[z-a]"], "z", F, False),                 # invalid range never matches
+    (["[z-a]"], "z", F, True),                  # as git: the first character, then an empty range
+    (["[z-a]"], "y", F, False),
     (["a*b"], "a/b", F, False),                  # * does not cross /
     (["a/*"], "a/b/c", F, True),                 # through the ignored a/b
     # ** forms

@@ -82,6 +82,34 @@ def test_ailabberignore_applies(tree: Path) -> None:
     assert "big.bin" not in rels(plan_snapshot(cfg_for(tree)))
 
 
+def test_gitignore_applies_and_every_exclusion_keeps_its_rule(tree: Path) -> None:
+    (tree / ".gitignore").write_text("# outputs\nbig.bin\nempty/\n")
+    plan = plan_snapshot(cfg_for(tree))
+    assert "big.bin" not in rels(plan) and "empty" not in rels(plan) and ".gitignore" in rels(plan)
+    assert {(x.rel, x.is_dir, x.rule.where()) for x in plan.excluded} == {
+        (".git", True, "built-in"), (".venv", True, "built-in"), ("ailabber-results", True, "built-in"),
+        ("src/pkg/__pycache__", True, "built-in"), ("src/old.pyc", False, "built-in"),
+        ("data", True, "files.ignore[1]"), ("model.ckpt", False, "files.ignore[0]"),
+        ("big.bin", False, ".gitignore:2"), ("empty", True, ".gitignore:3")}
+
+
+def test_plan_refuses_an_unreadable_gitignore(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ailabber.workstation import gitignore
+
+    (tree / "src" / ".gitignore").write_text("*.py\n")
+    real_open = os.open
+
+    def deny(path: str, flags: int, *args: int, **kwargs: int) -> int:
+        if str(path).endswith("src/.gitignore"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(gitignore.os, "open", deny)
+    with pytest.raises(ConfigError) as err:
+        plan_snapshot(cfg_for(tree))
+    assert err.value.problems == ["task_config.toml: files.upload: cannot read 'src/.gitignore': Permission denied"]
+
+
 def test_ignored_outside_symlink_is_fine(tree: Path, tmp_path: Path) -> None:
     (tree / "data" / "escape").symlink_to(tmp_path)      # inside the ignored data/
     (tree / "x.ckpt").symlink_to("/nonexistent")           # ignored by *.ckpt
