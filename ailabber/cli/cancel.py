@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ailabber.cli.common import EXIT_OK, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.common import EXIT_OK, CliError, describe, find_task, get_spool, spoold_pid
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Cancel tasks: one that has not started ends canceled, a running one terminated.  The
+request waits in your spool until spoold carries it out.""", """\
+  ailabber cancel 63d
+  ailabber cancel 63d x7k 9qa                   several at once""")
     p.add_argument("id", nargs="+", help="task ids, or unique prefixes or suffixes of them")
     p.set_defaults(func=run)
 

@@ -6,13 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
+from ailabber.cli.common import (
+    EXIT_USAGE,
+    CliError,
+    describe,
+    get_settings,
+    print_json,
+    spoold_pid,
+    task_json,
+)
 from ailabber.model import render
 from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import UploadLimits, published
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Check CONFIG (default ./task_config.toml), take a snapshot of the upload directory and
+put the task in your spool; spoold sends it to the cluster.  Prints the task id.
+Exits 2 on config errors (one line per problem), 1 if the spool cannot be written.""", """\
+  ailabber submit                               ./task_config.toml
+  ailabber submit experiments/lr-sweep.toml     another config (paths are relative to it)
+  id=$(ailabber submit --json | jq -r .id)      the id, for a script""")
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
     p.set_defaults(func=run)
