@@ -85,9 +85,9 @@ def _print_charts(m: Metrics, height: int) -> None:
         ys = [v for _x, v in s.points]
         if i:
             print()
-        print(f"{s.name} = {number(y)} at {s.x_name().split()[0]} {number(x)}"
+        print(f"{s.name} = {number(y)} at {s.x_name()} {number(x)}"
               f"   ({len(ys)} points, min {number(min(ys))}, max {number(max(ys))})")
-        for line in chart(s.points, width, height, x_name=s.x_name().split()[0], ascii=ascii):
+        for line in chart(s.points, width, height, x_name=s.x_name(), ascii=ascii):
             print(line)
 
 

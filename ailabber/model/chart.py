@@ -24,10 +24,11 @@ def number(v: float) -> str:
 
 
 def _scale(v: float, lo: float, hi: float, steps: int) -> int:
-    """``v`` in [lo, hi] as 0 .. steps - 1 (the middle when the range is a single value)."""
+    """``v`` in [lo, hi] as 0 .. steps - 1 (the middle when the range is a single value).
+    Halved first, which is exact, so that a range as wide as the floats does not overflow."""
     if hi <= lo:
         return (steps - 1) // 2
-    return min(steps - 1, max(0, round((v - lo) / (hi - lo) * (steps - 1))))
+    return min(steps - 1, max(0, round((v / 2 - lo / 2) / (hi / 2 - lo / 2) * (steps - 1))))
 
 
 def _line(dots: set[tuple[int, int]], c0: int, r0: int, c1: int, r1: int) -> None:

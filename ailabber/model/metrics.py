@@ -47,9 +47,10 @@ class Series:
         return self.points[-1]
 
     def x_name(self) -> str:
+        """What x is: ``step``, ``line`` (numbers), or ``x`` when some lines had a step and some not."""
         if self.by_step == len(self.points):
             return X_KEY
-        return "line" if self.by_step == 0 else f"{X_KEY} (line number where a line has none)"
+        return "line" if self.by_step == 0 else "x"
 
     def to_dict(self) -> dict[str, Any]:
         ys = [y for _x, y in self.points]

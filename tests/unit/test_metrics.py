@@ -29,7 +29,7 @@ def test_without_step_x_is_the_line_number() -> None:
     assert m.series["loss"].x_name() == "line"
     mixed = parse(b'{"loss": 3}\n{"step": 7, "loss": 2}\n')
     assert mixed.series["loss"].points == [(1, 3), (7, 2)]
-    assert mixed.series["loss"].x_name().startswith("step (line number")
+    assert mixed.series["loss"].x_name() == "x"
 
 
 def test_what_cannot_be_read_is_skipped_and_counted() -> None:
@@ -109,6 +109,11 @@ def test_chart_of_one_value_or_one_point_and_a_narrow_terminal() -> None:
     assert sum(1 for c in "".join(one) if ord(c) in BRAILLE) == 1
     narrow = chart([(0, 1), (1, 2)], 5, 3)
     assert max(len(line) for line in narrow) >= MIN_PLOT_WIDTH
+
+
+def test_chart_of_values_as_far_apart_as_floats_go() -> None:
+    lines = chart([(-1.7e308, -1.7e308), (0, 0), (1.7e308, 1.7e308)], 40, 4)
+    assert lines[0].startswith(" 1.7e+308 ┤") and lines[3].startswith("-1.7e+308 ┤")
 
 
 def test_ascii_chart_uses_plain_characters() -> None:
