@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ailabber.cli.common import EXIT_OK, CliError, describe, find_task, get_spool, spoold_pid
+from ailabber.cli.common import EXIT_OK, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:

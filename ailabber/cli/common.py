@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,13 +22,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAIL):
         super().__init__(message)
         self.code = code
-
-
-def describe(p: argparse.ArgumentParser, description: str, examples: str) -> None:
-    """A verb's ``--help``: what it does, then examples, both shown as written (the
-    formatter keeps their lines)."""
-    p.description = description
-    p.epilog = "examples:\n" + examples
 
 
 def get_settings() -> SpooldSettings:

@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ailabber.cli.common import describe, get_spool
+from ailabber.cli.common import get_spool
+from ailabber.cli.helptext import describe
 
 SHELLS = ("bash", "zsh", "fish")
 INSTALL = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli.common import describe
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from ailabber.cli.common import describe, print_json
+from ailabber.cli.common import print_json
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.checks import Check, load, passed, render
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings

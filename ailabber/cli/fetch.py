@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ailabber.cli.common import EXIT_FAIL, CliError, describe, find_task, get_spool, spoold_pid
+from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.storage import statusfile
 from ailabber.storage.logindex import INDEX, STREAMS, split_stream

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ailabber.cli.common import EXIT_USAGE, CliError, describe
+from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from ailabber.cli.common import EXIT_FAIL, describe, find_task, get_spool
+from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.cli.helptext import describe
 from ailabber.storage.logindex import STREAMS as INDEXED
 from ailabber.storage.logindex import StreamReader, read_from
 

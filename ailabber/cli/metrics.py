@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ailabber.cli.common import EXIT_FAIL, EXIT_USAGE, CliError, describe, find_task, get_spool, print_json
+from ailabber.cli.common import EXIT_FAIL, EXIT_USAGE, CliError, find_task, get_spool, print_json
+from ailabber.cli.helptext import describe
 from ailabber.model.metrics import Metrics, parse
 from ailabber.model.remote_layout import LOGS, METRICS
 

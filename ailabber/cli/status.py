@@ -7,7 +7,6 @@ import argparse
 from ailabber.cli.common import (
     EXIT_USAGE,
     CliError,
-    describe,
     find_task,
     get_settings,
     get_spool,
@@ -15,6 +14,7 @@ from ailabber.cli.common import (
     spoold_pid,
     task_json,
 )
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
 from ailabber.model.task import STATES, TaskStatus

@@ -6,15 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ailabber.cli.common import (
-    EXIT_USAGE,
-    CliError,
-    describe,
-    get_settings,
-    print_json,
-    spoold_pid,
-    task_json,
-)
+from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
+from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import UploadLimits, published

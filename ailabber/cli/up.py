@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli.common import EXIT_USAGE, CliError, describe
+from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:

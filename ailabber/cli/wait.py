@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ailabber.cli.common import EXIT_FAIL, describe, find_task, get_spool
+from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.task import COMPLETED
 

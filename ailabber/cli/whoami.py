@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ailabber.cli.common import EXIT_USAGE, describe, print_json, spoold_pid
+from ailabber.cli.common import EXIT_USAGE, print_json, spoold_pid
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
 from ailabber.model.render import duration, size
 from ailabber.storage.home import ailabber_home, os_user, spool_path

@@ -61,7 +61,7 @@ def test_submit_imports_no_other_verb(tmp_path) -> None:  # type: ignore[no-unty
             "print('dataclasses' in sys.modules, 'shutil' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     modules, heavy = out.splitlines()
-    assert modules == "['ailabber.cli.common', 'ailabber.cli.main', 'ailabber.cli.submit']"
+    assert modules == "['ailabber.cli.common', 'ailabber.cli.helptext', 'ailabber.cli.main', 'ailabber.cli.submit']"
     assert heavy == "False False"
 
 
