@@ -24,6 +24,7 @@ from ailabber.storage import fsutil
 from remoted import proctree
 from remoted.identity import NETWORK_VARS
 from remoted.joblogs import Logs
+from remoted.jobmetrics import METRICS_VAR, SizeWatch, metrics_path
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 
 #: Variables passed through from the wrapper's environment; everything else is dropped so
@@ -47,6 +48,7 @@ class Wrapper:
         self.spec = spec
         self.run_dir = Path(spec.run_dir)
         self.logs = Logs(Path(spec.log_dir), spec.max_log_bytes)
+        self.metrics = SizeWatch(spec.log_dir, spec.max_log_bytes)
         self.stop_signal: int | None = None
         self.started = time.time()
         self.deadline = self.started + spec.time_limit_s
@@ -141,6 +143,7 @@ class Wrapper:
             "AILABBER_TASK_ID": self.spec.task_id,
             "AILABBER_DEADLINE": str(int(self.deadline)),
             "AILABBER_LOG_DIR": self.spec.log_dir,
+            METRICS_VAR: metrics_path(self.spec.log_dir),
             "AILABBER_SIGNAL_BEFORE_TIMEOUT": str(self.spec.signal_before),
         })
         return env
@@ -210,6 +213,8 @@ class Wrapper:
                 time.sleep(TICK / 4)
             if self.warning_due(command_started):
                 self.warn()
+            if (note := self.metrics.note(time.time())) is not None:
+                self.logs.note(note)
             if stop is None:
                 if time.time() >= self.deadline:
                     stop = "timeout"          # also when the TERM came from a time-limit backstop

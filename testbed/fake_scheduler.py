@@ -41,6 +41,7 @@ from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, T
 from remoted import proctree
 from remoted.daemon import Remoted
 from remoted.joblogs import Logs
+from remoted.jobmetrics import METRICS_VAR, metrics_path
 from remoted.jobspec import JobSpec
 from remoted.schedulers.base import Blocked, JobHandle, JobState, Scheduler, SchedulerUnavailable
 
@@ -192,6 +193,7 @@ class FakeScheduler(Scheduler):
                "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONUNBUFFERED": "1",
                "CUDA_VISIBLE_DEVICES": ",".join(map(str, job.gpus)), MARKER: spec.task_id,
                "AILABBER_DEADLINE": str(int(deadline)), "AILABBER_LOG_DIR": spec.log_dir,
+               METRICS_VAR: metrics_path(spec.log_dir),
                "AILABBER_SIGNAL_BEFORE_TIMEOUT": str(spec.signal_before)}
         at = now_iso(started)
         job.state = JobState(RUNNING, started_at=at)

@@ -6,12 +6,20 @@ import argparse
 import sys
 
 from ailabber.cli.common import EXIT_OK, EXIT_USAGE, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.helptext import describe
 from ailabber.cli.status import check_list_options, tasks_in
 from ailabber.model.task import STATES, TERMINAL, TaskStatus
 from ailabber.storage.spool import Spool
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Cancel tasks: one that has not started ends canceled, a running one terminated.  The
+request waits in your spool until spoold carries it out.""", """\
+  ailabber cancel 63d
+  ailabber cancel 63d x7k 9qa                   several at once
+  ailabber cancel --state pending               every task still waiting
+  ailabber cancel --all                         every task not finished yet""")
     p.add_argument("id", nargs="*", help="task ids, or unique prefixes or suffixes of them")
     p.add_argument("--all", action="store_true", help="every task that has not finished")
     p.add_argument("--state", action="append",

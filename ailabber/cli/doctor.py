@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ailabber.cli.common import print_json
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.checks import Check, load, passed, render
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
@@ -22,6 +23,12 @@ from ailabber.storage.spool import DAEMON_LOCK
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Check your setup, one ok/FAIL line each: spoold.yaml, the spool, spoold, the remote
+(and over ssh, that your key reaches only your directory), remoted, its scheduler and
+uv.  Exits 0 only if every check passes.""", """\
+  ailabber doctor
+  ailabber doctor --remoted-config /etc/ailabber/remoted.yaml     (admins, on the cluster)""")
     p.add_argument("--json", action="store_true")
     p.add_argument("--remoted-config", type=Path, help="(admins, on the cluster) check this remoted setup instead")
     p.add_argument("--timeout", type=float, default=60)

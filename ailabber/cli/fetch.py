@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.task import TaskStatus
 from ailabber.storage import statusfile
@@ -37,7 +38,13 @@ EXIT_UNMATCHED = 3
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id")
+    describe(p, """\
+Copy a task's results (run.results, run.logs) and ailabber's logs into DIR (default
+./ailabber-results/<id>/).  For a task still running, spoold first pulls what exists
+so far.""", """\
+  ailabber fetch 63d
+  ailabber fetch 63d --dest ~/runs/lr-0.1""")
+    p.add_argument("id", help="task id, or a unique prefix or suffix of one")
     p.add_argument("--dest", type=Path, default=None)
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for spoold (unfinished tasks)")
     p.set_defaults(func=run)

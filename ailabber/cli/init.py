@@ -6,9 +6,13 @@ import argparse
 from pathlib import Path
 
 from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, "Write a commented task config with every key (default ./task_config.toml).", """\
+  ailabber init
+  ailabber init experiments/baseline.toml""")
     p.add_argument("path", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=run)

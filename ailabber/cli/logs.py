@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.cli.helptext import describe
 from ailabber.storage.logindex import STREAMS as INDEXED
 from ailabber.storage.logindex import StreamReader, read_from
 
@@ -23,7 +24,14 @@ STREAMS = ("output", "stdout", "stderr", "setup")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id")
+    describe(p, """\
+Print a task's output as spoold pulled it back so far: stdout and stderr interleaved,
+with ailabber's own [ailabber] notes.  -f keeps printing until the task has ended.""", """\
+  ailabber logs 63d
+  ailabber logs -f 63d                          follow while it runs
+  ailabber logs --stream stderr 63d             only what the commands wrote to stderr
+  ailabber logs --stream setup 63d              the environment build""")
+    p.add_argument("id", help="task id, or a unique prefix or suffix of one")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--stream", choices=STREAMS, default="output")
     p.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)

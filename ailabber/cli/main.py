@@ -15,7 +15,7 @@ import sys
 
 from ailabber import __version__
 
-# verb -> (module under ailabber.cli, function that adds its arguments, one-line help)
+# verb -> (module under ailabber.cli, function that adds its arguments, one-line help: none hides the verb)
 VERBS: dict[str, tuple[str, str, str]] = {
     "whoami": ("whoami", "configure", "show your identity, spool and remote"),
     "submit": ("submit", "configure", "submit a task (default config: ./task_config.toml)"),
@@ -30,14 +30,18 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "doctor": ("doctor", "configure", "check your setup (config, spool, spoold, remote, remoted, scheduler, uv)"),
     "up": ("up", "configure", "run spoold and remoted on this machine, in the foreground"),
     "demo": ("demo", "configure", "run the bundled example end to end in a temporary home"),
+    "metrics": ("metrics", "configure", "show the metrics a task's job wrote: last values and charts"),
+    "completion": ("completion", "configure", "print a completion script for bash, zsh or fish"),
+    "_complete": ("completion", "configure_hidden", ""),      # no help: hidden (the scripts' own call)
 }
 
 EXIT_USAGE = 2      # as ailabber.cli.common.EXIT_USAGE, without importing it for --help
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse's own formatter imports shutil (and with it bz2 and lzma) for the terminal
-    width on every ``add_argument``; this one asks os, as shutil would."""
+    width on every ``add_argument``; this one asks os, as shutil would.  Descriptions and
+    examples are shown as written (``common.describe``)."""
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, width=_columns() - 2)
@@ -71,17 +75,26 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
     """The full parser; only the verbs in ``configure`` (all if None) get their arguments."""
     ap = argparse.ArgumentParser(
         prog="ailabber", formatter_class=_Formatter,
-        description="Send GPU tasks to the cluster and get their results back. Every command works on "
+        description="Send GPU tasks to the cluster and get their results back.  Every command works on\n"
                     "your local spool ($AILABBER_HOME/spool), even while the daemons or the network are down.",
+        epilog="examples:\n"
+               "  ailabber init && ailabber submit     describe a task in ./task_config.toml, then send it\n"
+               "  ailabber list                        your tasks and their states\n"
+               "  ailabber logs -f b7tstc              follow a task's output (any unique part of its id)\n"
+               "  ailabber help submit                 the options and examples of one command",
     )
     ap.add_argument("--version", action="version", version=f"ailabber {__version__}")
     sub = ap.add_subparsers(dest="verb", metavar="COMMAND", prog="ailabber")   # prog: no formatter (nor shutil) unless help is shown
     for verb, (module, function, help_text) in VERBS.items():
-        p = sub.add_parser(verb, help=help_text, formatter_class=_Formatter)
+        p = (sub.add_parser(verb, help=help_text, formatter_class=_Formatter) if help_text
+             else sub.add_parser(verb, formatter_class=_Formatter))
         if configure is None or verb in configure:
             getattr(importlib.import_module(f"ailabber.cli.{module}"), function)(p)
-    p = sub.add_parser("help", help="show help for a command", formatter_class=_Formatter)
-    p.add_argument("topic", nargs="?")
+    p = sub.add_parser("help", help="show help for a command", formatter_class=_Formatter,
+                       description="Show the help of one command, or of ailabber itself.",
+                       epilog="examples:\n  ailabber help           every command\n"
+                              "  ailabber help submit    what submit does, its options and examples")
+    p.add_argument("topic", nargs="?", metavar="COMMAND")
     p.set_defaults(func=lambda a: _help(ap, sub, a))
     return ap
 

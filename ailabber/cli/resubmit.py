@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 
 from ailabber.cli.common import find_task, get_settings
+from ailabber.cli.helptext import describe
 from ailabber.cli.submit import explained, report, upload_limits
 from ailabber.model import render
 from ailabber.storage.spool import Spool
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Submit the files of an earlier task again, as a new task: the snapshot it was sent with,
+not your project as it is now.  The files are shared with the earlier task in your spool
+(no copy); --edit changes values of its config, checked as task_config.toml's own.""", """\
+  ailabber resubmit 63d                                   the same task again
+  ailabber resubmit 63d --edit resources.time_limit=4:00  with a longer time limit
+  ailabber resubmit 63d --edit resources.gpus=2 --edit resources.memory=32G""")
     p.add_argument("id", help="the task to run again: an id, or a unique prefix or suffix of one")
     p.add_argument("--edit", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one value of its config, as in task_config.toml (repeatable), "

@@ -15,6 +15,7 @@ from ailabber.cli.common import (
     spoold_pid,
     task_json,
 )
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
 from ailabber.model.task import STATES, TaskStatus
@@ -24,12 +25,22 @@ from ailabber.storage.spool import STAGES, Spool
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Show one task: its state, the reason in words, its times, exit code and job id, and
+where it is in your spool.""", """\
+  ailabber status 261128-104809943-mng63d       by its full id
+  ailabber status 63d                           by a unique end (or start) of it
+  ailabber status --json 63d""")
     p.add_argument("id", help="task id, or a unique prefix or suffix of one")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_status)
 
 
 def configure_list(p: argparse.ArgumentParser) -> None:
+    describe(p, "List your tasks, oldest first: id, state, reason, age, last update.", """\
+  ailabber list
+  ailabber list --state running --state pending
+  ailabber list --limit 5 --json""")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=None, help="show only the N newest tasks (N >= 1)")
     p.add_argument("--state", action="append", help=f"only tasks in this state (repeatable): {', '.join(STATES)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
 from ailabber.model.task import TaskStatus
@@ -19,6 +20,14 @@ T = TypeVar("T")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Check CONFIG (default ./task_config.toml), take a snapshot of the upload directory and
+put the task in your spool; spoold sends it to the cluster.  Prints the task id.
+Exits 2 on config errors (one line per problem), 1 if the spool cannot be written.""", """\
+  ailabber submit                               ./task_config.toml
+  ailabber submit experiments/lr-sweep.toml     another config (paths are relative to it)
+  ailabber submit --dry-run                     what would be sent, left out and changed; sends nothing
+  id=$(ailabber submit --json | jq -r .id)      the id, for a script""")
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--json", action="store_true", help="print the new task (with --dry-run: the report) as JSON")
     p.add_argument("--dry-run", action="store_true",

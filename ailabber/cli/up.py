@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 
 from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.helptext import describe
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Run spoold and remoted on this machine in the foreground (Ctrl-C stops both): a whole
+ailabber on one machine, for trying it out or a single GPU box.""", """\
+  ailabber up
+  ailabber up --gpus 2 -v
+  ailabber up --scheduler slurm""")
     p.add_argument("--scheduler", choices=["local", "slurm"], default=None,
                    help="scheduler for remoted (saved in $AILABBER_HOME/remoted.yaml; default local)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs the local scheduler may use (default: nvidia-smi -L)")

@@ -6,12 +6,18 @@ import argparse
 import time
 
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.task import COMPLETED
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id")
+    describe(p, """\
+Wait until a task ends and print how.  Exits 0 only if it completed, 1 for any other
+end or when the timeout passes.""", """\
+  ailabber wait 63d && ailabber fetch 63d
+  ailabber wait 63d --timeout 600""")
+    p.add_argument("id", help="task id, or a unique prefix or suffix of one")
     p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
     p.add_argument("--interval", type=float, default=0.25, help=argparse.SUPPRESS)
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ailabber.cli.common import EXIT_USAGE, print_json, spoold_pid
+from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
 from ailabber.model.render import duration, size
 from ailabber.storage.home import ailabber_home, os_user, spool_path
@@ -15,6 +16,12 @@ from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+Show who the daemons will say you are (your Unix account), your ailabber home and
+spool, the remote spoold sends to, whether spoold and remoted run, and the cluster's
+limits as spoold last pulled them.  Exits 2 if spoold.yaml is invalid.""", """\
+  ailabber whoami
+  ailabber whoami --json | jq .limits""")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 

@@ -11,6 +11,7 @@ able to trust lives outside it, in ``<root>/state/``.
     users/<user>/tasks/<id>/             the accepted task: task.toml, meta.json, files/, run/
                                          (tasks/ itself is remoted's, root-owned)
     users/<user>/outbox/<id>/            what spoold pulls: status.json, events.jsonl, logs/
+                                         (with the job's logs/metrics.jsonl)
     state/active/<user>/<id>.json        remoted's own record of an unfinished task
     state/done/<user>/<id>.json          ... and of a finished one
     state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
@@ -34,6 +35,7 @@ REQUESTS = "requests"
 TASKS = "tasks"
 OUTBOX = "outbox"
 LOGS = "logs"
+METRICS = "metrics.jsonl"     # below logs/: what the job appends to $AILABBER_METRICS
 RUN = "run"
 DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted
 # remoted's own state, 0700, out of every student's reach: records of active and finished

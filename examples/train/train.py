@@ -41,6 +41,15 @@ class Report:
         self._file.close()
 
 
+def record_metrics(**values: float) -> None:
+    """One JSON line per epoch into ``$AILABBER_METRICS`` (set by ailabber), which
+    ``ailabber metrics ID`` charts while the task runs."""
+    path = os.environ.get("AILABBER_METRICS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(values) + "\n")
+
+
 def make_spirals(n: int, classes: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``classes`` interleaved spiral arms in 2-D: not linearly separable, easy for an MLP."""
     per = n // classes
@@ -167,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         test_loss, test_acc = model.evaluate(x_test, y_test)
         report(f"epoch {epoch:3d}/{args.epochs}  loss {train_loss:.4f}  acc {train_acc:.3f}  "
                f"test_loss {test_loss:.4f}  test_acc {test_acc:.3f}  ({time.monotonic() - t0:.2f}s)")
+        record_metrics(step=epoch, loss=round(train_loss, 6), acc=round(train_acc, 6),
+                       test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
 
     seconds = time.monotonic() - started
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)

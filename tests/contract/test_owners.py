@@ -5,6 +5,7 @@ own account and says so (``FakeScheduler.containment``)."""
 
 from __future__ import annotations
 
+import json
 import pwd
 import shutil
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from testbed.pipeline import Pipeline, owned_project, students_on_one_root
 from testbed.unix_users import world_dir
 from tests.integration.conftest import STUDENTS
 
-WHO = "mkdir -p output; id -un > output/who; id -u > output/uid"
+WHO = 'mkdir -p output; id -un > output/who; id -u > output/uid; echo "{\\"uid\\": $(id -u)}" >> "$AILABBER_METRICS"'
 
 
 @pytest.fixture(params=["local", "slurm"])
@@ -55,6 +56,11 @@ def test_tasks_run_as_their_owners(students: dict[str, Pipeline], request: pytes
         # Files the job wrote on the remote side belong to the student.
         made = p.remote_task(t) / "files" / "output" / "who"
         assert made.stat().st_uid == pwd.getpwnam(name).pw_uid
+        # ... and so does the metrics file it appended to in the log directory, which came back.
+        metrics_file = p.remote_task(t).parent.parent / "outbox" / t / "logs" / "metrics.jsonl"
+        assert metrics_file.stat().st_uid == pwd.getpwnam(name).pw_uid
+        metrics = json.loads(p.cli("metrics", "--json", t, check=True).stdout)
+        assert metrics["series"]["uid"]["points"] == [[1, pwd.getpwnam(name).pw_uid]]
     if "slurm" in request.node.callspec.id:
         cluster = request.getfixturevalue("slurm_cluster")
         r = cluster.run("squeue", "-h", "-t", "all", "-o", "%j|%u", check=False)

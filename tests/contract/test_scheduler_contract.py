@@ -22,7 +22,8 @@ def _one_job(backend: Backend, task_id: str) -> None:
 def test_task_completes_and_fetch_returns_logs_and_results(backend: Backend, tmp_path: Path) -> None:
     proj = backend.project(
         ["mkdir -p output logs", "echo training; echo warn >&2; echo 0.93 > output/accuracy.txt",
-         "echo step1 > logs/train.log", "echo on-job ${SLURM_JOB_ID:-none}"],
+         "echo step1 > logs/train.log", "echo on-job ${SLURM_JOB_ID:-none}",
+         "echo '{\"step\": 7, \"loss\": 0.5}' >> \"$AILABBER_METRICS\""],
         files={"data/input.txt": "x\n"}, results=["output"])
     (proj / "task_config.toml").write_text((proj / "task_config.toml").read_text() + 'logs = ["logs"]\n')
     task_id = backend.submit(proj)
@@ -42,6 +43,10 @@ def test_task_completes_and_fetch_returns_logs_and_results(backend: Backend, tmp
     assert (dest / "output" / "accuracy.txt").read_text() == "0.93\n"
     assert (dest / "logs" / "train.log").read_text() == "step1\n"
     assert "warn" in (dest / "ailabber-logs" / "stderr.log").read_text()
+    # $AILABBER_METRICS reaches the job, and its lines come back with the logs.
+    metrics = json.loads(backend.cli("metrics", "--json", task_id, check=True).stdout)
+    assert metrics["series"]["loss"]["points"] == [[7, 0.5]]
+    assert (dest / "ailabber-logs" / "metrics.jsonl").read_text() == '{"step": 7, "loss": 0.5}\n'
     # The history is complete and in order, locally.
     events = [json.loads(line) for line in
               (backend.p.home / "spool" / "done" / task_id / "events.jsonl").read_text().splitlines()]
