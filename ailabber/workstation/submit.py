@@ -15,9 +15,12 @@ from typing import NamedTuple
 from ailabber import __version__
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.listing import NAME
+from ailabber.model.listing import labels as task_labels
 from ailabber.model.render import size
 from ailabber.model.task import TaskStatus, now_iso, transition
-from ailabber.storage import fsutil, statusfile
+from ailabber.model.template import refuse_placeholder
+from ailabber.storage import fsutil, names, statusfile
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
@@ -36,6 +39,7 @@ class Submitted(NamedTuple):
 def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
     """Validate everything before anything is written (raises ConfigError)."""
     cfg, raw = load_task_config_bytes(config_path)
+    refuse_placeholder(cfg)
     check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
     limits = limits or UploadLimits()
@@ -50,11 +54,14 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     return cfg, plan, raw
 
 
-def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:
+def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None, name: str | None = None) -> Submitted:
+    """``name``: the task's name, checked by the caller (``submit --name``); it wins over the config's."""
     cfg, plan, raw = prepare(config_path, limits)
+    labels = task_labels(cfg, name or cfg.name)
     spool.ensure()
     task_id = ids.new_task_id()
     tmp = spool.new_tmp_dir(task_id)
+    named = None
     try:
         # Nothing in tmp/ needs to be durable on its own: one flush covers the whole task
         # before commit() renames it into new/ (instead of a fsync per file written).
@@ -79,6 +86,7 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
                 "file_count": plan.file_count,
                 "total_bytes": plan.total_bytes,
                 "disk_bytes": plan.disk_bytes,
+                **labels,
             }
             fsutil.atomic_write_json(tmp / META, meta)
             files_listed, links = plan.listing(FILES)
@@ -87,11 +95,15 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
             fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, links))
             status = TaskStatus(id=task_id, owner=os_user(), submitted_at=submitted_at)
             status, event = transition(status, "pending", "waiting_for_upload",
-                                       upload_bytes_total=plan.total_bytes)
+                                       upload_bytes_total=plan.total_bytes, **labels)
             event["event"] = "submitted"
             statusfile.record(tmp, status, event)
+            if NAME in labels:
+                named = names.add(spool.root, labels[NAME], task_id)
         spool.commit(task_id)
     except BaseException:
         spool.discard_tmp(task_id)
+        if named is not None:
+            names.discard(named)
         raise
     return Submitted(task_id, cfg, plan, status)
