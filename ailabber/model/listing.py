@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ailabber.model.render import ago, duration, state_text
-from ailabber.model.render import table as aligned
 from ailabber.model.task import RUNNING, TaskStatus, parse_iso
 
 if TYPE_CHECKING:   # the config parser (and tomllib) stays out of `list`
@@ -105,13 +104,14 @@ def row(st: TaskStatus, now: float) -> list[str]:
 
 def table(rows: Sequence[Sequence[str]], width: int | None) -> str:
     """``HEADERS`` and ``rows`` aligned; the last column (the command) cut to what is left
-    of a terminal ``width`` wide (not cut when ``width`` is None)."""
-    lines = aligned(HEADERS[:-1], [r[:-1] for r in rows]).split("\n")
-    lead = max(len(line) for line in lines) + 2
-    room = None if width is None else max(MIN_COMMAND, width - lead)
-    tails = [HEADERS[-1], *(r[-1] for r in rows)]
-    return "\n".join((line.ljust(lead) + (tail if room is None else fit(tail, room))).rstrip()
-                     for line, tail in zip(lines, tails))
+    of a terminal ``width`` wide (not cut when ``width`` is None).  Column by column and
+    with one format string: ``list`` formats every task in the spool."""
+    widths = [max(map(len, column)) for column in zip(HEADERS[:-1], *(r[:-1] for r in rows))]
+    line = "".join(f"{{:<{w}}}  " for w in widths) + "{}"
+    if width is None:
+        return "\n".join(line.format(*r).rstrip() for r in (HEADERS, *rows))
+    room = max(MIN_COMMAND, width - sum(widths) - 2 * len(widths))
+    return "\n".join(line.format(*r[:-1], fit(r[-1], room)).rstrip() for r in (HEADERS, *rows))
 
 
 def describe_rows(st: TaskStatus, now: float) -> list[tuple[str, str]]:
