@@ -9,7 +9,8 @@ from ailabber.cli.common import EXIT_OK, CliError, find_task, get_spool, spoold_
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("id", nargs="+", help="task ids (or unique prefixes or suffixes of them), task names, or 'last'")
+    p.add_argument("id", nargs="+",
+                   help="task ids (or unique prefixes or suffixes of them), task names, or 'last'")
     p.set_defaults(func=run)
 
 

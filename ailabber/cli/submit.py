@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(task_json(result.status, "new"))
         return 0
     named = f" as '{result.status.extra['name']}'" if "name" in result.status.extra else ""
-    print(f"submitted {result.task_id}{named} ({result.plan.file_count} files, {render.size(result.plan.total_bytes)})")
+    size = render.size(result.plan.total_bytes)
+    print(f"submitted {result.task_id}{named} ({result.plan.file_count} files, {size})")
     print(f"  status: ailabber status {result.task_id[-6:]}    logs: ailabber logs -f {result.task_id[-6:]}")
     if spoold_pid(spool) is None:
         print("  note: spoold is not running; the task will be sent when it starts (ailabber up)", file=sys.stderr)

@@ -68,7 +68,8 @@ def resolve(query: str, candidates: Iterable[str],
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise TaskLookupError(f"'{query}' is ambiguous: {len(matches)} tasks match as a {how} ({_shown(matches)})")
+            raise TaskLookupError(f"'{query}' is ambiguous: {len(matches)} tasks match as a {how} "
+                                  f"({_shown(matches)})")
     raise TaskLookupError(f"no task matches '{query}'")
 
 

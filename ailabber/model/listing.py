@@ -46,8 +46,9 @@ def timing(st: TaskStatus, now: float) -> tuple[float | None, float | None]:
     if st.state == RUNNING:
         elapsed = max(0.0, now - started)
         limit = st.extra.get(TIME_LIMIT)
-        left = max(0.0, limit - elapsed) if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None
-        return elapsed, left
+        if not isinstance(limit, (int, float)) or isinstance(limit, bool):
+            return elapsed, None
+        return elapsed, max(0.0, limit - elapsed)
     finished = parse_iso(st.finished_at) if st.terminal else None
     return (max(0.0, finished - started), None) if finished is not None else (None, None)
 
@@ -99,7 +100,8 @@ MIN_COMMAND = 12    # a terminal narrower than the other columns still shows thi
 def row(st: TaskStatus, now: float) -> list[str]:
     name, command = name_of(st), command_of(st)
     return [st.id, "-" if name is None else one_line(name), state_text(st), st.reason or "",
-            ago(st.submitted_at, now), time_text(*timing(st, now)), "-" if command is None else one_line(command)]
+            ago(st.submitted_at, now), time_text(*timing(st, now)),
+            "-" if command is None else one_line(command)]
 
 
 def table(rows: Sequence[Sequence[str]], width: int | None) -> str:

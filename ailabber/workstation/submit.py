@@ -54,7 +54,8 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     return cfg, plan, raw
 
 
-def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None, name: str | None = None) -> Submitted:
+def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None,
+           name: str | None = None) -> Submitted:
     """``name``: the task's name, checked by the caller (``submit --name``); it wins over the config's."""
     cfg, plan, raw = prepare(config_path, limits)
     labels = task_labels(cfg, name or cfg.name)

@@ -25,7 +25,8 @@ def test_plain_names_are_valid(name: str) -> None:
 @pytest.mark.parametrize(("name", "words"), [
     ("", "empty"), ("x" * 65, "at most 64"), (" x", "start with a letter"), ("-x", "start with a letter"),
     (".", "start with a letter"), ("..", "start with a letter"), ("x ", "end with a space"),
-    ("a/b", "only letters"), ("a\nb", "only letters"), ("caf\u00e9", "only letters"), ("\u00e9t\u00e9", "start with"),
+    ("a/b", "only letters"), ("a\nb", "only letters"), ("caf\u00e9", "only letters"),
+    ("\u00e9t\u00e9", "start with"),
     ("a\x1b[2Jb", "only letters"), ("last", "reserved"), (A, "task id"), (3, "integer 3"), (True, "boolean"),
 ])
 def test_names_that_could_not_be_typed_or_shown_safely_are_refused(name: object, words: str) -> None:
@@ -61,7 +62,8 @@ def test_a_name_written_below_a_table_says_where_it_goes() -> None:
 
 
 def test_a_misspelt_name_key_gets_a_suggestion() -> None:
-    assert _parse('nmae = "x"\n' + RUN) == ["task_config.toml: nmae: unknown key 'nmae' (did you mean 'name'?)"]
+    assert _parse('nmae = "x"\n' + RUN) == [
+        "task_config.toml: nmae: unknown key 'nmae' (did you mean 'name'?)"]
 
 
 # --------------------------------------------------------------------------- resolution

@@ -22,7 +22,8 @@ def _write(d: Path, found: ProjectFiles, command: str | None = None) -> Path:
     return path
 
 
-def test_the_template_in_an_empty_directory_documents_every_key_and_holds_a_placeholder(tmp_path: Path) -> None:
+def test_the_template_in_an_empty_directory_documents_every_key_and_holds_a_placeholder(
+        tmp_path: Path) -> None:
     text = template(ProjectFiles())
     for key in ("name", "gpus", "cpus", "memory", "time_limit", "pyproject_toml", "uv_lock",
                 "extra_wheels", "upload", "ignore", "workdir", "commands", "logs", "results"):
