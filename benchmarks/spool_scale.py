@@ -38,7 +38,8 @@ FIRST_PASS = re.compile(r"pass took")
 
 
 STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
-    ("pending", "waiting_for_upload", {"upload_bytes_total": 2048}),
+    ("pending", "waiting_for_upload", {"upload_bytes_total": 2048, "name": "sweep", "time_limit_s": 3600,
+                                       "first_command": "python train.py --epochs 20"}),
     ("pending", "queued", {"upload_bytes_sent": 2300}),
     ("pending", "launching", {"job_id": "local-4242"}),
     ("running", None, {}),

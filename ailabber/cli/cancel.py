@@ -20,7 +20,8 @@ request waits in your spool until spoold carries it out.""", """\
   ailabber cancel 63d x7k 9qa                   several at once
   ailabber cancel --state pending               every task still waiting
   ailabber cancel --all                         every task not finished yet""")
-    p.add_argument("id", nargs="*", help="task ids, or unique prefixes or suffixes of them")
+    p.add_argument("id", nargs="*",
+                   help="task ids (or unique prefixes or suffixes of them), task names, or 'last'")
     p.add_argument("--all", action="store_true", help="every task that has not finished")
     p.add_argument("--state", action="append",
                    help=f"every task in this state (repeatable): {', '.join(STATES)}")

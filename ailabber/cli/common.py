@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from ailabber.daemonkit.lock import holder_pid
 from ailabber.daemonkit.settings import SettingsError, SpooldSettings, load_spoold_settings
 from ailabber.model.ids import TaskLookupError
+from ailabber.model.names import name_problem
 from ailabber.model.task import TaskStatus
 from ailabber.storage.spool import DAEMON_LOCK, Spool
 
@@ -51,9 +53,18 @@ def find_task(spool: Spool, query: str) -> tuple[str, str, Path, TaskStatus]:
     return task_id, loc[0], loc[1], st
 
 
-def task_json(st: TaskStatus, stage: str) -> dict[str, Any]:
+def check_name_option(name: str | None) -> None:
+    """``--name``, checked at the edge as the config's ``name`` is (exit 2 naming it)."""
+    if name is not None and (problem := name_problem(name)) is not None:
+        raise CliError(f"--name: {problem}", EXIT_USAGE)
+
+
+def task_json(st: TaskStatus, stage: str, now: float | None = None) -> dict[str, Any]:
+    from ailabber.model.listing import json_fields
+
     d = st.to_dict()
     d["stage"] = stage
+    d.update(json_fields(st, time.time() if now is None else now))
     return d
 
 

@@ -1,4 +1,4 @@
-"""``ailabber init``: write a commented task_config.toml template."""
+"""``ailabber init``: write a commented task_config.toml template for the project here."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if path.exists() and not args.force:
         raise CliError(f"{path} already exists (use --force to overwrite)", EXIT_USAGE)
-    from ailabber.model.config import TEMPLATE
+    from ailabber.model.template import detected
+    from ailabber.workstation.newconfig import write_config
 
-    path.write_text(TEMPLATE, encoding="utf-8")
-    print(f"wrote {path}: set run.commands, then: ailabber submit {path}")
+    found = write_config(path)
+    for line in detected(found):
+        print(line)
+    print(f"wrote {path}: replace the placeholder in run.commands, then: ailabber submit {path}")
     return 0

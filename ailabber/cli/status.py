@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 from collections.abc import Collection
 
 from ailabber.cli.common import (
@@ -17,7 +20,7 @@ from ailabber.cli.common import (
 )
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
-from ailabber.model import render
+from ailabber.model import listing, render
 from ailabber.model.task import STATES, TaskStatus
 from ailabber.storage import statusfile
 from ailabber.storage.remoted_beat import stopped_copy
@@ -30,8 +33,10 @@ Show one task: its state, the reason in words, its times, exit code and job id, 
 where it is in your spool.""", """\
   ailabber status 261128-104809943-mng63d       by its full id
   ailabber status 63d                           by a unique end (or start) of it
+  ailabber status lr-0.1                        by its name
+  ailabber status last                          the task you submitted last
   ailabber status --json 63d""")
-    p.add_argument("id", help="task id, or a unique prefix or suffix of one")
+    p.add_argument("id", help="task id (or a unique prefix or suffix of one), a task name, or 'last'")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_status)
 
@@ -58,7 +63,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**task_json(st, stage), **({"notification": notice} if notice else {})})
     else:
-        more = notice_rows(notice, spoold_pid(spool)) if notice else []
+        more = listing.describe_rows(st, time.time()) + (notice_rows(notice, spoold_pid(spool)) if notice else [])
         print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st), more=more))
     return 0
 
@@ -104,13 +109,25 @@ def run_list(args: argparse.Namespace) -> int:
     found = tasks_in(get_spool(), args.state)
     if args.limit is not None:
         found = found[-args.limit:]
+    now = time.time()
     if args.json:
-        print_json([task_json(st, stage) for _i, stage, st in found])
+        print_json([task_json(st, stage, now) for _i, stage, st in found])
         return 0
     if not found:
         print("no tasks")
         return 0
-    rows = [[st.id, render.state_text(st), st.reason or "", render.ago(st.submitted_at), render.ago(st.updated_at)]
-            for _i, _stage, st in found]
-    print(render.table(["ID", "STATE", "REASON", "AGE", "UPDATED"], rows))
+    print(listing.table([listing.row(st, now) for _i, _stage, st in found], _terminal_width()))
     return 0
+
+
+def _terminal_width() -> int | None:
+    """``COLUMNS``, else the terminal's width; None when the output goes to a file or a
+    pipe, which then gets each command whole."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None

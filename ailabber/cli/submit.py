@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ailabber.cli.common import EXIT_USAGE, CliError, get_settings, print_json, spoold_pid, task_json
+from ailabber.cli.common import (
+    EXIT_USAGE,
+    CliError,
+    check_name_option,
+    get_settings,
+    print_json,
+    spoold_pid,
+    task_json,
+)
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
@@ -26,18 +34,21 @@ put the task in your spool; spoold sends it to the cluster.  Prints the task id.
 Exits 2 on config errors (one line per problem), 1 if the spool cannot be written.""", """\
   ailabber submit                               ./task_config.toml
   ailabber submit experiments/lr-sweep.toml     another config (paths are relative to it)
+  ailabber submit --name lr-0.1                 a name to use instead of its id
   ailabber submit --dry-run                     what would be sent, left out and changed; sends nothing
   id=$(ailabber submit --json | jq -r .id)      the id, for a script""")
     p.add_argument("config", nargs="?", default="task_config.toml", type=Path)
     p.add_argument("--json", action="store_true", help="print the new task (with --dry-run: the report) as JSON")
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing; show what would be uploaded, left out and changed, and the limits")
+    p.add_argument("--name", help="name the task (overrides name in the config); usable instead of its id")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ailabber.workstation.submit import submit  # imported here: the other verbs start faster
 
+    check_name_option(args.name)
     settings = get_settings()
     spool = Spool(settings.spool)
     limits = upload_limits(settings, spool)
@@ -45,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from ailabber.cli.dryrun import dry_run
 
         return dry_run(args.config, spool, limits, args.json)
-    result = explained(spool, lambda: submit(args.config, spool, limits))
+    result = explained(spool, lambda: submit(args.config, spool, limits, name=args.name))
     from ailabber.workstation.upload_warnings import upload_warnings, warning_lines
 
     for line in warning_lines(upload_warnings(result.plan.entries, result.config.files)):
@@ -78,7 +89,8 @@ def report(spool: Spool, status: TaskStatus, what: str, as_json: bool) -> int:
         print_json(task_json(status, "new"))
         return 0
     task_id = status.id
-    print(f"submitted {task_id} ({what})")
+    named = f" as '{status.extra['name']}'" if "name" in status.extra else ""
+    print(f"submitted {task_id}{named} ({what})")
     print(f"  status: ailabber status {task_id[-6:]}    logs: ailabber logs -f {task_id[-6:]}")
     if spoold_pid(spool) is None:
         print("  note: spoold is not running; the task will be sent when it starts (ailabber up)", file=sys.stderr)

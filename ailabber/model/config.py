@@ -30,6 +30,7 @@ from ailabber.model.config_fields import (
     time_limit_field,
 )
 from ailabber.model.globs import fixed_prefix, glob_problem
+from ailabber.model.names import NAME_KEY, name_field
 from ailabber.model.suggest import closest
 
 if sys.version_info >= (3, 11):
@@ -87,6 +88,7 @@ class TaskConfig(NamedTuple):
     run: Run
     source: Path = Path("task_config.toml")   # the config file as given
     upload_root: Path = Path(".")             # absolute, resolved upload dir
+    name: str | None = None                   # the top-level ``name`` (model/names.py)
 
 
 class ConfigError(ValueError):
@@ -125,8 +127,10 @@ OpenUpload = Callable[[Problems, str, str], UploadTree | None]
 
 
 def _unknown(key: str, table: str | None) -> str:
-    known = SCHEMA[table] if table else tuple(SCHEMA)
+    known = SCHEMA[table] if table else (NAME_KEY, *SCHEMA)
     message = f"unknown key {quote(key)}"
+    if table and key == NAME_KEY:   # written below a [table], TOML puts it in that table
+        return f"{message} (name goes at the top of the file, before the first [table])"
     close = closest(key, known, cutoff=0.7)
     if close:
         return f"{message} (did you mean {quote(close)}?)"
@@ -144,6 +148,8 @@ def _tables(p: Problems, doc: dict[str, Any]) -> dict[str, dict[str, Any] | None
     """The four tables ({} when absent, None when given as something else)."""
     out: dict[str, dict[str, Any] | None] = {name: {} for name in SCHEMA}
     for key, value in doc.items():
+        if key == NAME_KEY:
+            continue
         if key not in SCHEMA:
             p.add(field_key(key), _unknown(key, None))
             continue
@@ -307,6 +313,7 @@ def parse_task_config(text: str, source: Path, open_upload: OpenUpload | None = 
     except RecursionError:
         p.add("syntax", "arrays or tables are nested too deeply")
         raise ConfigError(p.lines) from None
+    name = name_field(p, doc)
     tables = _tables(p, doc)
     resources = _resources(p, tables["resources"] or {})
     files_tbl = tables["files"] or {}
@@ -334,6 +341,7 @@ def parse_task_config(text: str, source: Path, open_upload: OpenUpload | None = 
         run=Run(commands=commands, logs=logs, results=results),
         source=source,
         upload_root=tree.root if tree is not None else Path("."),
+        name=name,
     )
 
 
@@ -354,35 +362,3 @@ def parse_frozen_config(data: bytes, source: Path) -> TaskConfig:
         raise ConfigError([f"{Problems(source).name}: file: is larger than 1 MiB"])
     return parse_task_config(decode_config(data, source), source)
 
-
-TEMPLATE: str = '''\
-# task_config.toml: what to run on the cluster and what it needs.
-# Only run.commands is required; every other key shows its default.
-# Paths are relative (no "..", not absolute) and must stay inside the upload directory.
-
-[resources]
-gpus = 0                  # GPUs to reserve (0-64)
-cpus = 1                  # CPU cores (1-1024)
-memory = "8G"             # RAM with unit K, M, G or T; a bare number means MiB (max 64T)
-time_limit = "1:00:00"    # MM, MM:SS, H:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (max 365 days)
-
-[environment]
-# Give both files to install your locked dependencies with uv (default: none).
-# pyproject_toml = "./pyproject.toml"   # relative to the upload directory
-# uv_lock = "./uv.lock"                 # required together with pyproject_toml
-# extra_wheels = ["./dist/my_op-0.1.0-cp310-linux_x86_64.whl"]   # extra wheels (default [])
-
-[files]
-upload = "."              # directory to upload, relative to this file
-ignore = []               # gitignore-style patterns to leave out, on top of .gitignore (also: .ailabberignore)
-workdir = "."             # where the commands run, relative to the upload directory
-warn = true               # warn at submit about data, checkpoints, venvs and large files
-no_warn = []              # gitignore-style patterns of paths you upload on purpose (no warning)
-
-[run]
-commands = [              # REQUIRED: shell commands, run in order in workdir
-    "python train.py",
-]
-logs = []                 # log files/directories to bring back, relative to workdir (globs: "*.log")
-results = []              # result files/directories to bring back, relative to workdir ("out/**/*.json")
-'''

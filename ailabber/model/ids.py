@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 #: Matched with ``fullmatch``: ``$`` would also accept a trailing newline.
 ID_RE = re.compile(r"\d{6}-\d{9}-[0-9a-hjkmnp-tv-z]{6}")
+#: Wherever an id is taken, this word names the most recently submitted task.
+LAST = "last"
 
 
 def new_task_id(now: float | None = None) -> str:
@@ -35,15 +37,30 @@ class TaskLookupError(LookupError):
     """The user named no task or more than one; the message says which."""
 
 
-def resolve(query: str, candidates: Iterable[str]) -> str:
-    """Find the one task id that ``query`` names: an exact id, a unique prefix, or a
-    unique suffix (the random part is the easiest thing to type)."""
+def resolve(query: str, candidates: Iterable[str],
+            named: Callable[[str], Iterable[str]] | None = None) -> str:
+    """Find the one task id that ``query`` names, trying in this order: an exact id,
+    ``last`` (the newest id: ids sort by submission time), a task name (``named`` gives
+    the ids that carry it), a unique prefix, a unique suffix (the random part is the
+    easiest thing to type).  A name wins over a prefix or suffix: it was chosen, they
+    are abbreviations that may match by chance."""
     query = query.strip()
     if not query:
         raise TaskLookupError("empty task id")
     ids = sorted(set(candidates))
     if query in ids:
         return query
+    if query == LAST:
+        if not ids:
+            raise TaskLookupError(f"'{LAST}' names your most recently submitted task, and there are none")
+        return ids[-1]
+    if named is not None:
+        have = sorted(set(named(query)).intersection(ids))
+        if len(have) == 1:
+            return have[0]
+        if have:
+            raise TaskLookupError(f"'{query}' is ambiguous: {len(have)} tasks have that name "
+                                  f"({_shown(have, 10)}); give one of the ids instead")
     for how, matches in (
         ("prefix", [i for i in ids if i.startswith(query)]),
         ("suffix", [i for i in ids if i.endswith(query)]),
@@ -51,6 +68,10 @@ def resolve(query: str, candidates: Iterable[str]) -> str:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
-            raise TaskLookupError(f"'{query}' is ambiguous: {len(matches)} tasks match as a {how} ({shown})")
+            raise TaskLookupError(f"'{query}' is ambiguous: {len(matches)} tasks match as a {how} "
+                                  f"({_shown(matches)})")
     raise TaskLookupError(f"no task matches '{query}'")
+
+
+def _shown(matches: list[str], limit: int = 5) -> str:
+    return ", ".join(matches[:limit]) + (" ..." if len(matches) > limit else "")

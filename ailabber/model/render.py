@@ -54,7 +54,8 @@ def state_text(st: TaskStatus) -> str:
 def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None,
              more: Sequence[tuple[str, str]] = ()) -> str:
     """``remoted``: what is wrong on the cluster side that this task waits for, if known;
-    ``more``: further rows (what the student was told when it ended)."""
+    ``more``: further (label, value) lines, shown after the message (its times, the
+    notice sent when it ended)."""
     rows = [
         ("task", st.id),
         ("state", state_text(st)),
@@ -62,6 +63,7 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
     ]
     if st.message:
         rows.append(("message", st.message))
+    rows += more
     rows += [
         ("submitted", f"{st.submitted_at or '-'} ({ago(st.submitted_at, now)})"),
         ("started", st.started_at or "-"),

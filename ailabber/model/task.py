@@ -89,16 +89,34 @@ def parse_iso(s: str | None) -> float | None:
         return None
     main, _, frac = s.rstrip("Z").partition(".")
     # Sliced by hand: time.strptime is slow enough to dominate `list` over 10,000 tasks.
-    if len(main) != 19 or main[4] != "-" or main[7] != "-" or main[10] != "T" or main[13] != ":" or main[16] != ":":
+    if len(main) != 19 or main[16] != ":":
         return None
-    day = _day_start(main[:10])
-    try:
-        hour, minute, second = int(main[11:13]), int(main[14:16]), int(main[17:19])
-    except ValueError:
+    start = _MINUTES.get(main[:16], _UNKNOWN)
+    if start is _UNKNOWN:
+        start = _minute_start(main[:16])
+    second = main[17:19]
+    if start is None or not (second.isascii() and second.isdigit()) or second > "60":
         return None
-    if day is None or not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 61):
-        return None
-    return day + hour * 3600 + minute * 60 + second + (float("0." + frac) if frac.isdigit() else 0.0)
+    return start + int(second) + (float("0." + frac) if frac.isdigit() else 0.0)  # type: ignore[operator]
+
+
+_UNKNOWN = object()
+_MINUTES: dict[str, int | None] = {}
+
+
+def _minute_start(prefix: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM`` (None if invalid), remembered: a task's
+    times, and a spool's, fall on far fewer minutes than there are timestamps."""
+    start: int | None = None
+    hour, minute = prefix[11:13], prefix[14:16]
+    if (prefix[4] == "-" and prefix[7] == "-" and prefix[10] == "T" and prefix[13] == ":"
+            and hour.isascii() and hour.isdigit() and minute.isascii() and minute.isdigit()
+            and hour < "24" and minute < "60"):
+        day = _day_start(prefix[:10])
+        start = None if day is None else day + int(hour) * 3600 + int(minute) * 60
+    if len(_MINUTES) < 65536:
+        _MINUTES[prefix] = start
+    return start
 
 
 _DAYS: dict[str, int | None] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ailabber.model import ids
 from ailabber.model.task import TaskStatus
-from ailabber.storage import fsutil, statusfile
+from ailabber.storage import fsutil, names, statusfile
 
 TMP, NEW, SYNCED, DONE = "tmp", "new", "synced", "done"
 STAGES = (NEW, SYNCED, DONE)
@@ -88,7 +88,8 @@ class Spool:
         return None
 
     def resolve(self, query: str) -> str:
-        return ids.resolve(query, self.all_ids())
+        """The id ``query`` names: an id, a prefix or suffix of one, ``last`` or a task name."""
+        return ids.resolve(query, self.all_ids(), named=lambda name: names.ids_named(self.root, name))
 
     def read_status(self, task_id: str) -> TaskStatus | None:
         loc = self.locate(task_id)

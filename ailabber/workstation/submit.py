@@ -16,9 +16,12 @@ from typing import Any, NamedTuple
 from ailabber import __version__
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.listing import NAME
+from ailabber.model.listing import labels as task_labels
 from ailabber.model.render import size
 from ailabber.model.task import TaskStatus, now_iso, transition
-from ailabber.storage import fsutil, statusfile
+from ailabber.model.template import refuse_placeholder
+from ailabber.storage import fsutil, names, statusfile
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
@@ -37,6 +40,7 @@ class Submitted(NamedTuple):
 def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
     """Validate everything before anything is written (raises ConfigError)."""
     cfg, raw = load_task_config_bytes(config_path)
+    refuse_placeholder(cfg)
     check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
     refused = limit_problems(config_path, plan, limits or UploadLimits())
@@ -58,14 +62,16 @@ def limit_problems(config_path: Path, plan: SnapshotPlan, limits: UploadLimits) 
     return []
 
 
-def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:
+def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None,
+           name: str | None = None) -> Submitted:
+    """``name``: the task's name, checked by the caller (``submit --name``); it wins over the config's."""
     cfg, plan, raw = prepare(config_path, limits)
 
     def fill(files: Path) -> Listing:
         copy_snapshot(plan, files, durable=False)
         return Listing(*plan.listing(FILES), plan.disk_bytes)
 
-    task_id, status = write_task(spool, raw, cfg, fill, {"config_file": str(config_path.absolute())})
+    task_id, status = write_task(spool, raw, cfg, fill, {"config_file": str(config_path.absolute())}, name=name)
     return Submitted(task_id, cfg, plan, status)
 
 
@@ -81,14 +87,17 @@ Fill = Callable[[Path], Listing]
 
 
 def write_task(spool: Spool, raw: bytes, cfg: TaskConfig, fill: Fill, meta_fields: dict[str, Any],
-               status_fields: dict[str, Any] | None = None) -> tuple[str, TaskStatus]:
+               status_fields: dict[str, Any] | None = None, name: str | None = None) -> tuple[str, TaskStatus]:
     """Write a new task in ``tmp/<id>`` (``files/`` by ``fill``, ``task.toml`` = ``raw``,
     meta, manifest, first status) and commit it to ``new/``: the one way a task is made,
     whether from a project (``submit``) or from an earlier task (``resubmit``).
-    ``meta_fields`` add to or override meta.json; ``status_fields`` go into the status."""
+    ``meta_fields`` add to or override meta.json; ``status_fields`` go into the status;
+    ``name`` (checked by the caller) wins over the config's."""
+    labels = task_labels(cfg, name or cfg.name)
     spool.ensure()
     task_id = ids.new_task_id()
     tmp = spool.new_tmp_dir(task_id)
+    named = None
     try:
         # Nothing in tmp/ needs to be durable on its own: one flush covers the whole task
         # before commit() renames it into new/ (instead of a fsync per file written).
@@ -113,6 +122,7 @@ def write_task(spool: Spool, raw: bytes, cfg: TaskConfig, fill: Fill, meta_field
                 "file_count": len(files_listed),
                 "total_bytes": total,
                 "disk_bytes": listing.disk_bytes,
+                **labels,
                 **meta_fields,
             }
             fsutil.atomic_write_json(tmp / META, meta)
@@ -121,11 +131,15 @@ def write_task(spool: Spool, raw: bytes, cfg: TaskConfig, fill: Fill, meta_field
             fsutil.atomic_write_json(tmp / MANIFEST, manifest_of(task_id, files_listed, listing.links))
             status = TaskStatus(id=task_id, owner=os_user(), submitted_at=submitted_at)
             status, event = transition(status, "pending", "waiting_for_upload",
-                                       upload_bytes_total=total, **(status_fields or {}))
+                                       upload_bytes_total=total, **labels, **(status_fields or {}))
             event["event"] = "submitted"
             statusfile.record(tmp, status, event)
+            if NAME in labels:
+                named = names.add(spool.root, labels[NAME], task_id)
         spool.commit(task_id)
     except BaseException:
         spool.discard_tmp(task_id)
+        if named is not None:
+            names.discard(named)
         raise
     return task_id, status

@@ -70,7 +70,7 @@ def test_list_and_whoami(pipeline: Pipeline) -> None:
     listed = json.loads(pipeline.cli("list", "--json", check=True).stdout)
     assert [t["id"] for t in listed] == sorted(ids)
     human = pipeline.cli("list", check=True).stdout.splitlines()
-    assert human[0].split() == ["ID", "STATE", "REASON", "AGE", "UPDATED"]
+    assert human[0].split() == ["ID", "NAME", "STATE", "REASON", "AGE", "TIME", "COMMAND"]
     who = json.loads(pipeline.cli("whoami", "--json", check=True).stdout)
     assert who["user"] == psutil.Process().username() and who["spoold_running"] is True
     assert pipeline.cli("status", "nonexistent").returncode == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.model.config import TEMPLATE, ConfigError, Environment, Files, Resources, Run
+from ailabber.model.config import ConfigError, Environment, Files, Resources, Run
 from ailabber.workstation.project import load_task_config
 
 EXAMPLE = """\
@@ -89,24 +89,6 @@ def test_warning_settings(proj: Path) -> None:
     assert cfg.files.warn is False
     assert cfg.files.no_warn == ("/data/", "*.pt")
     assert Files().warn is True and Files().no_warn == ()
-
-
-def test_template_parses_in_an_empty_directory(tmp_path: Path) -> None:
-    path = tmp_path / NAME
-    path.write_text(TEMPLATE)
-    cfg = load_task_config(path)
-    assert cfg.run.commands == ("python train.py",)
-    assert cfg.resources == Resources()
-    for key in ("gpus", "cpus", "memory", "time_limit", "pyproject_toml", "uv_lock",
-                "extra_wheels", "upload", "ignore", "workdir", "warn", "no_warn", "commands", "logs", "results"):
-        assert key in TEMPLATE
-
-
-def test_template_with_environment_uncommented(proj: Path) -> None:
-    text = TEMPLATE.replace('# pyproject_toml = ', 'pyproject_toml = ').replace(
-        '# uv_lock = ', 'uv_lock = ')
-    cfg = load_task_config(write(proj, text))
-    assert cfg.environment.pyproject_toml == "pyproject.toml"
 
 
 @pytest.mark.parametrize(("value", "mb"), [
