@@ -23,11 +23,11 @@ from pathlib import Path
 from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
 from ailabber.model import render
 from ailabber.storage import statusfile
+from ailabber.storage.filecopy import copy_fd
 from ailabber.storage.logindex import INDEX, STREAMS, split_stream
 from ailabber.storage.safedir import UnsafePath
 from ailabber.storage.spool import NEW, RESULTS
 from ailabber.storage.userdir import UserDir, open_user_dir
-from ailabber.workstation.snapshot import copy_fd
 
 LOGS_SUBDIR = "ailabber-logs"
 

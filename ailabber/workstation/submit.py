@@ -20,6 +20,7 @@ from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
+from ailabber.storage.sources import previous_snapshot, remember_latest
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.project import check_lock, load_task_config_bytes
@@ -61,7 +62,9 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) 
         with fsutil.deferred_fsync(tmp):
             files = tmp / FILES
             os.mkdir(files, 0o755)
-            copy_snapshot(plan, files, durable=False)
+            sources = copy_snapshot(plan, files, durable=False, previous=previous_snapshot(spool, str(plan.root)))
+            sources.write(tmp)
+            remember_latest(spool, str(plan.root), task_id)
             fsutil.atomic_write_bytes(tmp / TASK_TOML, raw)
             submitted_at = now_iso()
             meta = {
