@@ -32,9 +32,11 @@ from ailabber.storage.spool import (
     UPLOAD_MEMBERS,
     Spool,
 )
+from ailabber.storage.trash import TaskGone, reading
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
+from spoold.retention import Retention, drop_status_mirror
 from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
@@ -56,6 +58,7 @@ class Spoold:
         self._pulled_at: dict[str, float] = {}     # small files of the area -> last pull
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
+        self.retention = Retention(self.spool, settings.retention)
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -66,6 +69,7 @@ class Spoold:
         self.transport = RsyncTransport.to(settings)
         old.close()
         self._pulled_at.clear()
+        self.retention.reconfigure(settings.retention)
 
     def status_line(self) -> str:
         waiting = len(self.spool.ids_in(NEW))
@@ -96,6 +100,7 @@ class Spoold:
             self._last_tmp_clean = now
             for name in self.spool.clean_stale_tmp():
                 log.info("removed abandoned submission %s from tmp/", name)
+        self.retention.maybe_run()
         wait = self.settings.rescan_interval
         if active:
             wait = self.settings.poll_interval
@@ -143,7 +148,11 @@ class Spoold:
 
     def _fetch(self, task_id: str, stage: str, task_dir: Path) -> None:
         if stage in (SYNCED, DONE):
-            self.pull_results(task_id, task_dir)
+            try:
+                with reading(self.spool, task_id) as current:     # not removed while pulled into
+                    self.pull_results(task_id, current)
+            except TaskGone:
+                log.info("fetch of %s dropped: the task was removed from the spool", task_id)
 
     # --- upload --------------------------------------------------------------------------
     def limits(self) -> UploadLimits:
@@ -283,6 +292,7 @@ class Spoold:
                                                      "message": str(exc)})
                 self._result_failures.pop(task_id, None)
                 self.spool.move(task_id, SYNCED, DONE)
+                drop_status_mirror(self.spool, task_id)
                 log.info("%s: %s; results in %s", task_id, st.state, self.spool.stage_dir(DONE) / task_id)
         return [t for t in active if (self.spool.stage_dir(SYNCED) / t).exists()]
 
