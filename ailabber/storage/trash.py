@@ -7,9 +7,11 @@ deleted by the next removal or by spoold.  Its mirror ``outbox/<id>`` follows it
 left behind by a crash between the two renames belongs to no task and is swept the same way.
 
 Readers (``logs``, ``fetch``, spoold pulling results on request) hold a shared ``flock`` on
-the task's directory while they read; a removal takes the exclusive lock without waiting
-and leaves a task in use alone.  The lock is on the directory itself, which keeps its inode
-when spoold moves the task to its next stage, so a reader keeps it across that move.
+the task's ``task.lock`` while they read; a removal takes the exclusive lock without
+waiting and leaves a task in use alone.  The file travels with the task's directory when
+spoold moves it to its next stage, so a reader keeps its lock across that move.  (A file,
+not the directory itself: NFS emulates ``flock`` with byte-range locks, which need a file
+open for writing to be exclusive.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ailabber.storage import fsutil
 from ailabber.storage.spool import DONE, Spool
 
 TRASH = "trash"
+LOCK = "task.lock"
 
 
 class TaskGone(Exception):
@@ -36,13 +39,16 @@ class TaskInUse(Exception):
     """Another command is reading the task; it was left alone."""
 
 
-def _open_dir(path: Path) -> int:
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _open_lock(task_dir: Path) -> int:
+    """The task's lock file, made on first use (tasks carry none from submit)."""
+    return os.open(task_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-def _same(fd: int, path: Path) -> bool:
+def _same(fd: int, task_dir: Path) -> bool:
+    """Whether ``fd`` is still the lock file of the task at ``task_dir`` (not one moved
+    into trash/ by a removal)."""
     try:
-        st = os.stat(path, follow_symlinks=False)
+        st = os.stat(task_dir / LOCK, follow_symlinks=False)
     except FileNotFoundError:
         return False
     here = os.fstat(fd)
@@ -58,7 +64,7 @@ def reading(spool: Spool, task_id: str) -> Iterator[Path]:
         if loc is None:
             raise TaskGone(task_id)
         try:
-            fd = _open_dir(loc[1])
+            fd = _open_lock(loc[1])
         except FileNotFoundError:
             continue          # moved on to its next stage meanwhile: look again
         try:
@@ -78,7 +84,7 @@ def remove_task(spool: Spool, task_id: str) -> bool:
     not there (another removal got it first); ``TaskInUse`` while a reader holds it."""
     task_dir = spool.stage_dir(DONE) / task_id
     try:
-        fd = _open_dir(task_dir)
+        fd = _open_lock(task_dir)
     except FileNotFoundError:
         return False
     try:
@@ -98,7 +104,8 @@ def remove_task(spool: Spool, task_id: str) -> bool:
         outbox = spool.outbox(task_id)
         if outbox.is_dir():
             os.rename(outbox, trash / f"{name}.outbox")
-        empty_trash(spool)
+        delete_tree(trash / name)
+        delete_tree(trash / f"{name}.outbox")
         return True
     finally:
         os.close(fd)

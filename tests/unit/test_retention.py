@@ -24,7 +24,16 @@ from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import statusfile
 from ailabber.storage.cleaning import clean, measure, survey
 from ailabber.storage.spool import DONE, SYNCED, Spool
-from ailabber.storage.trash import TRASH, TaskGone, TaskInUse, delete_tree, empty_trash, reading, remove_task
+from ailabber.storage.trash import (
+    LOCK,
+    TRASH,
+    TaskGone,
+    TaskInUse,
+    delete_tree,
+    empty_trash,
+    reading,
+    remove_task,
+)
 
 NOW = 1_800_000_000.0
 
@@ -215,7 +224,7 @@ def test_a_reader_waiting_for_a_removal_learns_the_task_is_gone(tmp_path: Path) 
     spool = Spool(tmp_path / "spool")
     spool.ensure()
     task_dir = _finished(spool, A)
-    fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(task_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)                            # as remove_task holds it
     outcome: list[object] = []
 
