@@ -115,8 +115,9 @@ def empty_trash(spool: Spool) -> None:
     """Delete what removals left in ``trash/``, and outbox mirrors of tasks that no longer
     exist (a crash between a removal's two renames)."""
     trash = spool.root / TRASH
+    live = set(spool.all_ids())       # stages listed in the order tasks move: none is missed
     for name in _names(spool.outbox_dir):
-        if ids.is_task_id(name) and spool.locate(name) is None:
+        if ids.is_task_id(name) and name not in live and spool.locate(name) is None:
             trash.mkdir(mode=0o700, exist_ok=True)
             try:
                 os.rename(spool.outbox(name), trash / f"{name}.{os.urandom(4).hex()}.outbox")

@@ -175,6 +175,29 @@ def test_only_finished_tasks_back_in_done_are_candidates(tmp_path: Path) -> None
     assert survey(spool)[0].blocker == "a fetch of it is waiting for spoold"
 
 
+def test_a_pass_reads_only_tasks_old_enough_to_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task submitted within max_age cannot have finished before it: with thousands of
+    tasks, spoold's hourly pass reads the status of the old ones only.  The young still
+    count as the newest for keep."""
+    from ailabber.model import ids as task_ids
+    from ailabber.storage import cleaning
+
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    old = [task_ids.new_task_id(NOW - (60 - i) * DAY) for i in range(3)]
+    young = [task_ids.new_task_id(NOW - (5 - i) * DAY) for i in range(3)]
+    for i, t in enumerate(old):
+        _finished(spool, t, days_ago=59 - i)
+    for i, t in enumerate(young):
+        _finished(spool, t, days_ago=4 - i)
+    read: list[str] = []
+    real = statusfile.read_status
+    monkeypatch.setattr(cleaning.statusfile, "read_status", lambda d: read.append(Path(d).name) or real(d))
+    out = clean(spool, Policy(max_age=30 * DAY, keep=4), NOW)
+    assert sorted(read) == old
+    assert [r.id for r in out.removed] == old[:2]             # the 4 newest stay: 3 young and old[2]
+
+
 def test_clean_removes_the_task_and_its_outbox_and_counts_what_it_freed(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.ensure()
