@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,8 +139,9 @@ def delete_tree(path: Path) -> None:
     """Delete ``path`` and everything under it, also directories the job left without
     write or search permission for their owner (pulled back with their modes)."""
 
-    def unblock(_func: object, failed: str, exc_info: tuple[type[BaseException], BaseException, object]) -> None:
-        if not isinstance(exc_info[1], PermissionError):
+    def unblock(_func: object, failed: str, exc: object) -> None:
+        error = exc[1] if isinstance(exc, tuple) else exc     # onerror's exc_info, or onexc's exception
+        if not isinstance(error, PermissionError):
             return            # gone already (another removal): nothing to do
         opened = False
         for p in (os.path.dirname(failed), failed):
@@ -162,4 +164,7 @@ def delete_tree(path: Path) -> None:
 
     import shutil  # only when something is removed: not on every reader's start-up
 
-    shutil.rmtree(path, onerror=unblock)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=unblock)
+    else:
+        shutil.rmtree(path, onerror=unblock)
