@@ -172,3 +172,41 @@ def test_spoold_retention_removes_old_tasks_and_never_an_unfinished_one(tmp_path
     finally:
         p.cli("cancel", running)
         p.stop_all()
+
+
+def test_as_a_student_shared_read_only_files_run_and_clean_away(student_python: Path) -> None:
+    """With a real account (root ignores file modes): the read-only shared copies upload,
+    run writable on the cluster, and clean deletes them."""
+    import shutil
+
+    from testbed.pipeline import owned_project, students_on_one_root
+    from testbed.unix_users import world_dir
+    from tests.integration.conftest import STUDENTS
+
+    base = world_dir("ailabber-spool-growth-")
+    p = students_on_one_root(base, STUDENTS[:1], student_python)[STUDENTS[0]]
+    p.start("remoted")
+    p.start("spoold")
+    try:
+        proj = owned_project(p, "pa", "mkdir -p output; echo run >> notes.txt; cp notes.txt output/",
+                             files={"notes.txt": "mine\n"})
+        settled(proj)
+        first = p.submit(proj)
+        assert p.wait_terminal(first, 90)["state"] == "completed"
+        with open(proj / "task_config.toml", "a") as fh:      # the file keeps its owner
+            fh.write("\n# again\n")
+        second = p.submit(proj)
+        st = p.wait_terminal(second, 90)
+        assert st["state"] == "completed", (st, p.daemon_logs())
+        a, b = done(p, first) / "files", done(p, second) / "files"
+        assert (a / "notes.txt").stat().st_ino == (b / "notes.txt").stat().st_ino
+        assert stat.S_IMODE((b / "notes.txt").stat().st_mode) & 0o222 == 0
+        assert (p.remote_task(second) / "files" / "output" / "notes.txt").read_text() == "mine\nrun\n"
+        r = p.cli("clean", "--older-than", "0", check=True)
+        assert f"removed {first}" in r.stdout and f"removed {second}" in r.stdout, r.stdout
+        spool = p.home / "spool"
+        assert not done(p, first).exists() and not done(p, second).exists()
+        assert os.listdir(spool / "trash") == []
+    finally:
+        p.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
