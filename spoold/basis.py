@@ -62,6 +62,8 @@ def same_second_edit(new_files: Path, basis_files: Path) -> str | None:
                 return rel    # e.g. a file where the basis has a directory: do not guess
             if new.st_size != old.st_size or new.st_mtime_ns // SECOND != old.st_mtime_ns // SECOND:
                 continue      # rsync's quick check sees this difference itself
+            if (new.st_ino, new.st_dev) == (old.st_ino, old.st_dev):
+                continue      # one file shared by both snapshots (submit linked it): the same bytes
             if new.st_mtime_ns != old.st_mtime_ns or new.st_mtime_ns % SECOND == 0:
                 # Edited within the same second; or times in whole seconds (a file system
                 # without finer timestamps, an archive's restored dates), where equal

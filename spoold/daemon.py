@@ -31,11 +31,13 @@ from ailabber.storage.spool import (
     UPLOAD_MEMBERS,
     Spool,
 )
+from ailabber.storage.trash import TaskGone, reading
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.notices import Notices
 from spoold.results import pull_results
+from spoold.retention import Retention, drop_status_mirror
 from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
@@ -58,6 +60,7 @@ class Spoold:
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
         self.notices = Notices(self.spool, settings.notices)
+        self.retention = Retention(self.spool, settings.retention)
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -69,6 +72,7 @@ class Spoold:
         self.transport = RsyncTransport.to(settings)
         old.close()
         self._pulled_at.clear()
+        self.retention.reconfigure(settings.retention)
 
     def status_line(self) -> str:
         waiting = len(self.spool.ids_in(NEW))
@@ -100,6 +104,7 @@ class Spoold:
             self._last_tmp_clean = now
             for name in self.spool.clean_stale_tmp():
                 log.info("removed abandoned submission %s from tmp/", name)
+        self.retention.maybe_run()
         wait = self.settings.rescan_interval
         if active:
             wait = self.settings.poll_interval
@@ -122,6 +127,7 @@ class Spoold:
         self.notices.ended(task_id, self.spool.stage_dir(stage) / task_id)
         crash_point("spoold:notice_queued")
         self.spool.move(task_id, stage, DONE)
+        drop_status_mirror(self.spool, task_id)
 
     # --- requests from the CLI -----------------------------------------------------------
     def handle_requests(self) -> None:
@@ -155,7 +161,11 @@ class Spoold:
 
     def _fetch(self, task_id: str, stage: str, task_dir: Path) -> None:
         if stage in (SYNCED, DONE):
-            self.pull_results(task_id, task_dir)
+            try:
+                with reading(self.spool, task_id) as current:     # not removed while pulled into
+                    self.pull_results(task_id, current)
+            except TaskGone:
+                log.info("fetch of %s dropped: the task was removed from the spool", task_id)
 
     # --- upload --------------------------------------------------------------------------
     def limits(self) -> UploadLimits:

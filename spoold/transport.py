@@ -35,6 +35,9 @@ SPARSE = "--sparse"
 #: Results never bring back a symlink that points outside the workdir (nor an absolute one).
 SAFE_LINKS = "--safe-links"
 PARTIAL_DIR = ".rsync-partial"
+#: Uploads give the owner back the write bit the spool takes away (storage/filecopy.py):
+#: on the cluster the job works in its own copy and may write into its files.
+WRITABLE = "--chmod=u+w"
 MAX_TRANSFER_SECONDS = 24 * 3600
 
 
@@ -141,7 +144,7 @@ class RsyncTransport:
         partial files kept in ``--partial-dir``.  ``checksum``: compare files by content,
         not by size and whole-second mtime (see spoold/basis.py for when that is needed)."""
         srcs = [str(task_dir / m) for m in members]
-        extra = ["--stats", SPARSE, f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
+        extra = ["--stats", SPARSE, WRITABLE, f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
         if basis:
             # rrsync anchors a leading "/" at the student's restricted directory.
             extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
@@ -164,7 +167,7 @@ class RsyncTransport:
             t = task_ids[0]
             return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis, checksum)}
         srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
-        out = self._run(["-R", SPARSE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b|%l",
+        out = self._run(["-R", SPARSE, WRITABLE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b|%l",
                          *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
         sent: dict[str, int] = {t: 0 for t in task_ids}
         for line in out.splitlines():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,15 @@ def print_json(obj: Any) -> None:
 
 def spoold_pid(spool: Spool) -> int | None:
     return holder_pid(spool.root / DAEMON_LOCK)
+
+
+def holding(spool: Spool, task_id: str, read: Callable[[], int]) -> int:
+    """``read()`` with the task held against removal (``storage/trash.reading``): ``clean``
+    and spoold's retention leave it alone until ``read`` returns."""
+    from ailabber.storage.trash import TaskGone, reading
+
+    try:
+        with reading(spool, task_id):
+            return read()
+    except TaskGone:
+        raise CliError(f"{task_id} was removed from the spool (ailabber clean, or spoold's retention)") from None

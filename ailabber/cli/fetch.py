@@ -21,16 +21,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, spoold_pid
+from ailabber.cli.common import EXIT_FAIL, CliError, find_task, get_spool, holding, spoold_pid
 from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.task import TaskStatus
 from ailabber.storage import statusfile
+from ailabber.storage.filecopy import copy_fd
 from ailabber.storage.logindex import INDEX, STREAMS, split_stream
 from ailabber.storage.safedir import UnsafePath
-from ailabber.storage.spool import NEW, RESULTS
+from ailabber.storage.spool import NEW, RESULTS, Spool
 from ailabber.storage.userdir import UserDir, open_user_dir
-from ailabber.workstation.snapshot import copy_fd
 
 LOGS_SUBDIR = "ailabber-logs"
 #: Everything that matched was copied, but an entry of run.logs or run.results matched nothing.
@@ -52,7 +52,12 @@ so far.""", """\
 
 def run(args: argparse.Namespace) -> int:
     spool = get_spool()
-    task_id, stage, task_dir, st = find_task(spool, args.id)
+    task_id = find_task(spool, args.id)[0]
+    return holding(spool, task_id, lambda: _fetch(spool, task_id, args))
+
+
+def _fetch(spool: Spool, task_id: str, args: argparse.Namespace) -> int:
+    _task_id, stage, task_dir, st = find_task(spool, task_id)
     if stage == NEW:
         raise CliError(f"{task_id} has not been sent to the cluster yet; nothing to fetch")
     if not st.terminal:

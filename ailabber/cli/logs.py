@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from ailabber.cli.common import EXIT_FAIL, find_task, get_spool
+from ailabber.cli.common import EXIT_FAIL, find_task, get_spool, holding
 from ailabber.cli.helptext import describe
+from ailabber.model.task import TaskStatus
 from ailabber.storage.logindex import STREAMS as INDEXED
 from ailabber.storage.logindex import StreamReader, read_from
+from ailabber.storage.spool import Spool
 
 STREAMS = ("output", "stdout", "stderr", "setup")
 
@@ -84,6 +86,10 @@ def source_for(log_dir: Path, stream: str) -> Source:
 def run(args: argparse.Namespace) -> int:
     spool = get_spool()
     task_id, _stage, _d, st = find_task(spool, args.id)
+    return holding(spool, task_id, lambda: show(spool, task_id, st, args))
+
+
+def show(spool: Spool, task_id: str, st: TaskStatus, args: argparse.Namespace) -> int:
     source = source_for(spool.outbox(task_id) / "logs", args.stream)
     out = sys.stdout.buffer
     shown = 0

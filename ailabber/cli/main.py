@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "fetch": ("fetch", "configure", "copy a task's logs and results (default ./ailabber-results/<id>/)"),
     "cancel": ("cancel", "configure", "cancel tasks (pending: canceled; running: terminated)"),
     "wait": ("wait", "configure", "wait for a task to end (exit 0 only if it completed)"),
+    "clean": ("clean", "configure", "remove finished tasks from the local spool (default: finished 7 days ago or more)"),
     "init": ("init", "configure", "write a commented ./task_config.toml"),
     "doctor": ("doctor", "configure", "check your setup (config, spool, spoold, remote, remoted, scheduler, uv)"),
     "up": ("up", "configure", "run spoold and remoted on this machine, in the foreground"),

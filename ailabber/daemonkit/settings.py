@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber.daemonkit.notice_settings import NOTICE_KEYS, NoticeSettings, parse_notices
+from ailabber.model.retention import DEFAULT_POLICY, Policy, policy_from_setting
 from ailabber.model.suggest import closest
 from ailabber.storage.home import ailabber_home
 from ailabber.storage.upload_limits import (
@@ -39,6 +40,7 @@ class SpooldSettings(NamedTuple):
     max_upload_files: int | None = None
     source: Path | None = None
     notices: NoticeSettings = NoticeSettings()    # desktop notification and on_finish hook
+    retention: Policy | None = DEFAULT_POLICY   # None: off (spoold.yaml ``retention: off``)
 
 
 class SlurmOptions(NamedTuple):
@@ -166,7 +168,7 @@ def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
 
 
 SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
-               "connect_timeout", "max_upload_bytes", "max_upload_files", *NOTICE_KEYS)
+               "connect_timeout", "max_upload_bytes", "max_upload_files", "retention", *NOTICE_KEYS)
 
 
 def default_spoold_settings() -> SpooldSettings:
@@ -227,7 +229,15 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
         max_upload_files=limits["max_upload_files"],
         source=path,
         notices=notices,
+        retention=_retention(path, data),
     )
+
+
+def _retention(path: Path, data: dict[str, Any]) -> Policy | None:
+    try:
+        return policy_from_setting(data["retention"]) if "retention" in data else DEFAULT_POLICY
+    except ValueError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",

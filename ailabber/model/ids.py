@@ -33,6 +33,16 @@ def is_task_id(name: str) -> bool:
     return ID_RE.fullmatch(name) is not None
 
 
+def submitted_at(task_id: str) -> float | None:
+    """The submission time an id carries (epoch seconds), None for anything else."""
+    from ailabber.model.task import parse_iso
+
+    if not is_task_id(task_id):
+        return None
+    t = task_id
+    return parse_iso(f"20{t[0:2]}-{t[2:4]}-{t[4:6]}T{t[7:9]}:{t[9:11]}:{t[11:13]}.{t[13:16]}Z")
+
+
 class TaskLookupError(LookupError):
     """The user named no task or more than one; the message says which."""
 

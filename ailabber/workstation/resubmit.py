@@ -22,15 +22,11 @@ from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, dec
 from ailabber.model.config_edit import edited_config, parse_edit
 from ailabber.model.config_fields import Problems
 from ailabber.model.task import TaskStatus
+from ailabber.storage.filecopy import link_or_copy
 from ailabber.storage.spool import FILES, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.project import UploadDir
-from ailabber.workstation.snapshot import copy_fd
 from ailabber.workstation.submit import Listing, write_task
-
-#: Where linking cannot work (another file system under the spool, a link count at its
-#: maximum, a file system without hard links): the file is copied instead.
-_COPY_INSTEAD = {errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 class Resubmitted(NamedTuple):
@@ -142,7 +138,7 @@ def link_tree(task_fd: int, dest: Path) -> Listing:
                                       dir_fd=fd)
                         stack.append((sub, name + "/"))
                     elif stat.S_ISREG(st.st_mode):
-                        _link(fd, entry.name, out)
+                        link_or_copy(entry.name, out, src_dir_fd=fd)
                         files[f"{FILES}/{name}"] = st.st_size
                         disk += st.st_blocks * 512
                     elif stat.S_ISLNK(st.st_mode):
@@ -160,23 +156,3 @@ def link_tree(task_fd: int, dest: Path) -> Listing:
         os.utime(dest / name, ns=(st.st_atime_ns, st.st_mtime_ns))
     return Listing(files, links, disk)
 
-
-def _link(dir_fd: int, name: str, out: Path) -> None:
-    try:
-        os.link(name, out, src_dir_fd=dir_fd, follow_symlinks=False)
-        return
-    except OSError as exc:
-        if exc.errno not in _COPY_INSTEAD:
-            raise
-    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    try:
-        st = os.fstat(src)
-        dst = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            copy_fd(src, dst)
-            os.fchmod(dst, stat.S_IMODE(st.st_mode))
-            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-        finally:
-            os.close(dst)
-    finally:
-        os.close(src)

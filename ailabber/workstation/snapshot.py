@@ -14,21 +14,20 @@ import heapq
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 from ailabber.model.config import ConfigError, TaskConfig
 from ailabber.model.pathlimits import Extremes, over
+from ailabber.storage.filecopy import copy_fd, link_or_copy, spool_mode
 from ailabber.storage.fsutil import fsync_dir, fsync_fd
+from ailabber.storage.sources import Previous, Sources
 from ailabber.workstation.ignore import IgnoreRules, Rule
 
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
-
-_CHUNK = 1 << 30
-_FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM,
-                    errno.EBADF, errno.ETXTBSY}
 
 
 class Entry(NamedTuple):
@@ -199,65 +198,14 @@ def plan_snapshot(cfg: TaskConfig) -> SnapshotPlan:
 # --------------------------------------------------------------------------- copy
 
 
-def copy_fd(src: int, dst: int) -> int:
-    """Copy ``src`` from its start to EOF into the empty ``dst``, keeping holes: only the
-    data extents (``SEEK_DATA``/``SEEK_HOLE``) are copied and the size is set last, so a
-    sparse 1 GiB file stays a few blocks on disk instead of becoming 1 GiB of zeros.
-    Returns the file's length as copied (the offset of EOF)."""
-    end = os.fstat(src).st_size
-    pos = 0
-    while pos < end:
-        try:
-            start = os.lseek(src, pos, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:   # only a hole is left up to EOF
-                break
-            if exc.errno not in _FALLBACK_ERRNOS:
-                raise
-            start = pos                    # no hole support here: all of it is data
-        try:
-            stop = os.lseek(src, start, os.SEEK_HOLE)
-        except OSError as exc:
-            if exc.errno not in _FALLBACK_ERRNOS:
-                raise
-            stop = end
-        _copy_range(src, dst, start, stop - start)
-        pos = stop
-    # A file that grew or shrank while it was copied is caught by the caller's size check.
-    os.ftruncate(dst, end)
-    return end
-
-
-def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
-    """``count`` bytes at ``offset`` of ``src`` to the same offset of ``dst``: in the kernel
-    where possible (copy_file_range: reflinks on CoW file systems), else by reads."""
-    done = 0
-    if hasattr(os, "copy_file_range"):
-        try:
-            while done < count:
-                n = os.copy_file_range(src, dst, min(count - done, _CHUNK), offset + done, offset + done)
-                if n == 0:
-                    break          # EOF moved (file shrank) or not supported: the slow way
-                done += n
-        except OSError as exc:
-            if exc.errno not in _FALLBACK_ERRNOS:
-                raise
-    while done < count:
-        chunk = os.pread(src, min(count - done, 1 << 20), offset + done)
-        if not chunk:
-            return         # the file shrank meanwhile: the caller's size check says so
-        written = 0
-        while written < len(chunk):
-            written += os.pwrite(dst, chunk[written:], offset + done + written)
-        done += len(chunk)
-
-
 class _Copier:
-    def __init__(self, plan: SnapshotPlan, dest: Path) -> None:
+    def __init__(self, plan: SnapshotPlan, dest: Path, previous: Previous | None, sources: Sources) -> None:
         self.plan = plan
         self.durable = True
         self.src = str(plan.root)
         self.dst = str(dest)
+        self.previous = previous
+        self.sources = sources
 
     def changed(self, rel: str, what: str) -> ConfigError:
         return ConfigError([f"{self.plan.source_name}: files.upload: {_q(rel)} {what} while it "
@@ -278,8 +226,10 @@ class _Copier:
             before = os.fstat(src)
             if not stat.S_ISREG(before.st_mode) or before.st_size != e.size:
                 raise self.changed(e.rel, "changed size")
-            dst = os.open(os.path.join(self.dst, e.rel),
-                          os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            out = os.path.join(self.dst, e.rel)
+            if self.share(e.rel, before, out):
+                return
+            dst = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
                 copied = copy_fd(src, dst)
                 after = os.fstat(src)
@@ -287,14 +237,28 @@ class _Copier:
                     raise self.changed(e.rel, "changed size")
                 if after.st_mtime_ns != before.st_mtime_ns:
                     raise self.changed(e.rel, "was modified")
-                os.fchmod(dst, stat.S_IMODE(before.st_mode) & 0o777)
+                os.fchmod(dst, spool_mode(before.st_mode))
                 os.utime(dst, ns=(before.st_atime_ns, before.st_mtime_ns))
                 if self.durable:
                     fsync_fd(dst)
             finally:
                 os.close(dst)
+            self.sources.note(e.rel, before, after)
         finally:
             os.close(src)
+
+    def share(self, rel: str, st: os.stat_result, out: str) -> bool:
+        """Link the previous task's copy of ``rel`` when the project file is unchanged since
+        it was made (``Previous.copy_of``); False: copy it from the project instead."""
+        shared = self.previous.copy_of(rel, st) if self.previous else None
+        if shared is None:
+            return False
+        try:
+            link_or_copy(shared, out)
+        except (OSError, ValueError):
+            return False   # that task was cleaned meanwhile, or its copy is not a file
+        self.sources.note(rel, st, st)
+        return True
 
     def symlink(self, e: Entry) -> None:
         path = os.path.join(self.src, e.rel)
@@ -325,19 +289,22 @@ class _Copier:
         os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def copy_snapshot(plan: SnapshotPlan, dest: Path, durable: bool = True) -> None:
-    """Materialise ``plan`` into the existing, empty directory ``dest``.
+def copy_snapshot(plan: SnapshotPlan, dest: Path, durable: bool = True, previous: Previous | None = None) -> Sources:
+    """Materialise ``plan`` into the existing, empty directory ``dest``; returns where each
+    file came from (``storage/sources.py``), for the next snapshot of the same project.
 
     Files are reopened without following symlinks and re-checked against the plan; a file
     that changed raises ``ConfigError`` and leaves ``dest`` partly filled for the caller to
-    remove.  Directory modes always keep ``u+rwx``.  ``durable=False`` leaves flushing to
-    the caller (one ``syncfs`` for the whole task is far cheaper than a fsync per file).
+    remove.  A file unchanged since ``previous`` (the project's last task) copied it is
+    hard-linked to that copy.  Files lose their write bits (``spool_mode``); directory
+    modes always keep ``u+rwx``.  ``durable=False`` leaves flushing to the caller (one
+    ``syncfs`` for the whole task is far cheaper than a fsync per file).
     """
     dest = Path(dest)
     with os.scandir(dest) as it:
         if next(it, None) is not None:
             raise FileExistsError(f"{dest} is not empty")
-    copier = _Copier(plan, dest)
+    copier = _Copier(plan, dest, previous, Sources(str(plan.root), time.time_ns()))
     copier.durable = durable
     dirs: list[Entry] = []
     for e in plan.entries:
@@ -354,3 +321,4 @@ def copy_snapshot(plan: SnapshotPlan, dest: Path, durable: bool = True) -> None:
         for e in dirs:
             fsync_dir(os.path.join(copier.dst, e.rel))
         fsync_dir(dest)
+    return copier.sources

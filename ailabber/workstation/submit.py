@@ -24,6 +24,7 @@ from ailabber.model.template import refuse_placeholder
 from ailabber.storage import fsutil, names, statusfile
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_of
+from ailabber.storage.sources import previous_snapshot, remember_latest
 from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.project import check_lock, load_task_config_bytes
@@ -68,7 +69,12 @@ def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None,
     cfg, plan, raw = prepare(config_path, limits)
 
     def fill(files: Path) -> Listing:
-        copy_snapshot(plan, files, durable=False)
+        """The snapshot, sharing what did not change since this project's last task
+        (``storage/sources.py``); the task is ``files``' parent, ``tmp/<id>``."""
+        task = files.parent
+        sources = copy_snapshot(plan, files, durable=False, previous=previous_snapshot(spool, str(plan.root)))
+        sources.write(task)
+        remember_latest(spool, str(plan.root), task.name)
         return Listing(*plan.listing(FILES), plan.disk_bytes)
 
     task_id, status = write_task(spool, raw, cfg, fill, {"config_file": str(config_path.absolute())}, name=name)

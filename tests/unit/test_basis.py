@@ -51,3 +51,12 @@ def test_a_file_where_the_basis_has_a_directory_is_not_guessed(tmp_path: Path) -
     _file(tmp_path / "old", "data", "x", SECOND + 1)
     _file(tmp_path / "new", "data/part0", "y", SECOND + 1)
     assert same_second_edit(tmp_path / "new", tmp_path / "old") == "data/part0"
+
+
+def test_a_file_both_snapshots_share_needs_no_checksum(tmp_path: Path) -> None:
+    """submit linked it from the basis task: one file, so the quick check cannot be fooled,
+    even where whole-second times would otherwise call for comparing contents."""
+    _file(tmp_path / "old", "data.bin", "x" * 100, SECOND)
+    (tmp_path / "new").mkdir()
+    os.link(tmp_path / "old" / "data.bin", tmp_path / "new" / "data.bin")
+    assert same_second_edit(tmp_path / "new", tmp_path / "old") is None
