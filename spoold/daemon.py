@@ -35,11 +35,13 @@ from ailabber.storage.spool import (
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
-from spoold.transport import RsyncTransport, TransportError
+from spoold.progress import UploadProgress
+from spoold.transport import RsyncTransport, TransportError, manifest_files
 
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
 LIMITS_EVERY = 60.0
+LIMITS_EVERY_ACTIVE = 10.0     # while tasks are on the cluster: limits.json also says what they use
 RESULT_ATTEMPTS = 5
 BATCH_TASK_BYTES = 1_000_000    # tasks up to this size travel together
 BATCH_TASKS = 200
@@ -56,6 +58,7 @@ class Spoold:
         self._pulled_at: dict[str, float] = {}     # small files of the area -> last pull
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
+        self._active_at = 0.0          # when tasks were last seen on the cluster (in synced/)
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -151,8 +154,10 @@ class Spoold:
         return own.tighter(published(self.spool.root))
 
     def refresh_limits(self) -> None:
-        """Pull the cluster's published upload limits now and then (the CLI reads them)."""
-        self._pull_due(LIMITS_FILE, LIMITS_EVERY, keep_on_failure=True)
+        """Pull the cluster's published limits and the use they count now and then (the
+        CLI reads them); more often while this user's tasks are on the cluster."""
+        every = LIMITS_EVERY_ACTIVE if self._active_at > time.time() - LIMITS_EVERY else LIMITS_EVERY
+        self._pull_due(LIMITS_FILE, every, keep_on_failure=True)
 
     def refresh_beat(self) -> None:
         """Pull remoted's heartbeat once per beat, so that ``status`` and ``whoami`` can say
@@ -217,10 +222,11 @@ class Spoold:
             attempts[task_id] = n = self._attempts[task_id] + 1
             self._record(new_dir / task_id, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
+        progress = upload_progress(new_dir, batch)
         try:
             checksum = basis is not None and needs_checksum(self.spool, batch[0], basis)
             results = self.transport.push_tasks(batch, new_dir, UPLOAD_MEMBERS, MANIFEST, basis=basis,
-                                                checksum=checksum)
+                                                checksum=checksum, on_output=progress.feed)
         except TransportError as exc:
             for task_id in batch:
                 n = self._attempts[task_id] = attempts[task_id]
@@ -248,7 +254,7 @@ class Spoold:
             self._retry_at.pop(task_id, None)
             self._attempts.pop(task_id, None)
             self._record(new_dir / task_id, PENDING, "uploaded", upload_bytes_total=result.bytes_total,
-                         upload_bytes_sent=result.bytes_sent)
+                         upload_bytes_sent=result.bytes_sent, **progress.finished())
             self.spool.move(task_id, NEW, SYNCED)
             log.info("%s: sent (%d of %d bytes transferred)", task_id, result.bytes_sent, result.bytes_total)
         return True
@@ -258,6 +264,7 @@ class Spoold:
         active = self.spool.ids_in(SYNCED)
         if not active:
             return []
+        self._active_at = time.time()
         outbox = self.spool.outbox_dir
         try:
             self.transport.pull_status(active, outbox)
@@ -305,6 +312,12 @@ class Spoold:
         paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
         self.transport.pull_logs([task_id], self.spool.outbox_dir)
         self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
+
+
+def upload_progress(stage_dir: Path, batch: list[str]) -> UploadProgress:
+    """The progress of uploading ``batch``, sized from each task's manifest."""
+    totals = {t: sum(manifest_files(stage_dir / t / MANIFEST).values()) for t in batch}
+    return UploadProgress({t: stage_dir / t for t in batch}, totals)
 
 
 def path_problem(task_dir: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from ailabber.cli.common import (
     EXIT_USAGE,
@@ -16,10 +17,11 @@ from ailabber.cli.common import (
 )
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
-from ailabber.model.task import STATES, TaskStatus
+from ailabber.model.task import PENDING, RUNNING, STATES, TaskStatus
 from ailabber.storage import statusfile
 from ailabber.storage.remoted_beat import stopped_copy
 from ailabber.storage.spool import STAGES, Spool
+from ailabber.workstation import taskview
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:
@@ -38,11 +40,16 @@ def configure_list(p: argparse.ArgumentParser) -> None:
 def run_status(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
-    _task_id, stage, _d, st = find_task(spool, args.id)
+    task_id, stage, task_dir, st = find_task(spool, args.id)
+    entry = taskview.queue_entries(spool).get(task_id)
     if args.json:
-        print_json(task_json(st, stage))
+        print_json(taskview.with_queue(task_json(st, stage), st, entry))
     else:
-        print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st)))
+        from ailabber.model.progress import rows
+
+        limit = taskview.time_limit(task_dir) if st.state == RUNNING else None
+        print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st),
+                              progress=rows(st, entry, limit, time.time())))
     return 0
 
 
@@ -82,13 +89,22 @@ def run_list(args: argparse.Namespace) -> int:
     found.sort(key=lambda t: t[0])
     if args.limit is not None:
         found = found[-args.limit:]
+    entries = taskview.queue_entries(spool)
     if args.json:
-        print_json([task_json(st, stage) for _i, stage, st in found])
+        print_json([taskview.with_queue(task_json(st, stage), st, entries.get(st.id))
+                    for _i, stage, st in found])
         return 0
     if not found:
         print("no tasks")
         return 0
-    rows = [[st.id, render.state_text(st), st.reason or "", render.ago(st.submitted_at), render.ago(st.updated_at)]
-            for _i, _stage, st in found]
+    from ailabber.model.progress import detail
+
+    now = time.time()
+    rows = []
+    for _i, _stage, st in found:
+        more = detail(st, entries.get(st.id), None, now, short=True) if st.state == PENDING else None
+        reason = f"{st.reason or ''} ({more})" if more else st.reason or ""
+        rows.append([st.id, render.state_text(st), reason, render.ago(st.submitted_at, now),
+                     render.ago(st.updated_at, now)])
     print(render.table(["ID", "STATE", "REASON", "AGE", "UPDATED"], rows))
     return 0

@@ -51,8 +51,10 @@ def state_text(st: TaskStatus) -> str:
     return text
 
 
-def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None) -> str:
-    """``remoted``: what is wrong on the cluster side that this task waits for, if known."""
+def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str | None = None,
+             progress: Sequence[tuple[str, str]] = ()) -> str:
+    """``remoted``: what is wrong on the cluster side that this task waits for, if known;
+    ``progress``: lines on the upload, the queue and the time (``model.progress.rows``)."""
     rows = [
         ("task", st.id),
         ("state", state_text(st)),
@@ -60,6 +62,7 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
     ]
     if st.message:
         rows.append(("message", st.message))
+    rows += progress
     rows += [
         ("submitted", f"{st.submitted_at or '-'} ({ago(st.submitted_at, now)})"),
         ("started", st.started_at or "-"),

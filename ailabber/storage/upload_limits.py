@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ailabber.model.joblimits import JobLimits
 from ailabber.storage import fsutil
 
 LIMITS_FILE = "limits.json"
@@ -94,3 +95,8 @@ class UploadLimits(NamedTuple):
 
 def published(spool_root: Path) -> UploadLimits:
     return UploadLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))
+
+
+def published_jobs(spool_root: Path) -> JobLimits:
+    """The job limits and the current use in the same file (``ailabber.model.joblimits``)."""
+    return JobLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from ailabber import __version__
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.render import size
 from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
@@ -33,9 +34,15 @@ class Submitted(NamedTuple):
     status: TaskStatus
 
 
-def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
-    """Validate everything before anything is written (raises ConfigError)."""
+def prepare(config_path: Path, limits: UploadLimits | None = None,
+            jobs: JobLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
+    """Validate everything before anything is written (raises ConfigError).  ``jobs``:
+    what the cluster lets one task ask for, as limits.json last said."""
     cfg, raw = load_task_config_bytes(config_path)
+    res = cfg.resources
+    never = (jobs or JobLimits()).problems(res.gpus, res.time_limit_s, res.memory_mb)
+    if never:
+        raise ConfigError([f"{config_path.name}: {field}: {why}" for field, why in never])
     check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
     limits = limits or UploadLimits()
@@ -50,8 +57,9 @@ def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[Task
     return cfg, plan, raw
 
 
-def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None) -> Submitted:
-    cfg, plan, raw = prepare(config_path, limits)
+def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None,
+           jobs: JobLimits | None = None) -> Submitted:
+    cfg, plan, raw = prepare(config_path, limits, jobs)
     spool.ensure()
     task_id = ids.new_task_id()
     tmp = spool.new_tmp_dir(task_id)
