@@ -29,7 +29,9 @@ PUBLISH_EVERY = 1.0
 RATE_WINDOW = 10.0
 RATE_AFTER = 2.0
 #: ``--info=progress2``: "      1,081,344  21%    1.00MB/s    0:00:03 (xfr#1, to-chk=1/2)"
-_PROGRESS = re.compile(r"\s*([\d,]+)\s+\d+%\s")
+#: rsync ends such a line only when it prints the next one, so a whole one (up to the time
+#: left) is read before its end arrives.
+_PROGRESS = re.compile(r"\s*([\d,]+)\s+\d+%\s+\S+/s\s+\d+:\d\d:\d\d")
 #: The status fields this module writes (``upload_bytes_sent`` is spoold's final figure too).
 FIELDS = ("upload_bytes_sent", "upload_rate", "upload_eta_s", "upload_progress_at")
 
@@ -61,6 +63,8 @@ class UploadProgress:
         self._partial = pieces.pop()
         for piece in pieces:
             self._read(piece)
+        if _PROGRESS.match(self._partial):
+            self._read(self._partial)
         if self.clock() - self._last_publish >= self.every:
             self.publish()
 
@@ -68,7 +72,8 @@ class UploadProgress:
         m = _PROGRESS.match(piece)
         if m:
             self.overall = int(m.group(1).replace(",", ""))
-            self._samples.append((self.clock(), self.overall))
+            if self._samples[-1][1] != self.overall:
+                self._samples.append((self.clock(), self.overall))
             return
         rest, _, length = piece.rpartition("|")
         name, _, sent = rest.rpartition("|")
@@ -112,7 +117,7 @@ class UploadProgress:
             st = statusfile.read_status(task_dir)
             if st is None or st.terminal or st.reason != "uploading":
                 continue
-            st.extra.update(upload_bytes_sent=sent, upload_rate=None if rate is None else int(rate),
+            st.extra.update(upload_bytes_sent=sent, upload_rate=None if rate is None else round(rate),
                             upload_eta_s=left, upload_progress_at=now_iso())
             statusfile.record(task_dir, st, None)
             self._published[task_id] = sent

@@ -105,8 +105,8 @@ def job_lines(jobs: JobLimits) -> dict[str, str]:
     per_user = [cap(jobs.max_running, f"{jobs.max_running} task(s) handed to the scheduler"),
                 cap(jobs.max_gpus, f"{jobs.max_gpus} GPU(s) in use"),
                 cap(jobs.max_queued, f"{jobs.max_queued} task(s) waiting in the queue")]
-    use = (f"{jobs.running or 0} running, {jobs.pending or 0} waiting ({jobs.launched or 0} handed to the "
-           f"scheduler, {jobs.queued or 0} in remoted's queue), {jobs.gpus_in_use or 0} GPU(s) in use")
+    use = (f"{jobs.running or 0} running, {jobs.pending or 0} waiting, {jobs.gpus_in_use or 0} GPU(s) in use "
+           f"({jobs.launched or 0} task(s) handed to the scheduler, {jobs.queued or 0} in remoted's queue)")
     task_caps, user_caps = [c for c in per_task if c], [c for c in per_user if c]
     return {
         "task_limits": "at most " + ", ".join(task_caps) if task_caps else "no limit",
