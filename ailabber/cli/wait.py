@@ -57,7 +57,7 @@ def follow(spool: Spool, task_id: str, timeout: float = 0, interval: float = 0.2
             break
         if st.state == RUNNING and limit is None:
             limit = taskview.time_limit(loc[1])
-        text = line(st, taskview.queue_entries(spool).get(task_id), limit, time.time())
+        text = line(st, taskview.queue_entries(spool).get(task_id), limit, time.time(), terse=tty)
         if tty:
             out.write("\r" + text[: width - 1] + "\x1b[K")
             out.flush()
@@ -104,6 +104,7 @@ def _columns(out: TextIO) -> int:
     import os
 
     try:
-        return os.get_terminal_size(out.fileno()).columns
+        columns = os.get_terminal_size(out.fileno()).columns
     except (OSError, ValueError):
-        return 80
+        columns = 0
+    return columns if columns > 0 else 80      # a terminal that does not say its size

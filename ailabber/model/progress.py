@@ -102,12 +102,14 @@ def detail(st: TaskStatus, entry: QueueEntry | None, time_limit_s: int | None, n
     return ", ".join(shown) if short else "; ".join(shown)
 
 
-def line(st: TaskStatus, entry: QueueEntry | None, time_limit_s: int | None, now: float) -> str:
-    """One line for ``wait``: ``pending (queued): 2nd of 3 in the course queue ...``."""
+def line(st: TaskStatus, entry: QueueEntry | None, time_limit_s: int | None, now: float,
+         terse: bool = False) -> str:
+    """One line for ``wait``: ``pending (queued): 2nd of 3 in the course queue ...``.
+    ``terse`` (a terminal's one line): the reason's words only when there is nothing else."""
     head = st.state + (f" ({st.reason})" if st.reason else "")
     more = detail(st, entry, time_limit_s, now)
     parts = [more] if more else []
-    if st.reason and not (st.reason == "uploading" and more):
+    if st.reason and not ((terse or st.reason == "uploading") and more):
         parts.insert(0, explain(st.reason))
     return f"{head}: {'; '.join(parts)}" if parts else head
 

@@ -12,24 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.model.task import parse_iso
-from testbed.pipeline import Pipeline
+from testbed.pipeline import Pipeline, wait_until
 
 
 def _gate(base: Path) -> tuple[Path, str]:
     """A file the test creates to let jobs finish, and the command that waits for it."""
     gate = base / "gate"
     return gate, f"while [ ! -e {gate} ]; do sleep 0.1; done"
-
-
-def _until(what: str, probe: Any, p: Pipeline, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{p.daemon_logs()}")
-        time.sleep(0.2)
 
 
 def test_a_throttled_upload_shows_bytes_rate_and_time_left(tmp_path: Path) -> None:
@@ -52,7 +41,7 @@ def test_a_throttled_upload_shows_bytes_rate_and_time_left(tmp_path: Path) -> No
                     return out
                 assert p.status(task_id)["reason"] == "uploading", f"the upload ended before {args} showed it"
                 return None
-            return str(_until(f"{args} to show the upload", probe, p))
+            return str(wait_until(probe, f"{args} to show the upload", 90))
 
         while_uploading(("status", task_id), r"upload +[\d.]+ [KM]?B of [\d.]+ MB \(\d+%\), [\d.]+ KB/s, "
                                              r"at most \d+(s|m\d\ds) left")
@@ -104,10 +93,10 @@ def _published_limits(p: Pipeline) -> Path:
     area = p.root / "users" / pwd.getpwuid(os.getuid()).pw_name
     area.mkdir(parents=True)
     p.start("remoted")
-    _until("remoted to publish limits.json", lambda: (area / "limits.json").exists(), p)
+    wait_until(lambda: (area / "limits.json").exists(), "remoted to publish limits.json", 90)
     p.start("spoold")
     local = p.home / "spool" / "limits.json"
-    _until("spoold to pull limits.json", local.exists, p)
+    wait_until(local.exists, "spoold to pull limits.json", 90)
     return local
 
 
@@ -155,7 +144,7 @@ def test_whoami_shows_the_job_limits_and_what_is_in_use(tmp_path: Path) -> None:
             who = json.loads(p.cli("whoami", "--json", check=True).stdout)["limits"]
             return who if (who["running"], who["queued"]) == (1, 1) else None
 
-        limits = _until("whoami to count one running and one queued task", in_use, p)
+        limits = wait_until(in_use, "whoami to count one running and one queued task", 90)
         assert (limits["gpus_in_use"], limits["pending"], limits["launched"]) == (1, 1, 1)
         assert (limits["max_running"], limits["max_queued"], limits["max_gpus"]) == (3, 5, None)
         human = p.cli("whoami", check=True).stdout
@@ -213,4 +202,49 @@ def test_wait_prints_plain_lines_on_each_change_and_where_the_results_are(tmp_pa
         again = p.cli("wait", task_id, check=True).stdout.splitlines()
         assert again == [f"{task_id} completed", lines[-1].rstrip("\n")]
     finally:
+        p.stop_all()
+
+
+def test_wait_on_a_terminal_keeps_one_line_up_to_date(tmp_path: Path) -> None:
+    """On a terminal the progress is one line, redrawn in place (carriage return, erase to
+    the end of the line): the only lines ``wait`` ends are the end and the results."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    gate, wait = _gate(tmp_path)
+    p = Pipeline(tmp_path, gpus=1)
+    p.start_all()
+    master, slave = pty.openpty()
+    try:
+        holder = p.submit(p.project([wait], gpus=1))
+        p.wait_for(holder, lambda s: s["state"] == "running", 60, "the first task to run")
+        task_id = p.submit(p.project(["sleep 3"], gpus=1))
+        waiter = subprocess.Popen([sys.executable, "-m", "ailabber", "wait", task_id], env=p.env(), stdout=slave,
+                                  stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        seen = b""
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, (seen, p.daemon_logs())
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:           # the terminal's other end closed: wait has exited
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if b"in the course queue" in seen and not gate.exists():
+                    gate.touch()
+        assert waiter.wait(30) == 0, waiter.stderr.read() if waiter.stderr else ""
+        text = seen.decode()
+        assert "\rpending (waiting_for_gpu): 1st of 1 in the course queue (0 ahead); starts by " in text
+        assert re.search("\rrunning: \\d+s of its 10m00s time limit\x1b\\[K", text), text
+        assert text.count("\n") == 2, text
+        assert text.endswith(f"\r\x1b[K{task_id} completed\r\n"
+                             f"results: none came back; ailabber fetch {task_id[-6:]} copies the logs\r\n"), text
+    finally:
+        os.close(master)
         p.stop_all()

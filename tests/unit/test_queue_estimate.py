@@ -109,7 +109,7 @@ def test_upload_progress_in_words() -> None:
                  upload_rate=1_200_000, upload_eta_s=31, upload_progress_at=now_iso(NOW))
     assert progress.upload(st) == "12.5 MB of 50.0 MB (25%), 1.2 MB/s, at most 31s left"
     assert progress.upload(st, short=True) == "25%, 1.2 MB/s, 31s left"
-    assert progress.line(st, None, None, NOW) == "pending (uploading): " + progress.upload(st)   # type: ignore[operator]
+    assert progress.line(st, None, None, NOW) == f"pending (uploading): {progress.upload(st)}"
     # Before spoold published any progress, or after the upload: nothing to say.
     assert progress.upload(_status("pending", "uploading", upload_bytes_total=5, upload_bytes_sent=0)) is None
     st.reason = "uploaded"
