@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ailabber.daemonkit.settings import UserLimits
 from ailabber.model.joblimits import JobLimits
-from ailabber.model.queueinfo import QUEUE_FILE, SCHEDULER, UPPER_BOUND, QueueEntry, queue_document
-from ailabber.model.remote_layout import OUTBOX, USERS
+from ailabber.model.queueinfo import SCHEDULER, UPPER_BOUND, QueueEntry, queue_document
+from ailabber.model.remote_layout import OUTBOX, QUEUE_FILE, USERS
 from ailabber.model.task import PENDING, RUNNING, parse_iso
 from ailabber.storage.safedir import SafeDir
 from remoted.estimate import Holding, Waiting, start_bounds

@@ -19,8 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ailabber.daemonkit.settings import SpooldSettings
-from ailabber.model.queueinfo import QUEUE_FILE
-from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS, UserArea
+from ailabber.model.remote_layout import (
+    INCOMING_COMMIT,
+    INCOMING_TMP,
+    OUTBOX,
+    QUEUE_FILE,
+    REQUESTS,
+    TASKS,
+    UserArea,
+)
 from ailabber.model.remote_url import LocalRemote
 from ailabber.storage.home import os_user
 from spoold.errors import TransportError, classify

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ailabber.model.joblimits import RESOURCE_LIMITS, resource_limit
 from ailabber.model.suggest import closest
 from ailabber.storage.home import ailabber_home
 from ailabber.storage.upload_limits import (
@@ -295,7 +294,9 @@ def _limit(path: Path, key: str, v: Any) -> int | None:
     """One limit: a whole number, for bytes also a size such as ``20G`` (binary units)."""
     if v is None:
         return None
-    if key in RESOURCE_LIMITS:
+    if key in ("max_time_limit", "max_memory"):        # as task_config.toml writes them
+        from ailabber.model.joblimits import resource_limit
+
         try:
             return resource_limit(key, v)
         except ValueError as exc:

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 from ailabber.model.task import now_iso, parse_iso
 
-QUEUE_FILE = "queue.json"    # in the user's outbox/, next to the tasks' directories
 #: ``start_kind``: remoted's own bound (local scheduler: the time limits of the tasks
 #: ahead), or the scheduler's estimate (Slurm's, as ``squeue --start`` shows it).
 UPPER_BOUND, SCHEDULER = "upper_bound", "scheduler"

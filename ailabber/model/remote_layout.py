@@ -11,6 +11,7 @@ able to trust lives outside it, in ``<root>/state/``.
     users/<user>/tasks/<id>/             the accepted task: task.toml, meta.json, files/, run/
                                          (tasks/ itself is remoted's, root-owned)
     users/<user>/outbox/<id>/            what spoold pulls: status.json, events.jsonl, logs/
+    users/<user>/outbox/queue.json       where the user's waiting tasks stand (remoted writes)
     state/active/<user>/<id>.json        remoted's own record of an unfinished task
     state/done/<user>/<id>.json          ... and of a finished one
     state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
@@ -33,6 +34,7 @@ INCOMING_COMMIT = f"{INCOMING}/{COMMIT}"
 REQUESTS = "requests"
 TASKS = "tasks"
 OUTBOX = "outbox"
+QUEUE_FILE = "queue.json"   # in outbox/: where the user's waiting tasks stand (model.queueinfo)
 LOGS = "logs"
 RUN = "run"
 DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted

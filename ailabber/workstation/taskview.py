@@ -5,17 +5,24 @@ time limit (from its ``task.toml``, as submitted)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ailabber.model.queueinfo import QUEUE_FILE, QueueEntry, parse_queue_document
 from ailabber.model.task import TaskStatus
 from ailabber.storage import fsutil
-from ailabber.storage.spool import TASK_TOML, Spool
+from ailabber.storage.spool import QUEUE, TASK_TOML, Spool
+
+if TYPE_CHECKING:       # imported only when there is a queue to read: list starts faster
+    from ailabber.model.queueinfo import QueueEntry
 
 
 def queue_entries(spool: Spool) -> dict[str, QueueEntry]:
     """Every waiting task's entry as spoold last pulled them ({} when none was pulled)."""
-    return parse_queue_document(fsutil.read_json_or_none(spool.outbox_dir / QUEUE_FILE))
+    doc = fsutil.read_json_or_none(spool.outbox_dir / QUEUE)
+    if not doc:
+        return {}
+    from ailabber.model.queueinfo import parse_queue_document
+
+    return parse_queue_document(doc)
 
 
 def with_queue(d: dict[str, Any], st: TaskStatus, entry: QueueEntry | None) -> dict[str, Any]:
