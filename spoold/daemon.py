@@ -36,7 +36,7 @@ from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.progress import UploadProgress
-from spoold.transport import RsyncTransport, TransportError, manifest_files
+from spoold.transport import RsyncTransport, TransportError
 
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
@@ -222,7 +222,7 @@ class Spoold:
             attempts[task_id] = n = self._attempts[task_id] + 1
             self._record(new_dir / task_id, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
-        progress = upload_progress(new_dir, batch)
+        progress = UploadProgress.of(new_dir, batch)
         try:
             checksum = basis is not None and needs_checksum(self.spool, batch[0], basis)
             results = self.transport.push_tasks(batch, new_dir, UPLOAD_MEMBERS, MANIFEST, basis=basis,
@@ -312,12 +312,6 @@ class Spoold:
         paths = [p for p in list(meta.get("logs", [])) + list(meta.get("results", [])) if isinstance(p, str)]
         self.transport.pull_logs([task_id], self.spool.outbox_dir)
         self.transport.pull_results(task_id, str(meta.get("workdir", ".")), paths, task_dir / RESULTS)
-
-
-def upload_progress(stage_dir: Path, batch: list[str]) -> UploadProgress:
-    """The progress of uploading ``batch``, sized from each task's manifest."""
-    totals = {t: sum(manifest_files(stage_dir / t / MANIFEST).values()) for t in batch}
-    return UploadProgress({t: stage_dir / t for t in batch}, totals)
 
 
 def path_problem(task_dir: Path) -> str | None:

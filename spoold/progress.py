@@ -56,6 +56,16 @@ class UploadProgress:
         self._published: dict[str, int] = {}
         self._partial = ""
 
+    @classmethod
+    def of(cls, stage_dir: Path, batch: list[str]) -> UploadProgress:
+        """The progress of uploading the tasks ``batch`` of ``stage_dir``, each sized from
+        its manifest."""
+        from ailabber.storage.spool import MANIFEST
+        from spoold.transport import manifest_files
+
+        totals = {t: sum(manifest_files(stage_dir / t / MANIFEST).values()) for t in batch}
+        return cls({t: stage_dir / t for t in batch}, totals)
+
     # --- reading rsync's output ----------------------------------------------------------
     def feed(self, text: str) -> None:
         """A chunk of rsync's standard output, as it arrives (lines end in \\r or \\n)."""
