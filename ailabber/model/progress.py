@@ -27,10 +27,11 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def clock_time(t: float, now: float) -> str:
+def clock_time(t: float, now: float, relative: bool = True) -> str:
     """A moment as a person reads it: ``14:05 (in 12m)``, the date added beyond a day."""
-    local = time.localtime(t)
-    shown = time.strftime("%H:%M" if abs(t - now) < 86400 else "%Y-%m-%d %H:%M", local)
+    shown = time.strftime("%H:%M" if abs(t - now) < 86400 else "%Y-%m-%d %H:%M", time.localtime(t))
+    if not relative:
+        return shown
     return f"{shown} (in {duration(t - now)})" if t > now else f"{shown} (now)"
 
 
@@ -64,10 +65,9 @@ def start(entry: QueueEntry | None, now: float, short: bool = False) -> str | No
     """When the task may start: remoted's bound, or the scheduler's own estimate."""
     if entry is None or entry.start_by is None:
         return None
-    when = clock_time(entry.start_by, now)
+    when = clock_time(entry.start_by, now, relative=not short)
     if short:
-        return f"starts by {when.split(' (')[0]}" if entry.start_kind == UPPER_BOUND else \
-            f"expected {when.split(' (')[0]}"
+        return f"starts by {when}" if entry.start_kind == UPPER_BOUND else f"expected {when}"
     if entry.start_kind == UPPER_BOUND:
         return f"starts by {when} at the latest, if every task ahead runs to its time limit"
     return f"the scheduler expects it to start at {when}"
