@@ -7,7 +7,8 @@ its own module:
 - ``remoted.recovery``: finish accepts and launches a crash or a failed write left half done;
 - ``remoted.poll``: what the scheduler says of launched jobs becomes the tasks' state;
 - ``remoted.launch``: queued tasks become jobs, exactly once (intent, submit, outcome);
-- ``remoted.publish``: the one way a task's state changes, recorded then published.
+- ``remoted.publish``: the one way a task's state changes, recorded then published;
+- ``remoted.queueview``: where waiting tasks stand, and each student's use, as views.
 
 Crash safety: every decision is written to the task's record before it is acted on, and
 the record, not memory, is what a restarted remoted starts from.  Memory takes a change
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ailabber.daemonkit.loop import DaemonLoop
 from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from remoted.cancel import handle_cancel_requests
@@ -36,6 +39,7 @@ from remoted.outage import WriteTrouble
 from remoted.outputs import final_files
 from remoted.poll import poll
 from remoted.publish import ActiveTasks
+from remoted.queueview import JobUse, QueueView
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
 from remoted.recovery import finish_orphaned_accepts, recover_launching
 from remoted.schedulers import load_scheduler
@@ -54,10 +58,12 @@ class Remoted:
         self.trouble = WriteTrouble()     # writes failing for a while (a full disk): logged once
         self.store = RecordStore(self.root, self.trouble)
         self.scheduler = scheduler or load_scheduler(settings)
-        self.intake = self._make_intake(settings)
         self.tasks = ActiveTasks(self.store)
         self.active = self.tasks.active   # (user, id) -> record of every unfinished task
         self.launcher = Launcher(self.root, self.scheduler, self.tasks, self.trouble)
+        self.queue_view = QueueView(self.root, self.trouble)
+        self.job_use = JobUse(self.tasks)
+        self.intake = self._make_intake(settings)
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -69,7 +75,7 @@ class Remoted:
 
     def _make_intake(self, settings: RemotedSettings) -> Intake:
         intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), settings.limits.published(),
-                        settings.transport_account)
+                        settings.transport_account, self._job_limits)
         intake.defer_queued_saves = True     # see ActiveTasks.save_unlaunched
         return intake
 
@@ -83,6 +89,10 @@ class Remoted:
             log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
         self.intake = self._make_intake(settings)
+
+    def _job_limits(self, user: str) -> JobLimits:
+        """What limits.json says of ``user``'s tasks: the limits in force and the current use."""
+        return self.job_use.of(user, self.settings.limits, self.scheduler.gpu_slots())
 
     def status_line(self) -> str:
         queued = len(self.tasks.in_phase(QUEUED))
@@ -153,15 +163,22 @@ class Remoted:
                     self.launcher.launch_queued(self.settings.limits)
             finish_orphaned_accepts(self.tasks, self.intake)
             recover_launching(self.tasks, self.scheduler, self.launcher.submitting)
-            poll(self.tasks, self.scheduler)
+            self.queue_view.heard(poll(self.tasks, self.scheduler))
             self.launcher.launch_queued(self.settings.limits)
             enforce_max_queued(self.tasks, self.settings.limits.max_queued)
         finally:
             self.launcher.apply_outcomes()
             self.tasks.save_unlaunched()
+        self._show_queue()
         self._beat()
         busy = bool(self.tasks.in_phase(LAUNCHING, LAUNCHED))
         return self.settings.poll_interval if busy else self.settings.rescan_interval
+
+    def _show_queue(self) -> None:
+        """Each student's queue.json: where their waiting tasks stand, when they may start."""
+        entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(), self.scheduler.gpu_slots(),
+                                          self.settings.limits, self.settings.kill_grace, time.time())
+        self.queue_view.publish(entries)
 
     def _beat(self) -> None:
         """Signs of life; one that cannot be written costs the admin a fresh heartbeat,

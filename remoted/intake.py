@@ -15,10 +15,12 @@ import logging
 import os
 import pwd
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from ailabber.daemonkit.faults import crash_point
 from ailabber.model import ids
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
 from ailabber.model.task import FAILED, now_iso, transition
 from ailabber.storage import fsutil
@@ -102,8 +104,10 @@ def owned_dir(parent: SafeDir, name: str) -> SafeDir:
 
 class Intake:
     def __init__(self, root: Path, store: RecordStore, jobs: JobDefaults,
-                 limits: UploadLimits | None = None, transport_account: str | None = None):
-        """``jobs``: what every accepted task's job spec gets from the admin's settings."""
+                 limits: UploadLimits | None = None, transport_account: str | None = None,
+                 job_limits: Callable[[str], JobLimits] | None = None):
+        """``jobs``: what every accepted task's job spec gets from the admin's settings;
+        ``job_limits``: what limits.json says of a user's tasks beside the upload limits."""
         self.root = root
         self.store = store
         self.jobs = jobs
@@ -112,7 +116,7 @@ class Intake:
         self.usage = DiskUsage(root)
         self.checker = UploadCheck(root, self.limits, self.usage)
         self._warned: set[str] = set()
-        self.published_limits = PublishedLimits(self.usage, self.limits, store.trouble)
+        self.published_limits = PublishedLimits(self.usage, self.limits, store.trouble, job_limits)
         #: Leave a new task's queued record unsaved: the caller saves it unless it launches
         #: the task first (the launch intent replaces it).  Until then the record on disk is
         #: the accept intent, which a restart finishes into the same queued record.

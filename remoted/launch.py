@@ -31,6 +31,7 @@ from typing import TypeAlias
 
 from ailabber.daemonkit.faults import crash_point
 from ailabber.daemonkit.settings import UserLimits
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import FAILED, PENDING
 from ailabber.storage import fsutil
 from remoted.cancel import send_cancel
@@ -77,11 +78,7 @@ class Launcher:
         queued = self.tasks.in_phase(QUEUED)
         if not queued:
             return
-        running: dict[str, int] = {}
-        gpus: dict[str, int] = {}
-        for r in self.tasks.in_phase(LAUNCHING, LAUNCHED):
-            running[r.user] = running.get(r.user, 0) + 1
-            gpus[r.user] = gpus.get(r.user, 0) + (r.spec.gpus if r.spec else 0)
+        running, gpus = self.tasks.launched_per_user()
         batch: list[TaskRecord] = []
         for rec in fair_order(queued, running, self._last_served):
             assert isinstance(rec, TaskRecord)
@@ -90,6 +87,12 @@ class Launcher:
             if limits.max_gpus is not None and rec.spec.gpus > limits.max_gpus:
                 self.tasks.change(rec, FAILED, "unsatisfiable",
                                   message=f"asks for {rec.spec.gpus} GPU(s); the per-user limit is {limits.max_gpus}")
+                continue
+            never = JobLimits(max_time_limit_s=limits.max_time_limit, max_memory_mb=limits.max_memory)
+            problems = never.problems(rec.spec.gpus, rec.spec.time_limit_s, rec.spec.memory_mb)
+            if problems:
+                message = "; ".join(f"{field}: {why}" for field, why in problems)
+                self.tasks.change(rec, FAILED, "unsatisfiable", message=message)
                 continue
             why = over_limit(rec.user, rec.spec.gpus, running, gpus, limits.max_running, limits.max_gpus)
             if why:
@@ -115,6 +118,13 @@ class Launcher:
                 gpus[rec.user] = gpus.get(rec.user, 0) + rec.spec.gpus
         if batch:
             self.launch_together(batch)
+
+    def queue_order(self) -> list[TaskRecord]:
+        """The queued tasks that can be launched, in the order the next pass offers them to
+        the scheduler (what ``status`` shows as the queue position)."""
+        running, _gpus = self.tasks.launched_per_user()
+        order = fair_order(self.tasks.in_phase(QUEUED), running, self._last_served)
+        return [rec for rec in order if isinstance(rec, TaskRecord) and rec.spec is not None]
 
     # --- the act -------------------------------------------------------------------------
     def launch_one(self, rec: TaskRecord) -> None:

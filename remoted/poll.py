@@ -21,12 +21,14 @@ from remoted.schedulers.base import JobState, Scheduler, SchedulerUnavailable
 log = logging.getLogger("remoted")
 
 
-def poll(tasks: ActiveTasks, scheduler: Scheduler) -> None:
+def poll(tasks: ActiveTasks, scheduler: Scheduler) -> dict[tuple[str, str], JobState]:
     """Ask the scheduler about every launched job, apply each report, then let the
-    scheduler enforce the limits it keeps itself (the local time-limit backstop)."""
+    scheduler enforce the limits it keeps itself (the local time-limit backstop).  The
+    reports, by (user, task id): what they say beyond the state (a pending job's expected
+    start) is shown, never recorded."""
     launched = [r for r in tasks.in_phase(LAUNCHED) if r.handle]
     if not launched:
-        return
+        return {}
     for rec in launched:
         if rec.cancel_requested and not rec.cancel_sent:
             send_cancel(tasks, scheduler, rec)
@@ -34,11 +36,13 @@ def poll(tasks: ActiveTasks, scheduler: Scheduler) -> None:
         states = scheduler.poll([r.handle for r in launched])  # type: ignore[misc]
     except SchedulerUnavailable as exc:
         log.warning("scheduler unavailable: %s", exc)
-        return
+        return {}
+    reports: dict[tuple[str, str], JobState] = {}
     for rec in launched:
         js = states.get(rec.handle.job_id)  # type: ignore[union-attr]
         if js is None:
             continue
+        reports[(rec.user, rec.id)] = js
         try:
             apply_state(tasks, rec, js)
         except IllegalTransition as exc:
@@ -47,6 +51,7 @@ def poll(tasks: ActiveTasks, scheduler: Scheduler) -> None:
         except Exception:  # noqa: BLE001 - one task's report never stops the pass for everyone
             log.exception("%s/%s: cannot apply the job's report", rec.user, rec.id)
     scheduler.enforce_limits(tasks.launched_handles(), time.time())
+    return reports
 
 
 def apply_state(tasks: ActiveTasks, rec: TaskRecord, js: JobState) -> None:

@@ -8,7 +8,7 @@ change again from what is still there to see.  Publishing itself is retried by t
 store's ``Outbox``.
 
 ``PublishedLimits`` writes ``users/<u>/limits.json``, so that the student's client checks
-sizes and the disk left before it sends anything.
+sizes, the disk left and what a task may ask for before it sends anything.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import TaskStatus, transition
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits
 from remoted.outage import WriteTrouble, passing
 from remoted.outputs import final_files
 from remoted.quota import DiskUsage
-from remoted.records import LAUNCHED, QUEUED, RecordStore, TaskRecord
+from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore, TaskRecord
 from remoted.schedulers.base import JobHandle
 
 log = logging.getLogger("remoted")
@@ -43,6 +45,16 @@ class ActiveTasks:
 
     def in_phase(self, *phases: str) -> list[TaskRecord]:
         return [r for r in self.active.values() if r.phase in phases]
+
+    def launched_per_user(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Per user: the tasks handed to the scheduler (launching or launched), and their
+        GPUs together: what the per-user limits count."""
+        tasks: dict[str, int] = {}
+        gpus: dict[str, int] = {}
+        for r in self.in_phase(LAUNCHING, LAUNCHED):
+            tasks[r.user] = tasks.get(r.user, 0) + 1
+            gpus[r.user] = gpus.get(r.user, 0) + (r.spec.gpus if r.spec else 0)
+        return tasks, gpus
 
     def launched_handles(self) -> list[JobHandle]:
         """The jobs the scheduler runs for remoted now (what ``check`` and ``submit`` weigh)."""
@@ -112,16 +124,22 @@ class PublishedLimits:
     """``limits.json`` in each student's area: the upload limits and the disk the student
     has left, rewritten only when it says something new."""
 
-    def __init__(self, usage: DiskUsage, limits: UploadLimits, trouble: WriteTrouble):
+    def __init__(self, usage: DiskUsage, limits: UploadLimits, trouble: WriteTrouble,
+                 jobs: Callable[[str], JobLimits] | None = None):
+        """``jobs``: the job limits and the user's current use (``remoted.queueview.JobUse``)."""
         self.usage = usage
         self.limits = limits
         self.trouble = trouble
+        self.jobs = jobs
         self._written: dict[Path, bytes] = {}
 
     def publish(self, adir: SafeDir) -> None:
         """``limits.json`` in the user's area, so the client checks sizes before sending."""
-        body = (json.dumps(self.usage.published(adir.path.name, self.limits).to_dict(), sort_keys=True)
-                + "\n").encode()
+        user = adir.path.name
+        doc = self.usage.published(user, self.limits).to_dict()
+        if self.jobs is not None:
+            doc.update(self.jobs(user).to_dict())
+        body = (json.dumps(doc, sort_keys=True) + "\n").encode()
         if self._written.get(adir.path) == body:
             return
         try:

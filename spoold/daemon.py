@@ -36,6 +36,7 @@ from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
 from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.notices import Notices
+from spoold.progress import UploadProgress
 from spoold.results import pull_results
 from spoold.retention import Retention, drop_status_mirror
 from spoold.transport import RsyncTransport, TransportError
@@ -43,6 +44,7 @@ from spoold.transport import RsyncTransport, TransportError
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
 LIMITS_EVERY = 60.0
+LIMITS_EVERY_ACTIVE = 10.0     # while tasks are on the cluster: limits.json also says what they use
 RESULT_ATTEMPTS = 5
 BATCH_TASK_BYTES = 1_000_000    # tasks up to this size travel together
 BATCH_TASKS = 200
@@ -61,6 +63,7 @@ class Spoold:
         self._result_failures: dict[str, int] = {}
         self.notices = Notices(self.spool, settings.notices)
         self.retention = Retention(self.spool, settings.retention)
+        self._active_at = 0.0          # when tasks were last seen on the cluster (in synced/)
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -173,8 +176,10 @@ class Spoold:
         return own.tighter(published(self.spool.root))
 
     def refresh_limits(self) -> None:
-        """Pull the cluster's published upload limits now and then (the CLI reads them)."""
-        self._pull_due(LIMITS_FILE, LIMITS_EVERY, keep_on_failure=True)
+        """Pull the cluster's published limits and the use they count now and then (the
+        CLI reads them); more often while this user's tasks are on the cluster."""
+        every = LIMITS_EVERY_ACTIVE if self._active_at > time.time() - LIMITS_EVERY else LIMITS_EVERY
+        self._pull_due(LIMITS_FILE, every, keep_on_failure=True)
 
     def refresh_beat(self) -> None:
         """Pull remoted's heartbeat once per beat, so that ``status`` and ``whoami`` can say
@@ -239,10 +244,11 @@ class Spoold:
             attempts[task_id] = n = self._attempts[task_id] + 1
             self._record(new_dir / task_id, PENDING, "uploading", message=f"attempt {n}" if n > 1 else None,
                          upload_attempts=n)
+        progress = UploadProgress.of(new_dir, batch)
         try:
             checksum = basis is not None and needs_checksum(self.spool, batch[0], basis)
             results = self.transport.push_tasks(batch, new_dir, UPLOAD_MEMBERS, MANIFEST, basis=basis,
-                                                checksum=checksum)
+                                                checksum=checksum, on_output=progress.feed)
         except TransportError as exc:
             for task_id in batch:
                 n = self._attempts[task_id] = attempts[task_id]
@@ -270,7 +276,7 @@ class Spoold:
             self._retry_at.pop(task_id, None)
             self._attempts.pop(task_id, None)
             self._record(new_dir / task_id, PENDING, "uploaded", upload_bytes_total=result.bytes_total,
-                         upload_bytes_sent=result.bytes_sent)
+                         upload_bytes_sent=result.bytes_sent, **progress.finished())
             self.spool.move(task_id, NEW, SYNCED)
             log.info("%s: sent (%d of %d bytes transferred)", task_id, result.bytes_sent, result.bytes_total)
         return True
@@ -280,6 +286,7 @@ class Spoold:
         active = self.spool.ids_in(SYNCED)
         if not active:
             return []
+        self._active_at = time.time()
         outbox = self.spool.outbox_dir
         try:
             self.transport.pull_status(active, outbox)

@@ -15,13 +15,21 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model.globs import ANY_DEPTH, Glob, compile_glob, variants
-from ailabber.model.remote_layout import INCOMING_COMMIT, INCOMING_TMP, OUTBOX, REQUESTS, TASKS, UserArea
+from ailabber.model.remote_layout import (
+    INCOMING_COMMIT,
+    INCOMING_TMP,
+    OUTBOX,
+    QUEUE_FILE,
+    REQUESTS,
+    TASKS,
+    UserArea,
+)
 from ailabber.model.remote_url import LocalRemote
 from ailabber.storage.home import os_user
 from spoold.errors import TransportError, classify
@@ -52,8 +60,10 @@ class RsyncTransport:
     transport, or ``/`` (rrsync) or an absolute path behind ``host_prefix`` over ssh."""
 
     def __init__(self, area: str, *, rsh: Sequence[str] | None = None, host_prefix: str = "",
-                 rsync: str = "rsync", timeout: int = 30):
+                 rsync: str = "rsync", timeout: int = 30, bwlimit: int | None = None):
+        """``bwlimit``: KiB/s an upload may use (rsync's ``--bwlimit``), None for no cap."""
         self.area = area.rstrip("/") if area != "/" else ""
+        self.upload_opts = [f"--bwlimit={bwlimit}"] if bwlimit else []
         self.rsh = list(rsh) if rsh else None
         self.host_prefix = host_prefix
         self.rsync = shutil.which(rsync) or rsync
@@ -67,11 +77,12 @@ class RsyncTransport:
         under a local path, or over ssh with the admin's key and options."""
         remote = settings.remote
         if isinstance(remote, LocalRemote):
-            return cls(str(UserArea(remote.root, os_user()).path))
+            return cls(str(UserArea(remote.root, os_user()).path), bwlimit=settings.upload_bwlimit)
         from spoold.ssh import ssh_command
 
         rsh = ssh_command(remote, settings.identity_file, settings.ssh_options, settings.connect_timeout)
-        return cls(remote.path, rsh=rsh, host_prefix=remote.destination + ":", timeout=3 * settings.connect_timeout)
+        return cls(remote.path, rsh=rsh, host_prefix=remote.destination + ":",
+                   timeout=3 * settings.connect_timeout, bwlimit=settings.upload_bwlimit)
 
     @property
     def over_ssh(self) -> bool:
@@ -86,13 +97,15 @@ class RsyncTransport:
     def _remote(self, rel: str) -> str:
         return f"{self.host_prefix}{self.area}/{rel}"
 
-    def _run(self, args: Sequence[str], what: str) -> str:
+    def _run(self, args: Sequence[str], what: str, on_output: Callable[[str], None] | None = None) -> str:
+        """Run rsync; its standard output.  ``on_output`` gets that output as it comes
+        (an upload's progress), and rsync is asked for its running figures."""
         cmd = [self.rsync, *RSYNC_BASE, f"--timeout={self.timeout}"]
         if self.rsh:
             import shlex
 
             cmd.append("--rsh=" + shlex.join(self.rsh))
-        cmd += list(args)
+        cmd += ["--info=progress2", *args] if on_output else list(args)
         log.debug("rsync: %s", " ".join(cmd))
         if self._aborted:
             raise TransportError(f"{what}: stopped (spoold is shutting down)")
@@ -105,7 +118,12 @@ class RsyncTransport:
         try:
             # Stalls are rsync's (--timeout) and ssh's (keepalives) to detect; this only
             # bounds a transfer that somehow never ends.
-            out, err = proc.communicate(timeout=MAX_TRANSFER_SECONDS)
+            if on_output is None:
+                out, err = proc.communicate(timeout=MAX_TRANSFER_SECONDS)
+            else:
+                from spoold.progress import stream_output
+
+                out, err = stream_output(proc, on_output, MAX_TRANSFER_SECONDS)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
@@ -135,20 +153,24 @@ class RsyncTransport:
             os.makedirs(self._remote(rel), exist_ok=True)
 
     def push_task(self, task_id: str, task_dir: Path, members: Sequence[str], manifest_file: Path,
-                  basis: str | None = None, checksum: bool = False) -> PushResult:
+                  basis: str | None = None, checksum: bool = False,
+                  on_output: Callable[[str], None] | None = None) -> PushResult:
         """Upload the members of ``task_dir`` into ``incoming/tmp/<id>/``, then the manifest
         as ``incoming/commit/<id>.json``: only the second transfer makes it a task.
 
         ``basis`` (an earlier task of the same user, already accepted) lets rsync hard-link
         unchanged files instead of sending them; an interrupted upload resumes from the
         partial files kept in ``--partial-dir``.  ``checksum``: compare files by content,
-        not by size and whole-second mtime (see spoold/basis.py for when that is needed)."""
+        not by size and whole-second mtime (see spoold/basis.py for when that is needed).
+        ``on_output``: rsync's output as the files go (``spoold.progress``)."""
         srcs = [str(task_dir / m) for m in members]
-        extra = ["--stats", SPARSE, WRITABLE, f"--partial-dir={PARTIAL_DIR}"] + (["--checksum"] if checksum else [])
+        extra = ["--stats", SPARSE, WRITABLE, f"--partial-dir={PARTIAL_DIR}", *self.upload_opts]
+        extra += ["--checksum"] if checksum else []
         if basis:
             # rrsync anchors a leading "/" at the student's restricted directory.
             extra.append(f"--link-dest={self.area}/{TASKS}/{basis}/")
-        out = self._run([*extra, *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}")
+        out = self._run([*extra, *srcs, self._remote(f"{INCOMING_TMP}/{task_id}/")], f"upload of {task_id}",
+                        on_output)
         self._run([str(manifest_file), self._remote(f"{INCOMING_COMMIT}/{task_id}.json")], f"commit of {task_id}")
         # "Literal data": the file bytes that crossed, not matched blocks nor the protocol
         # ("Total bytes sent" counts both, and exceeds the files for small tasks).
@@ -156,7 +178,8 @@ class RsyncTransport:
         return PushResult(total, min(total, _stat(out, "Literal data")))
 
     def push_tasks(self, task_ids: Sequence[str], stage_dir: Path, members: Sequence[str], manifest_name: str,
-                   basis: str | None = None, checksum: bool = False) -> dict[str, PushResult]:
+                   basis: str | None = None, checksum: bool = False,
+                   on_output: Callable[[str], None] | None = None) -> dict[str, PushResult]:
         """Upload several tasks with one rsync and commit them with a second one.
 
         A single task keeps its ``--link-dest`` basis; a batch (small tasks) goes without,
@@ -165,10 +188,12 @@ class RsyncTransport:
         snapshot, so rsync's quick check is exact there."""
         if len(task_ids) == 1:
             t = task_ids[0]
-            return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis, checksum)}
+            return {t: self.push_task(t, stage_dir / t, members, stage_dir / t / manifest_name, basis,
+                                      checksum, on_output)}
         srcs = [f"{stage_dir}/./{t}/{m}" for t in task_ids for m in members]
         out = self._run(["-R", SPARSE, WRITABLE, f"--partial-dir={PARTIAL_DIR}", "--out-format=%n|%b|%l",
-                         *srcs, self._remote(INCOMING_TMP) + "/"], f"upload of {len(task_ids)} tasks")
+                         *self.upload_opts, *srcs, self._remote(INCOMING_TMP) + "/"],
+                        f"upload of {len(task_ids)} tasks", on_output)
         sent: dict[str, int] = {t: 0 for t in task_ids}
         for line in out.splitlines():
             rest, _, length = line.rpartition("|")
@@ -185,7 +210,7 @@ class RsyncTransport:
                       f"commit of {len(task_ids)} tasks")
         results = {}
         for t in task_ids:
-            total = sum(v for v in _manifest_files(stage_dir / t / manifest_name).values())
+            total = sum(v for v in manifest_files(stage_dir / t / manifest_name).values())
             results[t] = PushResult(total, min(total, sent[t]))
         return results
 
@@ -193,8 +218,9 @@ class RsyncTransport:
         self._run([str(request_file), self._remote(f"{REQUESTS}/{task_id}.{kind}")], f"{kind} request for {task_id}")
 
     def pull_status(self, task_ids: Sequence[str], dest: Path) -> None:
-        """status.json and events.jsonl of each task into ``dest/<id>/`` (small: checksummed)."""
-        rels = [f"{t}/{name}" for t in task_ids for name in ("status.json", "events.jsonl")]
+        """status.json and events.jsonl of each task into ``dest/<id>/``, and where the
+        waiting ones stand (``queue.json``) into ``dest/`` (small: checksummed)."""
+        rels = [f"{t}/{name}" for t in task_ids for name in ("status.json", "events.jsonl")] + [QUEUE_FILE]
         self._pull_list(rels, dest, ["--checksum"], "status pull")
 
     def pull_logs(self, task_ids: Sequence[str], dest: Path) -> None:
@@ -269,7 +295,7 @@ class RsyncTransport:
             subprocess.run([*self.rsh, "-O", "exit", destination], capture_output=True, timeout=10, check=False)
 
 
-def _manifest_files(path: Path) -> dict[str, int]:
+def manifest_files(path: Path) -> dict[str, int]:
     import json
 
     try:

@@ -101,6 +101,9 @@ class FakeScheduler(Scheduler):
             raise SchedulerUnavailable("the fake scheduler is unreachable (test control)")
 
     # --- capacity ------------------------------------------------------------------------
+    def gpu_slots(self) -> int | None:
+        return self.total_gpus
+
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
         """Bookkeeping on the handles remoted passes in: asks nothing of the cluster, so it
         never raises SchedulerUnavailable (the contract allows only Blocked here)."""

@@ -169,6 +169,17 @@ class Pipeline:
         return self.root / "users" / (self.client_user or _me()) / "tasks" / task_id
 
 
+def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something true; bounded, never a timed assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def _me() -> str:
     import pwd
 

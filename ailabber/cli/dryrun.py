@@ -14,6 +14,7 @@ from typing import Any
 from ailabber.cli.common import EXIT_OK, EXIT_USAGE, print_json
 from ailabber.model.config import ConfigError
 from ailabber.model.config_fields import quote
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.render import size, table
 from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import UploadLimits
@@ -26,9 +27,9 @@ _LIMIT_NAMES = {"max_upload_bytes": "upload size", "max_upload_files": "upload f
                 "max_disk_bytes": "cluster quota"}
 
 
-def dry_run(config: Path, spool: Spool, limits: UploadLimits, as_json: bool) -> int:
+def dry_run(config: Path, spool: Spool, limits: UploadLimits, jobs: JobLimits | None, as_json: bool) -> int:
     try:
-        got = preview(config, spool, limits)
+        got = preview(config, spool, limits, jobs)
     except ConfigError as exc:
         _refuse(exc.problems)
         return EXIT_USAGE

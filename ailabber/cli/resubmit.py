@@ -9,6 +9,7 @@ from ailabber.cli.helptext import describe
 from ailabber.cli.submit import explained, report, upload_limits
 from ailabber.model import render
 from ailabber.storage.spool import Spool
+from ailabber.storage.upload_limits import published_jobs
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,8 @@ not your project as it is now.  The files are shared with the earlier task in yo
                    help="change one value of its config, as in task_config.toml (repeatable), "
                         "e.g. resources.time_limit=2:00 or resources.gpus=2")
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
+    p.add_argument("--wait", action="store_true",
+                   help="then follow it as `ailabber wait` does (with --json: on stderr)")
     p.set_defaults(func=run)
 
 
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
     original, _stage, _dir, _st = find_task(spool, args.id)
-    result = explained(spool, lambda: resubmit(spool, original, args.edit, upload_limits(settings, spool)))
+    limits, jobs = upload_limits(settings, spool), published_jobs(spool.root)
+    result = explained(spool, lambda: resubmit(spool, original, args.edit, limits, jobs))
     files = result.listing.files
     what = f"a rerun of {original}; {len(files)} files, {render.size(sum(files.values()))}, shared with it"
-    return report(spool, result.status, what, args.json)
+    return report(spool, result.status, what, args)

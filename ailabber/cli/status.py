@@ -21,10 +21,11 @@ from ailabber.cli.common import (
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import listing, render
-from ailabber.model.task import STATES, TaskStatus
+from ailabber.model.task import PENDING, STATES, TaskStatus
 from ailabber.storage import statusfile
 from ailabber.storage.remoted_beat import stopped_copy
 from ailabber.storage.spool import STAGES, Spool
+from ailabber.workstation import taskview
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:
@@ -58,12 +59,18 @@ def run_status(args: argparse.Namespace) -> int:
     from ailabber.model.notice import notice_rows  # here, not at the top: `list` starts faster
     from ailabber.storage.notices import read_record
 
-    _task_id, stage, task_dir, st = find_task(spool, args.id)
+    task_id, stage, task_dir, st = find_task(spool, args.id)
+    entry = taskview.queue_entries(spool).get(task_id)
     notice = read_record(task_dir) if st.terminal else None
     if args.json:
-        print_json({**task_json(st, stage), **({"notification": notice} if notice else {})})
+        print_json({**taskview.with_queue(task_json(st, stage), st, entry),
+                    **({"notification": notice} if notice else {})})
     else:
-        more = listing.describe_rows(st, time.time()) + (notice_rows(notice, spoold_pid(spool)) if notice else [])
+        from ailabber.model.progress import rows
+
+        now = time.time()
+        more = [*listing.describe_rows(st, now), *rows(st, entry, now),
+                *(notice_rows(notice, spoold_pid(spool)) if notice else [])]
         print(render.describe(st, stage, remoted=_waits_for_stopped_remoted(spool, settings, st), more=more))
     return 0
 
@@ -106,17 +113,29 @@ def tasks_in(spool: Spool, states: Collection[str] | None) -> list[tuple[str, st
 
 def run_list(args: argparse.Namespace) -> int:
     check_list_options(args.state, args.limit)
-    found = tasks_in(get_spool(), args.state)
+    spool = get_spool()
+    found = tasks_in(spool, args.state)
     if args.limit is not None:
         found = found[-args.limit:]
     now = time.time()
+    entries = taskview.queue_entries(spool)
     if args.json:
-        print_json([task_json(st, stage, now) for _i, stage, st in found])
+        print_json([taskview.with_queue(task_json(st, stage, now), st, entries.get(st.id))
+                    for _i, stage, st in found])
         return 0
     if not found:
         print("no tasks")
         return 0
-    print(listing.table([listing.row(st, now) for _i, _stage, st in found], _terminal_width()))
+    table = []
+    if any(st.state == PENDING for _i, _stage, st in found):
+        from ailabber.model.progress import detail
+    for _i, _stage, st in found:
+        row = listing.row(st, now)
+        more = detail(st, entries.get(st.id), None, now, short=True) if st.state == PENDING else None
+        if more:
+            row[3] = f"{row[3]} ({more})"
+        table.append(row)
+    print(listing.table(table, _terminal_width()))
     return 0
 
 

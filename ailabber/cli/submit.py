@@ -22,7 +22,7 @@ from ailabber.daemonkit.settings import SpooldSettings
 from ailabber.model import render
 from ailabber.model.task import TaskStatus
 from ailabber.storage.spool import Spool
-from ailabber.storage.upload_limits import UploadLimits, published
+from ailabber.storage.upload_limits import UploadLimits, published, published_jobs
 
 T = TypeVar("T")
 
@@ -42,6 +42,8 @@ Exits 2 on config errors (one line per problem), 1 if the spool cannot be writte
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing; show what would be uploaded, left out and changed, and the limits")
     p.add_argument("--name", help="name the task (overrides name in the config); usable instead of its id")
+    p.add_argument("--wait", action="store_true",
+                   help="then follow it as `ailabber wait` does (with --json: on stderr)")
     p.set_defaults(func=run)
 
 
@@ -55,14 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from ailabber.cli.dryrun import dry_run
 
-        return dry_run(args.config, spool, limits, args.json)
-    result = explained(spool, lambda: submit(args.config, spool, limits, name=args.name))
+        return dry_run(args.config, spool, limits, published_jobs(spool.root), args.json)
+    result = explained(spool, lambda: submit(args.config, spool, limits, published_jobs(spool.root), args.name))
     from ailabber.workstation.upload_warnings import upload_warnings, warning_lines
 
     for line in warning_lines(upload_warnings(result.plan.entries, result.config.files)):
         print(f"ailabber: {line}", file=sys.stderr)
     what = f"{result.plan.file_count} files, {render.size(result.plan.total_bytes)}"
-    return report(spool, result.status, what, args.json)
+    return report(spool, result.status, what, args)
 
 
 def explained(spool: Spool, write: Callable[[], T]) -> T:
@@ -83,15 +85,25 @@ def upload_limits(settings: SpooldSettings, spool: Spool) -> UploadLimits:
     return published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
 
 
-def report(spool: Spool, status: TaskStatus, what: str, as_json: bool) -> int:
-    """What a new task is told: its id and where to follow it (or its status as JSON)."""
-    if as_json:
+def report(spool: Spool, status: TaskStatus, what: str, args: argparse.Namespace) -> int:
+    """What a new task is told: its id and where to follow it (or its status as JSON),
+    then, with ``--wait``, how it goes until it ends."""
+    if args.json:
         print_json(task_json(status, "new"))
-        return 0
+        return _then_wait(args, spool, status.id)
     task_id = status.id
     named = f" as '{status.extra['name']}'" if "name" in status.extra else ""
     print(f"submitted {task_id}{named} ({what})")
     print(f"  status: ailabber status {task_id[-6:]}    logs: ailabber logs -f {task_id[-6:]}")
     if spoold_pid(spool) is None:
         print("  note: spoold is not running; the task will be sent when it starts (ailabber up)", file=sys.stderr)
-    return 0
+    return _then_wait(args, spool, task_id)
+
+
+def _then_wait(args: argparse.Namespace, spool: Spool, task_id: str) -> int:
+    if not args.wait:
+        return 0
+    from ailabber.cli.wait import follow
+
+    sys.stdout.flush()
+    return follow(spool, task_id, out=sys.stderr if args.json else sys.stdout)

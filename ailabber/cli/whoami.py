@@ -8,11 +8,12 @@ import os
 from ailabber.cli.common import EXIT_USAGE, print_json, spoold_pid
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.model.joblimits import JobLimits, clock, memory
 from ailabber.model.render import duration, size
 from ailabber.storage.home import ailabber_home, os_user, spool_path
 from ailabber.storage.remoted_beat import pulled, stopped_copy
 from ailabber.storage.spool import Spool
-from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published
+from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published, published_jobs
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -48,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
     remoted_running, remoted = remoted_info(spool, rescan, pid is not None)
     if problem:
         info["config_error"] = problem
-    limits = published(spool.root)
+    limits, jobs = published(spool.root), published_jobs(spool.root)
     if args.json:
-        print_json({**info, "limits": limits.to_dict(), "remoted_running": remoted_running, "remoted": remoted})
+        print_json({**info, "limits": {**limits.to_dict(), **jobs.to_dict()},
+                    "remoted_running": remoted_running, "remoted": remoted})
         return EXIT_USAGE if problem else 0
     info["remoted"] = remoted
     if (spool.root / LIMITS_FILE).exists():
         info.update(limit_lines(limits))
+        info.update(job_lines(jobs))
     else:
         info["limits"] = "not known yet (spoold pulls them from the cluster about once a minute)"
     width = max(len(k) for k in info)
@@ -91,4 +94,29 @@ def limit_lines(limits: UploadLimits) -> dict[str, str]:
         "disk_quota": quota + " (tasks and logs on the cluster)",
         "log_limit": cap(limits.max_log_bytes, " per task"),
         "uploads_in_flight": "no limit" if limits.max_incoming is None else f"at most {limits.max_incoming}",
+    }
+
+
+def job_lines(jobs: JobLimits) -> dict[str, str]:
+    """What one task may ask for, the per-user caps, and what the user has on the cluster
+    now, as spoold last pulled them (nothing from a cluster that does not publish them)."""
+    if not jobs.known:
+        return {}
+
+    def cap(v: int | None, shown: str) -> str | None:
+        return None if v is None else shown
+
+    per_task = [cap(jobs.max_gpus_per_task, f"{jobs.max_gpus_per_task} GPU(s)"),
+                cap(jobs.max_time_limit_s, f"time limit {clock(jobs.max_time_limit_s or 0)}"),
+                cap(jobs.max_memory_mb, f"{memory(jobs.max_memory_mb or 0)} of memory")]
+    per_user = [cap(jobs.max_running, f"{jobs.max_running} task(s) handed to the scheduler"),
+                cap(jobs.max_gpus, f"{jobs.max_gpus} GPU(s) in use"),
+                cap(jobs.max_queued, f"{jobs.max_queued} task(s) waiting in the queue")]
+    use = (f"{jobs.running or 0} running, {jobs.pending or 0} waiting, {jobs.gpus_in_use or 0} GPU(s) in use "
+           f"({jobs.launched or 0} task(s) handed to the scheduler, {jobs.queued or 0} in remoted's queue)")
+    task_caps, user_caps = [c for c in per_task if c], [c for c in per_user if c]
+    return {
+        "task_limits": "at most " + ", ".join(task_caps) if task_caps else "no limit",
+        "user_limits": "at most " + ", ".join(user_caps) + " at once" if user_caps else "no limit",
+        "in_use": use + " (as spoold last pulled it)",
     }

@@ -38,6 +38,7 @@ class SpooldSettings(NamedTuple):
     connect_timeout: int = 10        # ssh ConnectTimeout, and rsync --timeout is 3x this
     max_upload_bytes: int | None = None   # refuse bigger uploads at submit time
     max_upload_files: int | None = None
+    upload_bwlimit: int | None = None     # KiB/s an upload may use (rsync --bwlimit); None: no cap
     source: Path | None = None
     notices: NoticeSettings = NoticeSettings()    # desktop notification and on_finish hook
     retention: Policy | None = DEFAULT_POLICY   # None: off (spoold.yaml ``retention: off``)
@@ -66,6 +67,8 @@ class UserLimits(NamedTuple):
     max_disk_bytes: int | None = DEFAULT_MAX_DISK_BYTES   # kept on the cluster (tasks + outbox)
     max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES     # per task, enforced by the job wrapper
     max_incoming_uploads: int | None = DEFAULT_MAX_INCOMING  # sent and not yet accepted
+    max_time_limit: int | None = None     # per task, seconds; published in limits.json, checked at submit
+    max_memory: int | None = None         # per task, MiB; the same
 
     def published(self) -> UploadLimits:
         """What remoted enforces on uploads and publishes to the user as limits.json."""
@@ -168,7 +171,8 @@ def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
 
 
 SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
-               "connect_timeout", "max_upload_bytes", "max_upload_files", "retention", *NOTICE_KEYS)
+               "connect_timeout", "max_upload_bytes", "max_upload_files", "upload_bwlimit", "retention",
+               *NOTICE_KEYS)
 
 
 def default_spoold_settings() -> SpooldSettings:
@@ -208,7 +212,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
             raise SettingsError(f"{path}: identity_file: must be a path string")
         ident = str(_beside(path, ident))
     limits = {}
-    for key in ("max_upload_bytes", "max_upload_files", "connect_timeout"):
+    for key in ("max_upload_bytes", "max_upload_files", "connect_timeout", "upload_bwlimit"):
         v = data.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise SettingsError(f"{path}: {key}: must be a whole number >= 1")
@@ -227,6 +231,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
         connect_timeout=limits["connect_timeout"] or 10,
         max_upload_bytes=limits["max_upload_bytes"],
         max_upload_files=limits["max_upload_files"],
+        upload_bwlimit=limits["upload_bwlimit"],
         source=path,
         notices=notices,
         retention=_retention(path, data),
@@ -246,7 +251,7 @@ REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval",
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files",
-              "max_disk_bytes", "max_log_bytes", "max_incoming_uploads")
+              "max_disk_bytes", "max_log_bytes", "max_incoming_uploads", "max_time_limit", "max_memory")
 BYTE_LIMITS = ("max_upload_bytes", "max_disk_bytes", "max_log_bytes")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -306,6 +311,13 @@ def _limit(path: Path, key: str, v: Any) -> int | None:
     """One limit: a whole number, for bytes also a size such as ``20G`` (binary units)."""
     if v is None:
         return None
+    if key in ("max_time_limit", "max_memory"):        # as task_config.toml writes them
+        from ailabber.model.joblimits import resource_limit
+
+        try:
+            return resource_limit(key, v)
+        except ValueError as exc:
+            raise SettingsError(f"{path}: limits.{key}: {exc}") from None
     lowest = 0 if key == "max_gpus" else 1
     if key in BYTE_LIMITS and isinstance(v, str):
         import re

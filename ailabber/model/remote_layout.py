@@ -12,6 +12,7 @@ able to trust lives outside it, in ``<root>/state/``.
                                          (tasks/ itself is remoted's, root-owned)
     users/<user>/outbox/<id>/            what spoold pulls: status.json, events.jsonl, logs/
                                          (with the job's logs/metrics.jsonl)
+    users/<user>/outbox/queue.json       where the user's waiting tasks stand (remoted writes)
     state/active/<user>/<id>.json        remoted's own record of an unfinished task
     state/done/<user>/<id>.json          ... and of a finished one
     state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
@@ -34,6 +35,7 @@ INCOMING_COMMIT = f"{INCOMING}/{COMMIT}"
 REQUESTS = "requests"
 TASKS = "tasks"
 OUTBOX = "outbox"
+QUEUE_FILE = "queue.json"   # in outbox/: where the user's waiting tasks stand (model.queueinfo)
 LOGS = "logs"
 METRICS = "metrics.jsonl"     # below logs/: what the job appends to $AILABBER_METRICS
 RUN = "run"

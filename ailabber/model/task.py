@@ -63,6 +63,11 @@ REASONS: dict[str, str] = {
     "JobHeldAdmin": "held by an administrator",
     "BeginTime": "waiting for its start time",
     "Reservation": "waiting for a reservation",
+    "QOSMaxWallDurationPerJobLimit": "the time limit is longer than the course's QOS allows",
+    "QOSGrpGRES": "the course's GPUs are all in use",
+    "QOSMaxCpuPerUserLimit": "you are using as many CPUs as the course allows at once",
+    "PartitionDown": "the partition is down (maintenance?)",
+    "NodeDown": "a node the job needs is down",
 }
 
 _ALLOWED: dict[str, frozenset[str]] = {

@@ -6,6 +6,7 @@
 ``spool/done/<id>``    finished, logs and results pulled back
 ``spool/requests/``    ``<id>.cancel`` / ``<id>.fetch`` dropped by the CLI for spoold
 ``spool/outbox/<id>``  the last copy pulled from the remote side (status, events, logs)
+``spool/outbox/queue.json``  where the waiting tasks stand (``ailabber.model.queueinfo``)
 
 The stage a task is in is the directory it is in: ``ls`` tells the truth.
 """
@@ -25,6 +26,7 @@ TMP, NEW, SYNCED, DONE = "tmp", "new", "synced", "done"
 STAGES = (NEW, SYNCED, DONE)
 REQUESTS = "requests"
 OUTBOX = "outbox"
+QUEUE = "queue.json"          # in outbox/: where the waiting tasks stand, as remoted published it
 REQUEST_KINDS = ("cancel", "fetch")
 STALE_TMP_SECONDS = 24 * 3600
 DAEMON_LOCK = "spoold.lock"   # held by the running spoold

@@ -13,9 +13,12 @@ the network and refuses what the cluster would refuse before anything is sent.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber.storage import fsutil
+
+if TYPE_CHECKING:      # imported where limits.json is read for it: every verb starts faster
+    from ailabber.model.joblimits import JobLimits
 
 LIMITS_FILE = "limits.json"
 
@@ -94,3 +97,10 @@ class UploadLimits(NamedTuple):
 
 def published(spool_root: Path) -> UploadLimits:
     return UploadLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))
+
+
+def published_jobs(spool_root: Path) -> JobLimits:
+    """The job limits and the current use in the same file (``ailabber.model.joblimits``)."""
+    from ailabber.model.joblimits import JobLimits
+
+    return JobLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))

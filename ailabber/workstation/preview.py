@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.joblimits import JobLimits
+from ailabber.model.template import refuse_placeholder
 from ailabber.storage import fsutil
 from ailabber.storage.spool import FILES, MANIFEST, META, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.ignore import Rule
 from ailabber.workstation.project import check_lock, load_task_config
 from ailabber.workstation.snapshot import FILE, SYMLINK, Excluded, SnapshotPlan, plan_snapshot
-from ailabber.workstation.submit import limit_problems
+from ailabber.workstation.submit import limit_problems, refuse_impossible
 from ailabber.workstation.upload_warnings import UploadWarning, upload_warnings
 
 #: How many earlier tasks are searched for the last one of the same upload directory.
@@ -70,14 +72,17 @@ class Preview(NamedTuple):
     refusals: list[str]         # the lines a submit would refuse it with; empty: accepted
 
 
-def preview(config_path: Path, spool: Spool, limits: UploadLimits) -> Preview:
-    """What ``submit`` would do; ``ConfigError`` when it could not even plan the upload."""
+def preview(config_path: Path, spool: Spool, limits: UploadLimits, jobs: JobLimits | None = None) -> Preview:
+    """What ``submit`` would do; ``ConfigError`` when it could not even plan the upload.
+    Every refusal ``submit`` makes before writing is collected, in ``submit``'s order."""
     cfg = load_task_config(config_path)
     refusals: list[str] = []
-    try:
-        check_lock(cfg, config_path)
-    except ConfigError as exc:
-        refusals.extend(exc.problems)
+    for check in (lambda: refuse_placeholder(cfg), lambda: refuse_impossible(cfg, config_path.name, jobs),
+                  lambda: check_lock(cfg, config_path)):
+        try:
+            check()
+        except ConfigError as exc:
+            refusals.extend(exc.problems)
     try:
         plan = plan_snapshot(cfg)
     except ConfigError as exc:

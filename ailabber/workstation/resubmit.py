@@ -21,12 +21,13 @@ from typing import Any, NamedTuple
 from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, decode_config, parse_task_config
 from ailabber.model.config_edit import edited_config, parse_edit
 from ailabber.model.config_fields import Problems
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import TaskStatus
 from ailabber.storage.filecopy import link_or_copy
 from ailabber.storage.spool import FILES, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.project import UploadDir
-from ailabber.workstation.submit import Listing, write_task
+from ailabber.workstation.submit import Listing, refuse_impossible, write_task
 
 
 class Resubmitted(NamedTuple):
@@ -36,7 +37,8 @@ class Resubmitted(NamedTuple):
     status: TaskStatus
 
 
-def resubmit(spool: Spool, original: str, edits: Sequence[str], limits: UploadLimits | None = None) -> Resubmitted:
+def resubmit(spool: Spool, original: str, edits: Sequence[str], limits: UploadLimits | None = None,
+             jobs: JobLimits | None = None) -> Resubmitted:
     """A new task from the task ``original`` (a full id) with ``edits`` (``TABLE.KEY=VALUE``)
     applied to its config.  Raises ``EditError`` or ``ConfigError`` (nothing written) for
     an edit or a config that cannot be used."""
@@ -51,6 +53,7 @@ def resubmit(spool: Spool, original: str, edits: Sequence[str], limits: UploadLi
             text = edited_config(text, parsed)
             raw = text.encode()
         cfg = parse_task_config(text, source)      # every value, before anything is written
+        refuse_impossible(cfg, str(source), jobs)
         _check_limits(original, meta, limits)
 
         linked: list[Listing] = []

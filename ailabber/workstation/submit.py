@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from ailabber import __version__
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
+from ailabber.model.joblimits import JobLimits
 from ailabber.model.listing import NAME
 from ailabber.model.listing import labels as task_labels
 from ailabber.model.render import size
@@ -38,10 +39,13 @@ class Submitted(NamedTuple):
     status: TaskStatus
 
 
-def prepare(config_path: Path, limits: UploadLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
-    """Validate everything before anything is written (raises ConfigError)."""
+def prepare(config_path: Path, limits: UploadLimits | None = None,
+            jobs: JobLimits | None = None) -> tuple[TaskConfig, SnapshotPlan, bytes]:
+    """Validate everything before anything is written (raises ConfigError).  ``jobs``:
+    what the cluster lets one task ask for, as limits.json last said."""
     cfg, raw = load_task_config_bytes(config_path)
     refuse_placeholder(cfg)
+    refuse_impossible(cfg, config_path.name, jobs)
     check_lock(cfg, config_path)
     plan = plan_snapshot(cfg)
     refused = limit_problems(config_path, plan, limits or UploadLimits())
@@ -63,10 +67,19 @@ def limit_problems(config_path: Path, plan: SnapshotPlan, limits: UploadLimits) 
     return []
 
 
+def refuse_impossible(cfg: TaskConfig, source: str, jobs: JobLimits | None) -> None:
+    """A task the cluster could never run (``jobs``: its limits for one task, as limits.json
+    last said) is refused now, not failed after its upload."""
+    res = cfg.resources
+    never = (jobs or JobLimits()).problems(res.gpus, res.time_limit_s, res.memory_mb)
+    if never:
+        raise ConfigError([f"{source}: {field}: {why}" for field, why in never])
+
+
 def submit(config_path: Path, spool: Spool, limits: UploadLimits | None = None,
-           name: str | None = None) -> Submitted:
+           jobs: JobLimits | None = None, name: str | None = None) -> Submitted:
     """``name``: the task's name, checked by the caller (``submit --name``); it wins over the config's."""
-    cfg, plan, raw = prepare(config_path, limits)
+    cfg, plan, raw = prepare(config_path, limits, jobs)
 
     def fill(files: Path) -> Listing:
         """The snapshot, sharing what did not change since this project's last task

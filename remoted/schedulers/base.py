@@ -37,6 +37,9 @@ class JobState:
     message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    #: A pending job: when the scheduler expects to start it (epoch seconds), where it
+    #: has an estimate of its own (Slurm's, as ``squeue --start`` shows it); else None.
+    expected_start: float | None = None
 
 
 class Blocked(Exception):
@@ -105,6 +108,13 @@ class Scheduler(ABC):
     def containment(self) -> str:
         """In one line, what makes every process of a job end with it (for the heartbeat
         and ``doctor``)."""
+
+    def gpu_slots(self) -> int | None:
+        """The GPUs this backend hands out one task at a time as remoted launches them
+        (the local scheduler: the machine's), from which remoted bounds the start of the
+        tasks in its own queue.  None (the default): the backend queues by itself and
+        reports its own estimates (``JobState.expected_start``), if any."""
+        return None
 
     def health(self) -> str | None:
         """None when the backend can be asked; otherwise what is wrong, in one line."""

@@ -88,6 +88,9 @@ class LocalScheduler(Scheduler):
             busy.update(int(g) for g in h.data.get("gpus", []))
         return busy
 
+    def gpu_slots(self) -> int | None:
+        return self.total_gpus
+
     def check(self, spec: JobSpec, active: list[JobHandle]) -> None:
         if spec.gpus > self.total_gpus:
             raise Blocked("unsatisfiable", f"asks for {spec.gpus} GPU(s); this machine has {self.total_gpus}")

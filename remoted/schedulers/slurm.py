@@ -24,7 +24,7 @@ from remoted import identity
 from remoted.jobfiles import JobFiles
 from remoted.jobspec import RESULT_FILE, STARTED_FILE, JobSpec
 from remoted.schedulers.base import JobHandle, JobState, Scheduler, SchedulerUnavailable, SubmitError
-from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, time_limit
+from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, slurm_time, time_limit
 
 log = logging.getLogger(__name__)
 TRANSIENT = ("unable to contact slurm controller", "socket timed out", "temporarily unable",
@@ -37,7 +37,9 @@ def transient(stderr: str) -> bool:
     return any(t in low for t in TRANSIENT)
 
 
-SQUEUE_FORMAT = "%i|%T|%r|%N|%j"
+#: Job id, state, reason, nodes, start time (a pending job's: the start Slurm expects, as
+#: ``squeue --start`` shows it; in UTC, see ``_run``), name last (it may hold a ``|``).
+SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%j"
 SPEC_END = "AILABBER_JOB_SPEC_END"
 
 
@@ -65,7 +67,9 @@ class SlurmScheduler(Scheduler):
 
     def _run(self, args: list[str], uid: int | None = None, gid: int | None = None,
              timeout: float = 60, stdin_text: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **identity.user_env(uid)}
+        # TZ: the times Slurm prints (a pending job's expected start) are read as UTC.
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC",
+               **identity.user_env(uid)}
         if "SLURM_CONF" in os.environ:
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
         try:
@@ -250,7 +254,9 @@ class SlurmScheduler(Scheduler):
         if state in ACTIVE_PENDING:
             # Waiting in Slurm's queue: the wrapper has not run, so there is nothing to read
             # (a burst of hundreds of queued jobs costs no file reads per poll).
-            return map_state(state, reason, nodes, None, None, was_running)
+            pending = map_state(state, reason, nodes, None, None, was_running)
+            pending.expected_start = slurm_time(row[4]) if len(row) > 5 else None
+            return pending
         result = self._record(run_dir, RESULT_FILE, uid)
         exit_code = None
         if state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY") and not result:

@@ -7,6 +7,7 @@ limit, memory, node failure, cancellation, preemption).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
@@ -102,3 +103,15 @@ def time_limit(seconds: int) -> str:
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
     return f"{days}-{h:02d}:{m:02d}:{s:02d}"
+
+
+def slurm_time(text: str) -> float | None:
+    """Slurm's ``YYYY-MM-DDTHH:MM:SS`` (printed in UTC: remoted runs Slurm's commands with
+    ``TZ=UTC``) as epoch seconds; None for ``N/A``, ``Unknown`` or anything else."""
+    import calendar
+
+    try:
+        parts = time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return float(calendar.timegm(parts))

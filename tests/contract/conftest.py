@@ -29,6 +29,7 @@ import pytest
 from ailabber.cli.common import task_json
 from ailabber.daemonkit.settings import load_remoted_settings, load_spoold_settings
 from ailabber.storage.spool import Spool
+from ailabber.workstation import taskview
 from spoold.daemon import Spoold
 from testbed.fake_scheduler import FakeScheduler, InProcessRemoted
 from testbed.pipeline import TERMINAL, Pipeline
@@ -50,6 +51,9 @@ class Backend:
     #: How a request for more GPUs than exist ends: its reason and words of its message.
     impossible_reason = "unsatisfiable"
     impossible_words: tuple[str, ...] = ("this machine has 1",)
+    #: Who says when a waiting task starts: remoted's bound from the time limits, or the
+    #: scheduler's own estimate (``start_estimate_kind``).
+    start_estimate_kind = "upper_bound"
     #: Whether every process of a task has ended by the time its final state is published
     #: (else: soon after, within the backend's kill timeout).
     ends_processes_first = True
@@ -148,6 +152,7 @@ class SlurmBackend(Backend):
     waiting_text = "waiting for a free GPU/CPU"
     impossible_reason = "launch_failed"
     impossible_words = ("sbatch", "not available")
+    start_estimate_kind = "scheduler"
     ends_processes_first = False  # Slurm reports CANCELLED while its kill is under way
     # Slurm's time limits are whole minutes, and slurmctld sends the warning from a periodic
     # check (every 30 s or so, later on a loaded machine): due 20 s in, with 100 s to arrive.
@@ -194,7 +199,7 @@ class FakeBackend(Backend):
     def status(self, task_id: str) -> dict[str, Any]:
         loc, st = self.spool.locate(task_id), self.spool.read_status(task_id)
         assert loc is not None and st is not None, f"{task_id} is not in the spool"
-        return task_json(st, loc[0])
+        return taskview.with_queue(task_json(st, loc[0]), st, taskview.queue_entries(self.spool).get(task_id))
 
     def diagnostics(self) -> str:
         jobs = {t: self.scheduler.submits[t] for t in self.p.submitted}

@@ -23,20 +23,9 @@ from ailabber.model import ids
 from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS
 from ailabber.storage.upload_limits import LIMITS_FILE
 from spoold.transport import RsyncTransport
-from testbed.pipeline import Pipeline, _me
+from testbed.pipeline import Pipeline, _me, wait_until
 
 MB = 1000 * 1000
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something true; bounded, never a timed assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
