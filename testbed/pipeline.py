@@ -106,8 +106,17 @@ class Pipeline:
             p.wait(30)
 
     def stop_all(self) -> None:
+        """SIGTERM to each daemon; one that has not stopped 30 s later is killed (so a test
+        that failed on a hung daemon leaves no process behind) and the failure raised."""
+        hung = []
         for which in list(self.procs):
-            self.kill(which, signal.SIGTERM)
+            try:
+                self.kill(which, signal.SIGTERM)
+            except subprocess.TimeoutExpired:
+                self.kill(which, signal.SIGKILL)
+                hung.append(which)
+        if hung:
+            raise AssertionError(f"{', '.join(hung)} did not stop within 30 s of SIGTERM\n{self.daemon_logs()[-3000:]}")
 
     def daemon_logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(self.logdir.iterdir()))
