@@ -80,7 +80,6 @@ def describe(st: TaskStatus, stage: str, now: float | None = None, remoted: str 
         rows += _outputs_rows(st)
     if remoted:
         rows.append(("remoted", remoted))
-    rows += more
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)
 
