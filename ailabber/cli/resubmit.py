@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli.common import find_task, get_settings
+from ailabber.cli.common import check_name_option, find_task, get_settings
 from ailabber.cli.helptext import describe
 from ailabber.cli.submit import explained, report, upload_limits
 from ailabber.model import render
@@ -24,6 +24,7 @@ not your project as it is now.  The files are shared with the earlier task in yo
     p.add_argument("--edit", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="change one value of its config, as in task_config.toml (repeatable), "
                         "e.g. resources.time_limit=2:00 or resources.gpus=2")
+    p.add_argument("--name", help="name the new task (default: the earlier task's name)")
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
     p.add_argument("--wait", action="store_true",
                    help="then follow it as `ailabber wait` does (with --json: on stderr)")
@@ -33,11 +34,12 @@ not your project as it is now.  The files are shared with the earlier task in yo
 def run(args: argparse.Namespace) -> int:
     from ailabber.workstation.resubmit import resubmit  # imported here: the other verbs start faster
 
+    check_name_option(args.name)
     settings = get_settings()
     spool = Spool(settings.spool)
     original, _stage, _dir, _st = find_task(spool, args.id)
     limits, jobs = upload_limits(settings, spool), published_jobs(spool.root)
-    result = explained(spool, lambda: resubmit(spool, original, args.edit, limits, jobs))
+    result = explained(spool, lambda: resubmit(spool, original, args.edit, limits, jobs, args.name))
     files = result.listing.files
     what = f"a rerun of {original}; {len(files)} files, {render.size(sum(files.values()))}, shared with it"
     return report(spool, result.status, what, args)

@@ -22,6 +22,7 @@ from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, TaskConfig, dec
 from ailabber.model.config_edit import edited_config, parse_edit
 from ailabber.model.config_fields import Problems
 from ailabber.model.joblimits import JobLimits
+from ailabber.model.listing import NAME
 from ailabber.model.task import TaskStatus
 from ailabber.storage.filecopy import link_or_copy
 from ailabber.storage.spool import FILES, META, TASK_TOML, Spool
@@ -38,7 +39,7 @@ class Resubmitted(NamedTuple):
 
 
 def resubmit(spool: Spool, original: str, edits: Sequence[str], limits: UploadLimits | None = None,
-             jobs: JobLimits | None = None) -> Resubmitted:
+             jobs: JobLimits | None = None, name: str | None = None) -> Resubmitted:
     """A new task from the task ``original`` (a full id) with ``edits`` (``TABLE.KEY=VALUE``)
     applied to its config.  Raises ``EditError`` or ``ConfigError`` (nothing written) for
     an edit or a config that cannot be used."""
@@ -66,7 +67,8 @@ def resubmit(spool: Spool, original: str, edits: Sequence[str], limits: UploadLi
 
         fields: dict[str, Any] = {k: meta[k] for k in ("config_file", "upload_root") if k in meta}
         fields.update(rerun_of=original, edits=list(edits))
-        task_id, status = write_task(spool, raw, cfg, fill, fields, {"rerun_of": original})
+        kept = meta.get(NAME) if isinstance(meta.get(NAME), str) else None    # its --name, if any
+        task_id, status = write_task(spool, raw, cfg, fill, fields, {"rerun_of": original}, name=name or kept)
     finally:
         os.close(fd)
     return Resubmitted(task_id, cfg, linked[0], status)

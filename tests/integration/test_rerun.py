@@ -74,3 +74,20 @@ def test_resubmit_with_an_edit_changes_the_time_limit_and_a_bad_edit_is_refused(
         assert p.wait_terminal(first)["state"] == "canceled"
     finally:
         p.stop_all()
+
+
+def test_a_rerun_keeps_the_name_given_at_submit_or_takes_a_new_one(tmp_path: Path) -> None:
+    """The name from ``submit --name`` is not in task.toml: the rerun takes it from the
+    earlier task; ``resubmit --name`` gives another (and a bad one is refused in one line)."""
+    p = Pipeline(tmp_path)
+    first = json.loads(p.cli("submit", "--json", "--name", "baseline", str(p.project(["true"]) / "task_config.toml"),
+                             check=True).stdout)["id"]
+    p.cli("resubmit", first, check=True)
+    p.cli("resubmit", first, "--name", "longer run", "--edit", "resources.time_limit=20:00", check=True)
+    r = p.cli("resubmit", first, "--name", "bad/name")
+    assert r.returncode == 2 and r.stderr.startswith("ailabber: --name:") and r.stderr.count("\n") == 1, r
+    listed = json.loads(p.cli("list", "--json", check=True).stdout)
+    assert [t["name"] for t in listed] == ["baseline", "baseline", "longer run"], listed
+    r = p.cli("status", "baseline")
+    assert r.returncode == 2 and listed[0]["id"] in r.stderr and listed[1]["id"] in r.stderr, r
+    assert p.cli("status", "--json", "longer run", check=True).stdout.count(listed[2]["id"]) == 1
