@@ -45,3 +45,16 @@ def ids_named(spool_root: Path, query: str) -> list[str]:
         return os.listdir(os.path.join(spool_root, NAMES, query))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def forget(spool_root: Path, name: str, task_id: str) -> None:
+    """Drop ``task_id``'s entry once the task has left the spool (and the name's directory
+    when it was the last): the index does not outgrow the spool."""
+    if not is_name(name):
+        return
+    d = os.path.join(spool_root, NAMES, name)
+    try:
+        os.unlink(os.path.join(d, task_id))
+        os.rmdir(d)
+    except OSError:
+        pass            # already gone, or other tasks carry the name still

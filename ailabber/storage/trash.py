@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ailabber.model import ids
-from ailabber.storage import fsutil
+from ailabber.model.listing import NAME
+from ailabber.storage import fsutil, names, statusfile
 from ailabber.storage.spool import DONE, Spool
 
 TRASH = "trash"
@@ -98,10 +99,13 @@ def remove_task(spool: Spool, task_id: str) -> bool:
         trash = spool.root / TRASH
         trash.mkdir(mode=0o700, exist_ok=True)
         name = f"{task_id}.{os.urandom(4).hex()}"
+        st = statusfile.read_status(task_dir)
         try:
             fsutil.commit_rename(task_dir, trash / name)
         except FileNotFoundError:
             return False
+        if st is not None and isinstance(st.extra.get(NAME), str):
+            names.forget(spool.root, st.extra[NAME], task_id)
         outbox = spool.outbox(task_id)
         if outbox.is_dir():
             os.rename(outbox, trash / f"{name}.outbox")
