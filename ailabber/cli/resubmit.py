@@ -6,7 +6,7 @@ import argparse
 
 from ailabber.cli.common import check_name_option, find_task, get_settings
 from ailabber.cli.helptext import describe
-from ailabber.cli.submit import explained, report, upload_limits
+from ailabber.cli.submit import add_wait_option, explained, report, upload_limits
 from ailabber.model import render
 from ailabber.storage.spool import Spool
 from ailabber.storage.upload_limits import published_jobs
@@ -26,8 +26,7 @@ not your project as it is now.  The files are shared with the earlier task in yo
                         "e.g. resources.time_limit=2:00 or resources.gpus=2")
     p.add_argument("--name", help="name the new task (default: the earlier task's name)")
     p.add_argument("--json", action="store_true", help="print the new task as JSON")
-    p.add_argument("--wait", action="store_true",
-                   help="then follow it as `ailabber wait` does (with --json: on stderr)")
+    add_wait_option(p)
     p.set_defaults(func=run)
 
 

@@ -42,9 +42,14 @@ Exits 2 on config errors (one line per problem), 1 if the spool cannot be writte
     p.add_argument("--dry-run", action="store_true",
                    help="write nothing; show what would be uploaded, left out and changed, and the limits")
     p.add_argument("--name", help="name the task (overrides name in the config); usable instead of its id")
+    add_wait_option(p)
+    p.set_defaults(func=run)
+
+
+def add_wait_option(p: argparse.ArgumentParser) -> None:
+    """``--wait`` of every verb that makes a task (``report`` then follows it)."""
     p.add_argument("--wait", action="store_true",
                    help="then follow it as `ailabber wait` does (with --json: on stderr)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
