@@ -65,7 +65,8 @@ def test_tasks_beyond_the_gpus_show_their_place_and_a_start_bound(tmp_path: Path
         first = p.wait_for(ids[0], lambda s: s["state"] == "running", 60, "the first task to run")
         started = parse_iso(first["started_at"])
         assert started is not None
-        waiting = [p.wait_for(t, lambda s: s.get("queue_position") is not None, 60, "a place in the queue")
+        # Both accepted: the queue is whole (a task accepted alone first sees a queue of one).
+        waiting = [p.wait_for(t, lambda s: s.get("queue_length") == 2, 60, "a place in a queue of two")
                    for t in ids[1:]]
         assert [(s["queue_position"], s["queue_ahead"], s["queue_length"]) for s in waiting] == [(1, 0, 2), (2, 1, 2)]
         for n, s in enumerate(waiting, start=1):
