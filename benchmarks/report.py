@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.causes import BEFORE_AFTER, CAUSES, RESHAPE_AB, SECURITY_COSTS
+from benchmarks.causes import BEFORE_AFTER, CAUSES, RESHAPE_AB, SECURITY_COSTS, STUDENT_FEATURES
 from benchmarks.common import PY, REPO, Row
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         after = "not measured" if r is None or r.value is None else fmt(r.value, r.unit) + (
             f" ({r.ratio:.3g}x)" if r.ratio is not None and "x)" in before else "")
         parts.append(f"| {figure} | {before} | {after} | {change} |")
-    parts += ["", SECURITY_COSTS.rstrip(), "", RESHAPE_AB.rstrip()]
+    parts += ["", SECURITY_COSTS.rstrip(), "", RESHAPE_AB.rstrip(), "", STUDENT_FEATURES.rstrip()]
     parts += ["", "## The machine", "", "| | |", "|---|---|"]
     parts += [f"| {k} | {v} |" for k, v in info.items()]
     parts += ["", REPRODUCE]
