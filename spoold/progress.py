@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ailabber.model.task import now_iso
 from ailabber.storage import statusfile
+from ailabber.storage.manifest import manifest_files
 
 PUBLISH_EVERY = 1.0
 #: The rate is measured over this many seconds of recent progress, and not before
@@ -61,7 +62,6 @@ class UploadProgress:
         """The progress of uploading the tasks ``batch`` of ``stage_dir``, each sized from
         its manifest."""
         from ailabber.storage.spool import MANIFEST
-        from spoold.transport import manifest_files
 
         totals = {t: sum(manifest_files(stage_dir / t / MANIFEST).values()) for t in batch}
         return cls({t: stage_dir / t for t in batch}, totals)

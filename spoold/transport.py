@@ -32,7 +32,9 @@ from ailabber.model.remote_layout import (
 )
 from ailabber.model.remote_url import LocalRemote
 from ailabber.storage.home import os_user
+from ailabber.storage.manifest import manifest_files
 from spoold.errors import TransportError, classify
+from spoold.progress import stream_output
 
 log = logging.getLogger(__name__)
 RSYNC_BASE = ("-rlpt", "--no-devices", "--no-specials", "--mkpath")
@@ -121,7 +123,6 @@ class RsyncTransport:
             if on_output is None:
                 out, err = proc.communicate(timeout=MAX_TRANSFER_SECONDS)
             else:
-                from spoold.progress import stream_output
 
                 out, err = stream_output(proc, on_output, MAX_TRANSFER_SECONDS)
         except subprocess.TimeoutExpired:
@@ -293,17 +294,6 @@ class RsyncTransport:
         if self.rsh and self.host_prefix:
             destination = self.host_prefix.rstrip(":")
             subprocess.run([*self.rsh, "-O", "exit", destination], capture_output=True, timeout=10, check=False)
-
-
-def manifest_files(path: Path) -> dict[str, int]:
-    import json
-
-    try:
-        data = json.loads(path.read_bytes())
-        files = data.get("files", {})
-        return {k: int(v) for k, v in files.items() if isinstance(v, int)}
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def result_filters(patterns: Sequence[str]) -> list[str]:

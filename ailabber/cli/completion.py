@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ailabber.cli.common import get_spool
+from ailabber.cli.completion_spec import describe_cli
 from ailabber.cli.helptext import describe
 
 SHELLS = ("bash", "zsh", "fish")
@@ -25,8 +25,6 @@ INSTALL = {
            "(and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath))",
     "fish": "ailabber completion fish > ~/.config/fish/completions/ailabber.fish",
 }
-#: What a word may be: one of these kinds, or a fixed list of choices.
-IDS, FILES, VERBS, NOTHING = "ids", "files", "verbs", "nothing"
 #: Longest task name offered (a name is offered only if it is one plain word).
 MAX_NAME = 200
 
@@ -50,55 +48,6 @@ def configure_hidden(p: argparse.ArgumentParser) -> None:
   ailabber _complete ids""")
     p.add_argument("what", choices=["ids"])
     p.set_defaults(func=run_hidden)
-
-
-@dataclass
-class Option:
-    strings: tuple[str, ...]                         # "-f", "--follow"
-    help: str
-    value: str | tuple[str, ...] | None = None       # what its value may be (a kind or choices); None: a flag
-
-
-@dataclass
-class Verb:
-    name: str
-    help: str
-    options: list[Option] = field(default_factory=list)
-    args: str | tuple[str, ...] = NOTHING            # what its positional words may be
-
-
-@dataclass
-class Cli:
-    options: list[Option]                            # before the verb: --help, --version
-    verbs: list[Verb]                                # every visible verb, in the table's order
-
-
-def describe_cli(ap: argparse.ArgumentParser) -> Cli:
-    """What completion needs of the full parser (every verb configured)."""
-    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
-    helps = {a.dest: a.help or "" for a in sub._choices_actions}
-    verbs = []
-    for name, parser in sub.choices.items():
-        if name not in helps:                   # hidden
-            continue
-        v = Verb(name, helps[name], _options(parser))
-        positional = [a for a in parser._actions if not a.option_strings and a.help != argparse.SUPPRESS]
-        if positional:
-            a = positional[0]
-            v.args = IDS if a.dest == "id" else VERBS if name == "help" else _kind(a)
-        verbs.append(v)
-    return Cli(_options(ap), verbs)
-
-
-def _options(parser: argparse.ArgumentParser) -> list[Option]:
-    return [Option(tuple(a.option_strings), a.help or "", None if a.nargs == 0 else _kind(a))
-            for a in parser._actions if a.option_strings and a.help != argparse.SUPPRESS]
-
-
-def _kind(a: argparse.Action) -> str | tuple[str, ...]:
-    if a.choices is not None:
-        return tuple(str(c) for c in a.choices)
-    return FILES if a.type is Path else NOTHING
 
 
 def run(args: argparse.Namespace) -> int:

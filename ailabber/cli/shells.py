@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ailabber import __version__
-from ailabber.cli.completion import FILES, IDS, NOTHING, VERBS, Cli, Option
+from ailabber.cli.completion_spec import FILES, IDS, NOTHING, VERBS, Cli, Option
 
 IDS_CALL = "command ailabber _complete ids 2>/dev/null"
 

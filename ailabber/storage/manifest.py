@@ -160,3 +160,15 @@ def _encodable(rel: str) -> bool:
     except UnicodeError:
         return False
     return True
+
+
+def manifest_files(path: Path) -> dict[str, int]:
+    """The file sizes a manifest lists ({} when it cannot be read): an upload's total."""
+    import json
+
+    try:
+        data = json.loads(path.read_bytes())
+        files = data.get("files", {})
+        return {k: int(v) for k, v in files.items() if isinstance(v, int)}
+    except (OSError, ValueError, AttributeError):
+        return {}

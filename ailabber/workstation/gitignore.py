@@ -21,7 +21,7 @@ import errno
 import os
 import stat
 
-from ailabber.workstation.ignore import RuleSet, compile_lines
+from ailabber.workstation.ignore_rules import RuleSet, compile_lines
 
 GITIGNORE = ".gitignore"
 #: Nothing to read: no such file, or (ENAMETOOLONG) a directory too deep for any path to

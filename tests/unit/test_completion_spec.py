@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ailabber.cli.completion import FILES, IDS, NOTHING, VERBS, describe_cli, task_words
+from ailabber.cli.completion import task_words
+from ailabber.cli.completion_spec import FILES, IDS, NOTHING, VERBS, describe_cli
 from ailabber.cli.main import build_parser
 
 
