@@ -90,8 +90,8 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="verb", metavar="COMMAND", prog="ailabber")   # prog: no formatter (nor shutil) unless help is shown
     sole = bool(configure) and all(v in VERBS for v in configure or ())
     for verb, (module, function, help_text) in VERBS.items():
-        if sole and verb not in (configure or ()):
-            continue
+        if (sole or not help_text) and verb not in (configure or ()):
+            continue          # (a hidden verb is there only when named: not in any list of choices)
         p = (sub.add_parser(verb, help=help_text, formatter_class=_Formatter) if help_text
              else sub.add_parser(verb, formatter_class=_Formatter))
         if configure is None or verb in configure:

@@ -83,6 +83,7 @@ def test_the_hidden_call_lists_the_spool_s_ids_and_is_not_in_the_help(shells: Sh
     r = shells.p.cli("_complete", "ids", check=True)
     assert r.stdout == shells.task_id + "\n"
     assert "_complete" not in shells.p.cli("--help", check=True).stdout
+    assert "_complete" not in shells.p.cli("nosuchverb").stderr           # nor in argparse's list of choices
 
 
 def _zsh_line(s: Shells, script: Path, typed: bytes, expect: bytes) -> bytes:
