@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ailabber.model.task import parse_iso
-from testbed.pipeline import Pipeline
+from testbed.pipeline import Pipeline, wait_until
 from testbed.slurm_cluster import SlurmCluster
 from tests.slurm_fixture import slurm_cluster  # noqa: F401
 
@@ -23,16 +23,21 @@ def test_a_pending_slurm_job_shows_slurms_reason_and_start_estimate(tmp_path: Pa
     p.start_all()
     try:
         ids = [p.submit(p.project(["sleep 300"], gpus=1, time_limit="5:00")) for _ in range(4)]
-        for t in ids[:2]:
-            p.wait_for(t, lambda s: s["state"] == "running", 90, "running")
-        began = max(parse_iso(p.status(t)["started_at"]) or 0 for t in ids[:2])
+
+        def two_running() -> list[str] | None:      # which two of the three Slurm starts is Slurm's choice
+            running = [t for t in ids[:3] if p.status(t)["state"] == "running"]
+            return running if len(running) == 2 else None
+
+        running = wait_until(two_running, "two of the three Slurm jobs to run", 90)
+        waiting = next(t for t in ids[:3] if t not in running)
+        began = max(parse_iso(p.status(t)["started_at"]) or 0 for t in running)
         # Slurm's backfill plans pending jobs every 30 s or so.
-        third = p.wait_for(ids[2], lambda s: s["reason"] == "Resources" and s.get("start_estimate"), 150,
+        third = p.wait_for(waiting, lambda s: s["reason"] == "Resources" and s.get("start_estimate"), 150,
                            "Slurm's start estimate")
         assert third["start_estimate_kind"] == "scheduler" and "queue_position" not in third
         expected = parse_iso(third["start_estimate"])
         assert expected is not None and time.time() - 5 < expected <= began + 300 + 90, (third, began)
-        human = p.cli("status", ids[2], check=True).stdout
+        human = p.cli("status", waiting, check=True).stdout
         assert "reason       Resources: waiting for a free GPU/CPU on the cluster" in human
         assert "the scheduler expects it to start at" in human
         fourth = p.wait_for(ids[3], lambda s: s["reason"] == "user_limit" and s.get("queue_position"), 60,
