@@ -7,7 +7,7 @@ import os
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.lock import holder_pid
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from ailabber.storage.remoted_beat import RemotedBeat

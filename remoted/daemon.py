@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ailabber.daemonkit.loop import DaemonLoop
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil

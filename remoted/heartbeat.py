@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber import __version__
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.remote_layout import USERS
 from ailabber.storage import fsutil
 from ailabber.storage.safedir import SafeDir

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ailabber.daemonkit.settings import DEFAULT_JOB_PATH
+from ailabber.daemonkit.remoted_settings import DEFAULT_JOB_PATH
 
 
 class IdentityError(RuntimeError):

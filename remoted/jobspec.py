@@ -21,7 +21,7 @@ from ailabber.storage import fsutil
 from ailabber.storage.spool import FILES
 
 if TYPE_CHECKING:
-    from ailabber.daemonkit.settings import RemotedSettings
+    from ailabber.daemonkit.remoted_settings import RemotedSettings
     from ailabber.model.config import TaskConfig
     from remoted.identity import RunAs
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from ailabber.daemonkit.faults import crash_point
-from ailabber.daemonkit.settings import UserLimits
+from ailabber.daemonkit.remoted_settings import UserLimits
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import FAILED, PENDING
 from ailabber.storage import fsutil

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.cli import daemon_main
-from ailabber.daemonkit.settings import RemotedSettings, load_remoted_settings
+from ailabber.daemonkit.remoted_settings import RemotedSettings, load_remoted_settings
 
 
 def _load(path: Path | None) -> RemotedSettings:

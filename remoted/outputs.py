@@ -22,12 +22,16 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ailabber.model.globs import GlobSet, State, compile_glob
+from ailabber.model.globs import GlobSet, compile_glob
 from ailabber.model.outputs import MAX_NAME_BYTES, MAX_PATHS, OUTPUTS_FILE, Outputs, entries, listing
 from ailabber.storage.safedir import DIR_FLAGS, open_beneath
 from remoted.jobspec import JobSpec
 from remoted.records import TaskRecord
+
+if TYPE_CHECKING:
+    from ailabber.model.globs import State
 
 log = logging.getLogger("remoted")
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Hashable
 from pathlib import Path
 
-from ailabber.daemonkit.settings import UserLimits
+from ailabber.daemonkit.remoted_settings import UserLimits
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.queueinfo import SCHEDULER, UPPER_BOUND, QueueEntry, queue_document
 from ailabber.model.remote_layout import OUTBOX, QUEUE_FILE, USERS

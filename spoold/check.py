@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ailabber.daemonkit.checks import Check
-from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model.remote_layout import UserArea
 from ailabber.model.remote_url import LocalRemote
 from ailabber.model.render import duration

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ailabber.daemonkit.faults import crash_point
 from ailabber.daemonkit.loop import DaemonLoop
-from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model.pathlimits import tree_problems
 from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile

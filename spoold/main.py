@@ -6,7 +6,7 @@ import sys
 
 from ailabber.daemonkit.checks import Check
 from ailabber.daemonkit.cli import daemon_main
-from ailabber.daemonkit.settings import SpooldSettings, load_spoold_settings
+from ailabber.daemonkit.spoold_settings import SpooldSettings, load_spoold_settings
 
 
 def _check(settings: SpooldSettings) -> list[Check]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.daemonkit.faults import crash_point
-from ailabber.daemonkit.notice_settings import NoticeSettings
+from ailabber.daemonkit.spoold_settings import NoticeSettings
 from ailabber.model.notice import HOOK_LOG, body, summary
 from ailabber.model.task import now_iso
 from ailabber.storage import notices, statusfile

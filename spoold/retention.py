@@ -13,7 +13,8 @@ import os
 import time
 
 from ailabber.model.render import size
-from ailabber.model.retention import Policy, freed_total
+from ailabber.model.retention import freed_total
+from ailabber.model.retention_policy import Policy
 from ailabber.storage import statusfile
 from ailabber.storage.cleaning import clean
 from ailabber.storage.spool import Spool

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model.globs import ANY_DEPTH, Glob, compile_glob, variants
 from ailabber.model.remote_layout import (
     INCOMING_COMMIT,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from ailabber.daemonkit.settings import RemotedSettings, UserLimits
+from ailabber.daemonkit.remoted_settings import RemotedSettings, UserLimits
 from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED, now_iso
 from remoted import proctree
 from remoted.daemon import Remoted

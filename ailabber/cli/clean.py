@@ -18,7 +18,9 @@ from ailabber.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, CliError, get_sp
 from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.ids import TaskLookupError
-from ailabber.model.retention import AGE_WORDS, CLEAN_AGE, Policy, freed_total, parse_age
+from ailabber.model.quantities import AGE_WORDS, parse_age
+from ailabber.model.retention import freed_total
+from ailabber.model.retention_policy import CLEAN_AGE, Policy
 from ailabber.storage.cleaning import clean
 from ailabber.storage.spool import DONE, Spool
 

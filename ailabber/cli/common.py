@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.daemonkit.lock import holder_pid
-from ailabber.daemonkit.settings import SettingsError, SpooldSettings, load_spoold_settings
+from ailabber.daemonkit.spoold_settings import SpooldSettings, load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.model.ids import TaskLookupError
 from ailabber.model.names import name_problem
 from ailabber.model.task import TaskStatus

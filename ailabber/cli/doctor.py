@@ -17,7 +17,8 @@ from ailabber.cli.common import print_json
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.checks import Check, load, passed, render
 from ailabber.daemonkit.lock import holder_pid
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.daemonkit.spoold_settings import load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.storage.home import ailabber_home
 from ailabber.storage.spool import DAEMON_LOCK
 

@@ -6,10 +6,9 @@ import argparse
 
 from ailabber.cli.common import check_name_option, find_task, get_settings
 from ailabber.cli.helptext import describe
-from ailabber.cli.submit import add_wait_option, explained, report, upload_limits
+from ailabber.cli.submit import add_wait_option, cluster_limits, explained, report
 from ailabber.model import render
 from ailabber.storage.spool import Spool
-from ailabber.storage.upload_limits import published_jobs
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     spool = Spool(settings.spool)
     original, _stage, _dir, _st = find_task(spool, args.id)
-    limits, jobs = upload_limits(settings, spool), published_jobs(spool.root)
+    limits, jobs = cluster_limits(settings, spool)
     result = explained(spool, lambda: resubmit(spool, original, args.edit, limits, jobs, args.name))
     files = result.listing.files
     what = f"a rerun of {original}; {len(files)} files, {render.size(sum(files.values()))}, shared with it"

@@ -19,7 +19,7 @@ from ailabber.cli.common import (
     task_json,
 )
 from ailabber.cli.helptext import describe
-from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model import listing, render
 from ailabber.model.task import PENDING, STATES, TaskStatus
 from ailabber.storage import statusfile

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ailabber.cli.common import (
     EXIT_USAGE,
@@ -18,11 +18,14 @@ from ailabber.cli.common import (
     task_json,
 )
 from ailabber.cli.helptext import describe
-from ailabber.daemonkit.settings import SpooldSettings
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model import render
 from ailabber.model.task import TaskStatus
 from ailabber.storage.spool import Spool
-from ailabber.storage.upload_limits import UploadLimits, published, published_jobs
+from ailabber.storage.upload_limits import UploadLimits, published_limits
+
+if TYPE_CHECKING:
+    from ailabber.model.joblimits import JobLimits
 
 T = TypeVar("T")
 
@@ -58,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
     check_name_option(args.name)
     settings = get_settings()
     spool = Spool(settings.spool)
-    limits = upload_limits(settings, spool)
+    limits, jobs = cluster_limits(settings, spool)
     if args.dry_run:
         from ailabber.cli.dryrun import dry_run
 
-        return dry_run(args.config, spool, limits, published_jobs(spool.root), args.json)
-    result = explained(spool, lambda: submit(args.config, spool, limits, published_jobs(spool.root), args.name))
+        return dry_run(args.config, spool, limits, jobs, args.json)
+    result = explained(spool, lambda: submit(args.config, spool, limits, jobs, args.name))
     from ailabber.workstation.upload_warnings import upload_warnings, warning_lines
 
     for line in warning_lines(upload_warnings(result.plan.entries, result.config.files)):
@@ -85,9 +88,11 @@ def explained(spool: Spool, write: Callable[[], T]) -> T:
         raise CliError(f"cannot write the task into {spool.root}: {exc}") from None
 
 
-def upload_limits(settings: SpooldSettings, spool: Spool) -> UploadLimits:
-    """The student's own limits and the cluster's, as of the last limits.json spoold pulled."""
-    return published(spool.root).tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files))
+def cluster_limits(settings: SpooldSettings, spool: Spool) -> tuple[UploadLimits, JobLimits | None]:
+    """The upload limits (the student's own and the cluster's, whichever is tighter) and the
+    cluster's job limits, as of the last limits.json spoold pulled."""
+    published, jobs = published_limits(spool.root)
+    return published.tighter(UploadLimits(settings.max_upload_bytes, settings.max_upload_files)), jobs
 
 
 def report(spool: Spool, status: TaskStatus, what: str, args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ ailabber on one machine, for trying it out or a single GPU box.""", """\
 
 
 def run(args: argparse.Namespace) -> int:
-    from ailabber.daemonkit.settings import SettingsError
+    from ailabber.daemonkit.yamlfile import SettingsError
     from ailabber.workstation.up import run_foreground
 
     try:

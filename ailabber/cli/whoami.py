@@ -7,13 +7,14 @@ import os
 
 from ailabber.cli.common import EXIT_USAGE, print_json, spoold_pid
 from ailabber.cli.helptext import describe
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.daemonkit.spoold_settings import load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.model.joblimits import JobLimits, clock, memory
 from ailabber.model.render import duration, size
 from ailabber.storage.home import ailabber_home, os_user, spool_path
 from ailabber.storage.remoted_beat import pulled, stopped_copy
 from ailabber.storage.spool import Spool
-from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published, published_jobs
+from ailabber.storage.upload_limits import LIMITS_FILE, UploadLimits, published_limits
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     remoted_running, remoted = remoted_info(spool, rescan, pid is not None)
     if problem:
         info["config_error"] = problem
-    limits, jobs = published(spool.root), published_jobs(spool.root)
+    limits, published_jobs = published_limits(spool.root)
+    jobs = published_jobs or JobLimits()
     if args.json:
         print_json({**info, "limits": {**limits.to_dict(), **jobs.to_dict()},
                     "remoted_running": remoted_running, "remoted": remoted})

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ailabber.daemonkit.checks import Check, dump, passed
 from ailabber.daemonkit.loop import setup_logging
-from ailabber.daemonkit.settings import SettingsError
+from ailabber.daemonkit.yamlfile import SettingsError
 
 S = TypeVar("S")
 

@@ -29,7 +29,6 @@ from ailabber.model.config_fields import (
     rel_path,
     time_limit_field,
 )
-from ailabber.model.globs import fixed_prefix, glob_problem
 from ailabber.model.names import NAME_KEY, name_field
 from ailabber.model.suggest import closest
 
@@ -278,7 +277,10 @@ def _outputs(p: Problems, tbl: dict[str, Any], key: str, workdir: str,
     """``run.logs`` / ``run.results``: paths or glob patterns (``ailabber.model.globs``);
     they may match nothing yet, but their fixed leading directories may not point out."""
     out: list[str] = []
-    for i, raw in enumerate(array(p, f"run.{key}", tbl.get(key, []))):
+    entries = array(p, f"run.{key}", tbl.get(key, []))
+    if entries:         # most tasks name none: the glob compiler stays out of their submit
+        from ailabber.model.globs import fixed_prefix, glob_problem
+    for i, raw in enumerate(entries):
         name = f"run.{key}[{i}]"
         norm = rel_path(p, name, raw)
         if norm is None:

@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 from ailabber.model.config_fields import quote
+
+if TYPE_CHECKING:       # annotations only: building the Union at import costs every command
+    #: A component: a name taken literally, ``ANY_DEPTH``, or a compiled name pattern.
+    Part = Union[str, re.Pattern[str]]
+    #: Where matching stands inside a directory: (pattern index, component index).
+    State = tuple[int, int]
 
 #: A whole ``**`` component.
 ANY_DEPTH = "**"
@@ -28,10 +34,6 @@ ANY_DEPTH = "**"
 MAX_ANY_DEPTH = 4
 _MAGIC = frozenset("*?[\\")
 
-#: A component: a name taken literally, ``ANY_DEPTH``, or a compiled name pattern.
-Part = Union[str, "re.Pattern[str]"]
-#: Where matching stands inside a directory: (pattern index, component index).
-State = tuple[int, int]
 
 
 class Glob(NamedTuple):

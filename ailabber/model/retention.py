@@ -13,23 +13,11 @@ frees depends on what else goes: ``Freeing`` keeps that count as tasks are remov
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-DAY = 86400.0
-CLEAN_AGE = 7 * DAY                 # ``ailabber clean`` without --older-than or ids
-
-
-class Policy(NamedTuple):
-    max_age: float | None = None    # seconds since the task finished
-    keep: int = 0                   # the newest finished tasks that always stay
-    max_bytes: int | None = None    # the spool's size the oldest tasks are removed to stay under
-
-
-#: spoold's policy unless spoold.yaml says otherwise: a month of history, and the last 20
-#: tasks whatever their age (a student back from a break still finds their last runs).
-DEFAULT_POLICY = Policy(max_age=30 * DAY, keep=20)
+from ailabber.model.quantities import DAY
+from ailabber.model.retention_policy import Policy
 
 Inode = tuple[int, int]             # (st_dev, st_ino)
 
@@ -112,66 +100,3 @@ def _age_text(seconds: float) -> str:
     if days >= 1:
         return f"{days:.0f}d"
     return f"{seconds / 3600:.0f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m"
-
-
-# --------------------------------------------------------------------------- parsing
-
-_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
-_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-AGE_WORDS = "an age such as 30d, 12h, 90m or 2w (s, m, h, d, w), or 0"
-SIZE_WORDS = "a size such as 5GiB or 500M (binary units), or a whole number of bytes"
-
-
-def parse_age(text: str) -> float:
-    """``30d`` -> seconds; ``ValueError`` naming the accepted forms."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if m is None or (not m.group(2) and float(m.group(1)) != 0):
-        raise ValueError(f"must be {AGE_WORDS}, got {text!r}")
-    return float(m.group(1)) * _AGE_UNITS.get(m.group(2), 1.0)
-
-
-def parse_size(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", value, re.IGNORECASE) \
-        if isinstance(value, str) else None
-    if m is None:
-        raise ValueError(f"must be {SIZE_WORDS}, got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
-
-
-RETENTION_KEYS = ("max_age", "keep", "max_bytes")
-
-
-def policy_from_setting(value: Any) -> Policy | None:
-    """spoold.yaml's ``retention``: ``off`` (YAML false) or null turns it off, ``on`` is the
-    default policy; a mapping changes the keys it names and keeps ``DEFAULT_POLICY``'s others.  ``ValueError``
-    messages start with the key they are about (``retention.max_age: ...``)."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return DEFAULT_POLICY
-    if not isinstance(value, Mapping):
-        raise ValueError(f"retention: must be on, off or a mapping with {', '.join(RETENTION_KEYS)}, got {value!r}")
-    for key in value:
-        if key not in RETENTION_KEYS:
-            raise ValueError(f"retention.{key}: unknown key (known: {', '.join(RETENTION_KEYS)})")
-    policy = DEFAULT_POLICY
-    try:
-        if "max_age" in value:
-            v = value["max_age"]
-            policy = policy._replace(max_age=None if v is None else parse_age(str(v)))
-    except ValueError as exc:
-        raise ValueError(f"retention.max_age: {exc} (or null: no age limit)") from None
-    if "keep" in value:
-        keep = value["keep"]
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-            raise ValueError(f"retention.keep: must be a whole number >= 0, got {keep!r}")
-        policy = policy._replace(keep=keep)
-    try:
-        if "max_bytes" in value:
-            v = value["max_bytes"]
-            policy = policy._replace(max_bytes=None if v is None else parse_size(v))
-    except ValueError as exc:
-        raise ValueError(f"retention.max_bytes: {exc} (or null: no size limit)") from None
-    return policy

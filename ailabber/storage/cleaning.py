@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ailabber.model import ids
-from ailabber.model.retention import Finished, Freeing, Inode, Policy, Removal, Usage, choose
+from ailabber.model.retention import Finished, Freeing, Inode, Removal, Usage, choose
+from ailabber.model.retention_policy import Policy
 from ailabber.model.task import parse_iso
 from ailabber.storage import statusfile
 from ailabber.storage.notices import queue_dir

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -88,9 +87,13 @@ class Previous(NamedTuple):
 
 
 def _latest_file(spool: Spool, upload_root: str) -> Path:
-    # A checksum, not a cryptographic hash: hashlib costs every submit an OpenSSL import,
+    # A 64-bit FNV-1a hash of the directory's name, not a cryptographic one: hashlib (an
+    # OpenSSL import) or even zlib would cost every submit more than hashing a path here,
     # and the file names its upload directory, so a collision only means "no previous task".
-    return spool.root / LATEST / f"{zlib.crc32(os.fsencode(upload_root)):08x}.json"
+    h = 0xCBF29CE484222325
+    for byte in os.fsencode(upload_root):
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return spool.root / LATEST / f"{h:016x}.json"
 
 
 def previous_snapshot(spool: Spool, upload_root: str) -> Previous | None:

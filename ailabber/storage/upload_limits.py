@@ -99,8 +99,13 @@ def published(spool_root: Path) -> UploadLimits:
     return UploadLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))
 
 
-def published_jobs(spool_root: Path) -> JobLimits:
-    """The job limits and the current use in the same file (``ailabber.model.joblimits``)."""
+def published_limits(spool_root: Path) -> tuple[UploadLimits, JobLimits | None]:
+    """limits.json read once: the upload limits, and the job limits with the current use
+    (``ailabber.model.joblimits``); None for those before spoold first pulled the file,
+    when nothing is known to check a task against."""
+    doc = fsutil.read_json_or_none(spool_root / LIMITS_FILE)
+    if doc is None:
+        return UploadLimits(), None
     from ailabber.model.joblimits import JobLimits
 
-    return JobLimits.from_dict(fsutil.read_json_or_none(spool_root / LIMITS_FILE))
+    return UploadLimits.from_dict(doc), JobLimits.from_dict(doc)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ailabber import __version__
 from ailabber.model import ids
 from ailabber.model.config import ConfigError, TaskConfig
-from ailabber.model.joblimits import JobLimits
 from ailabber.model.listing import NAME
 from ailabber.model.listing import labels as task_labels
 from ailabber.model.render import size
@@ -30,6 +29,9 @@ from ailabber.storage.spool import FILES, MANIFEST, META, TASK_TOML, Spool
 from ailabber.storage.upload_limits import UploadLimits
 from ailabber.workstation.project import check_lock, load_task_config_bytes
 from ailabber.workstation.snapshot import SnapshotPlan, copy_snapshot, plan_snapshot
+
+if TYPE_CHECKING:      # limits.json brings them, and only then are they checked
+    from ailabber.model.joblimits import JobLimits
 
 
 class Submitted(NamedTuple):
@@ -70,8 +72,10 @@ def limit_problems(config_path: Path, plan: SnapshotPlan, limits: UploadLimits) 
 def refuse_impossible(cfg: TaskConfig, source: str, jobs: JobLimits | None) -> None:
     """A task the cluster could never run (``jobs``: its limits for one task, as limits.json
     last said) is refused now, not failed after its upload."""
+    if jobs is None:
+        return
     res = cfg.resources
-    never = (jobs or JobLimits()).problems(res.gpus, res.time_limit_s, res.memory_mb)
+    never = jobs.problems(res.gpus, res.time_limit_s, res.memory_mb)
     if never:
         raise ConfigError([f"{source}: {field}: {why}" for field, why in never])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ailabber.daemonkit.settings import SettingsError, write_yaml
+from ailabber.daemonkit.yamlfile import SettingsError, write_yaml
 from ailabber.storage import fsutil
 from ailabber.storage.home import ailabber_home
 
@@ -85,7 +85,8 @@ def running(home: Path) -> list[str]:
     """The daemons already serving this home's spool and remote root, as "name (pid N)":
     a second ``up`` must say so before it claims anything, not after its children fail."""
     from ailabber.daemonkit.lock import holder_pid
-    from ailabber.daemonkit.settings import load_remoted_settings, load_spoold_settings
+    from ailabber.daemonkit.remoted_settings import load_remoted_settings
+    from ailabber.daemonkit.spoold_settings import load_spoold_settings
     from ailabber.model.remote_layout import DAEMON_LOCK as REMOTED_LOCK
     from ailabber.storage.spool import DAEMON_LOCK as SPOOLD_LOCK
 

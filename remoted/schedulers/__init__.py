@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from remoted.schedulers.base import Scheduler
 
 _MODULES = {"local": "remoted.schedulers.local", "slurm": "remoted.schedulers.slurm"}

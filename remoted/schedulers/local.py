@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.task import CANCELED, COMPLETED, FAILED, PENDING, RUNNING, TERMINATED
 from remoted import identity, proctree
 from remoted.containment import Containment, JobGroup

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ailabber.daemonkit.settings import RemotedSettings, SlurmOptions
+from ailabber.daemonkit.remoted_settings import RemotedSettings, SlurmOptions
 from ailabber.model.task import RUNNING
 from remoted import identity
 from remoted.jobfiles import JobFiles

@@ -27,7 +27,8 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 
 from ailabber.cli.common import task_json
-from ailabber.daemonkit.settings import load_remoted_settings, load_spoold_settings
+from ailabber.daemonkit.remoted_settings import load_remoted_settings
+from ailabber.daemonkit.spoold_settings import load_spoold_settings
 from ailabber.storage.spool import Spool
 from ailabber.workstation import taskview
 from spoold.daemon import Spoold

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.settings import SlurmOptions
+from ailabber.daemonkit.remoted_settings import SlurmOptions
 from ailabber.model import ids
 from remoted.jobspec import STARTED_FILE, JobSpec
 from remoted.schedulers.base import JobHandle, SchedulerUnavailable

@@ -92,7 +92,7 @@ def test_up_with_the_slurm_scheduler(tmp_path: Path, slurm_cluster: SlurmCluster
 def test_finished_jobs_are_found_in_the_jobcomp_log(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
     import os
 
-    from ailabber.daemonkit.settings import SlurmOptions
+    from ailabber.daemonkit.remoted_settings import SlurmOptions
     from remoted.schedulers.slurm import SlurmScheduler
 
     ok = slurm_cluster.sbatch("--wrap", "true", f"--output={tmp_path}/o")

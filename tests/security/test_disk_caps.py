@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from ailabber.daemonkit.settings import SettingsError, load_remoted_settings
+from ailabber.daemonkit.remoted_settings import load_remoted_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.model import ids
 from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS
 from ailabber.storage.upload_limits import LIMITS_FILE

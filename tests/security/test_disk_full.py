@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from ailabber.daemonkit.settings import RemotedSettings
+from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.task import COMPLETED, RUNNING, TaskStatus, transition
 from ailabber.storage.spool import MANIFEST, UPLOAD_MEMBERS, Spool
 from ailabber.workstation.submit import submit

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ailabber.daemonkit.settings import DEFAULT_JOB_PATH, SettingsError, load_remoted_settings
+from ailabber.daemonkit.remoted_settings import DEFAULT_JOB_PATH, load_remoted_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from remoted.envs import UV_CACHE, EnvSpec, ensure_env, private_dir
 from remoted.jobspec import JobSpec
 from remoted.schedulers.slurm import SlurmScheduler

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.notice_settings import NoticeSettings
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
+from ailabber.daemonkit.spoold_settings import NoticeSettings, load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 
 
 def _load(tmp_path: Path, text: str) -> NoticeSettings:

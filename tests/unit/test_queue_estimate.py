@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.settings import SettingsError, load_remoted_settings
+from ailabber.daemonkit.remoted_settings import load_remoted_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.model import progress
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.queueinfo import SCHEDULER, UPPER_BOUND, QueueEntry, parse_queue_document, queue_document

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ailabber.daemonkit.settings import UserLimits
+from ailabber.daemonkit.remoted_settings import UserLimits
 from ailabber.model.remote_layout import UserArea
 from ailabber.model.task import parse_iso
 from tests.unit.test_remoted_logic import Site, _gate, site_factory  # noqa: F401

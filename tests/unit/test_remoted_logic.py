@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from ailabber.daemonkit.settings import SpooldSettings, UserLimits
+from ailabber.daemonkit.remoted_settings import UserLimits
+from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model.remote_layout import UserArea
 from ailabber.model.remote_url import LocalRemote
 from ailabber.storage.spool import Spool

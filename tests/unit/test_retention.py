@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.settings import SettingsError, load_spoold_settings
-from ailabber.model.retention import (
-    DAY,
-    DEFAULT_POLICY,
-    Finished,
-    Policy,
-    Usage,
-    choose,
-    parse_age,
-    parse_size,
-)
+from ailabber.daemonkit.spoold_settings import load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
+from ailabber.model.quantities import DAY, parse_age, parse_size
+from ailabber.model.retention import Finished, Usage, choose
+from ailabber.model.retention_policy import DEFAULT_POLICY, Policy
 from ailabber.model.task import TaskStatus, now_iso, transition
 from ailabber.storage import names, statusfile
 from ailabber.storage.cleaning import clean, measure, survey

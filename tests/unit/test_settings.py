@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.settings import SettingsError, load_remoted_settings, load_spoold_settings
+from ailabber.daemonkit.remoted_settings import load_remoted_settings
+from ailabber.daemonkit.spoold_settings import load_spoold_settings
+from ailabber.daemonkit.yamlfile import SettingsError
 from ailabber.model.remote_url import SshRemote
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ailabber.daemonkit.settings import SlurmOptions
+from ailabber.daemonkit.remoted_settings import SlurmOptions
 from remoted.jobspec import JobSpec
 from remoted.schedulers.slurm import SlurmScheduler
 from remoted.schedulers.slurm_states import map_state, parse_exit_code, time_limit

@@ -1,47 +1,29 @@
-"""Daemon configuration files (YAML): ``spoold.yaml`` and remoted's file.
-
-Written by admins and students alike, so validated as strictly as task configs: unknown
-keys, wrong types and impossible values each get one line naming the file and the key.
+"""remoted's settings file (``remoted.yaml``): the remote spool, the scheduler and the
+admin's options for it, and the per-user limits.  Read only on the cluster side (and by
+``ailabber up``/``doctor``, which set up or check a one-machine remoted).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from ailabber.daemonkit.notice_settings import NOTICE_KEYS, NoticeSettings, parse_notices
-from ailabber.model.retention import DEFAULT_POLICY, Policy, policy_from_setting
-from ailabber.model.suggest import closest
-from ailabber.storage.home import ailabber_home
+from ailabber.daemonkit.yamlfile import (
+    SettingsError,
+    beside,
+    check_keys,
+    hint,
+    load_yaml,
+    number,
+    path_setting,
+    path_string,
+)
 from ailabber.storage.upload_limits import (
     DEFAULT_MAX_DISK_BYTES,
     DEFAULT_MAX_INCOMING,
     DEFAULT_MAX_LOG_BYTES,
     UploadLimits,
 )
-
-if TYPE_CHECKING:       # parsed only where a spoold.yaml is read: the CLI starts faster
-    from ailabber.model.remote_url import Remote
-
-
-class SettingsError(ValueError):
-    pass
-
-
-class SpooldSettings(NamedTuple):
-    spool: Path
-    remote: Remote                   # a local path, or ssh://[user@]host[:port]/path, parsed
-    poll_interval: float = 1.0       # seconds between status pulls while tasks are active
-    rescan_interval: float = 5.0     # full rescan even without filesystem events
-    identity_file: str | None = None
-    ssh_options: tuple[str, ...] = ()
-    connect_timeout: int = 10        # ssh ConnectTimeout, and rsync --timeout is 3x this
-    max_upload_bytes: int | None = None   # refuse bigger uploads at submit time
-    max_upload_files: int | None = None
-    upload_bwlimit: int | None = None     # KiB/s an upload may use (rsync --bwlimit); None: no cap
-    source: Path | None = None
-    notices: NoticeSettings = NoticeSettings()    # desktop notification and on_finish hook
-    retention: Policy | None = DEFAULT_POLICY   # None: off (spoold.yaml ``retention: off``)
 
 
 class SlurmOptions(NamedTuple):
@@ -103,146 +85,10 @@ class RemotedSettings(NamedTuple):
         return self.env_cache or (self.root / "envs")
 
 
+
 SCHEDULERS = ("local", "slurm")
 CONTAINMENTS = ("auto", "cgroup", "processes")
 
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # only when there is a file to read: the CLI starts faster without it
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SettingsError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SettingsError(f"{path}: syntax: {problem}{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: must be a mapping of keys to values")
-    return data
-
-
-def _hint(key: str, allowed: tuple[str, ...]) -> str:
-    close = closest(key, allowed)
-    return f" (did you mean '{close}'?)" if close else ""
-
-
-def _check_keys(path: Path, data: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise SettingsError(f"{path}: {key}: unknown key{_hint(str(key), allowed)}")
-
-
-def _number(path: Path, data: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
-    v = data.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise SettingsError(f"{path}: {key}: must be a number from {lo} to {hi}, got {v!r}")
-    return float(v)
-
-
-def _path_string(path: Path, data: dict[str, Any], key: str, what: str) -> str | None:
-    """The non-empty string at ``key`` (None when absent), which will name a file."""
-    v = data.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str) or not v or "\0" in v:
-        raise SettingsError(f"{path}: {key}: must be {what}")
-    return v
-
-
-def _beside(path: Path, v: str) -> Path:
-    """``v`` with ``~`` expanded and, when relative, taken from the directory of the
-    settings file ``path``, so a setting means the same whatever directory a daemon runs in."""
-    p = Path(v).expanduser()
-    return p if p.is_absolute() else path.parent / p
-
-
-def _path(path: Path, data: dict[str, Any], key: str) -> Path | None:
-    v = _path_string(path, data, key, "a path string")
-    return None if v is None else _beside(path, v)
-
-
-SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
-               "connect_timeout", "max_upload_bytes", "max_upload_files", "upload_bwlimit", "retention",
-               *NOTICE_KEYS)
-
-
-def default_spoold_settings() -> SpooldSettings:
-    home = ailabber_home()
-    from ailabber.model.remote_url import LocalRemote
-
-    return SpooldSettings(spool=home / "spool", remote=LocalRemote(home / "remote"))
-
-
-def load_spoold_settings(path: Path | None) -> SpooldSettings:
-    """``path`` None: ``$AILABBER_HOME/spoold.yaml`` if it exists, else the one-machine defaults."""
-    if path is None:
-        candidate = ailabber_home() / "spoold.yaml"
-        if not candidate.exists():
-            return default_spoold_settings()
-        path = candidate
-    data = _load_yaml(path)
-    _check_keys(path, data, SPOOLD_KEYS)
-    defaults = default_spoold_settings()
-    from ailabber.model.remote_url import RemoteUrlError, parse_remote
-
-    remote: Remote = defaults.remote
-    if "remote" in data:
-        if not isinstance(data["remote"], str):
-            raise SettingsError(f"{path}: remote: must be a path (or ssh:// URL) string")
-        try:
-            remote = parse_remote(data["remote"], path.parent)
-        except RemoteUrlError as exc:
-            raise SettingsError(f"{path}: remote: {exc}") from None
-    opts = data.get("ssh_options", [])
-    if not isinstance(opts, list) or not all(isinstance(o, str) and o and "\n" not in o and "=" in o
-                                             and not o.startswith("-") for o in opts):
-        raise SettingsError(f"{path}: ssh_options: must be a list of KEY=VALUE strings (each passed as -o)")
-    ident = data.get("identity_file")
-    if ident is not None:
-        if not isinstance(ident, str) or not ident:
-            raise SettingsError(f"{path}: identity_file: must be a path string")
-        ident = str(_beside(path, ident))
-    limits = {}
-    for key in ("max_upload_bytes", "max_upload_files", "connect_timeout", "upload_bwlimit"):
-        v = data.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise SettingsError(f"{path}: {key}: must be a whole number >= 1")
-        limits[key] = v
-    try:
-        notices = parse_notices(path, data)
-    except ValueError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
-    return SpooldSettings(
-        spool=_path(path, data, "spool") or defaults.spool,
-        remote=remote,
-        poll_interval=_number(path, data, "poll_interval", 1.0, 0.05, 3600),
-        rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
-        identity_file=ident,
-        ssh_options=tuple(opts),
-        connect_timeout=limits["connect_timeout"] or 10,
-        max_upload_bytes=limits["max_upload_bytes"],
-        max_upload_files=limits["max_upload_files"],
-        upload_bwlimit=limits["upload_bwlimit"],
-        source=path,
-        notices=notices,
-        retention=_retention(path, data),
-    )
-
-
-def _retention(path: Path, data: dict[str, Any]) -> Policy | None:
-    try:
-        return policy_from_setting(data["retention"]) if "retention" in data else DEFAULT_POLICY
-    except ValueError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
@@ -253,7 +99,6 @@ SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_di
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files",
               "max_disk_bytes", "max_log_bytes", "max_incoming_uploads", "max_time_limit", "max_memory")
 BYTE_LIMITS = ("max_upload_bytes", "max_disk_bytes", "max_log_bytes")
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -262,7 +107,7 @@ def _section(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...
         raise SettingsError(f"{path}: {key}: must be a mapping")
     for k in sec:
         if k not in allowed:
-            raise SettingsError(f"{path}: {key}.{k}: unknown key{_hint(str(k), allowed)}")
+            raise SettingsError(f"{path}: {key}.{k}: unknown key{hint(str(k), allowed)}")
     return sec
 
 
@@ -294,7 +139,7 @@ def _slurm(path: Path, data: dict[str, Any]) -> SlurmOptions:
         partition=_opt_str(path, sec, "partition", "slurm"), account=_opt_str(path, sec, "account", "slurm"),
         qos=_opt_str(path, sec, "qos", "slurm"), extra_args=tuple(extra), gpu_option=gpu_option,
         bin_dir=_opt_str(path, sec, "bin_dir", "slurm"),
-        lost_after=_number(path, sec, "lost_after", 300.0, 0, 86400 * 7),
+        lost_after=number(path, sec, "lost_after", 300.0, 0, 86400 * 7),
         jobcomp_log=_opt_str(path, sec, "jobcomp_log", "slurm"),
     )
 
@@ -320,13 +165,13 @@ def _limit(path: Path, key: str, v: Any) -> int | None:
             raise SettingsError(f"{path}: limits.{key}: {exc}") from None
     lowest = 0 if key == "max_gpus" else 1
     if key in BYTE_LIMITS and isinstance(v, str):
-        import re
+        from ailabber.model.quantities import parse_size
 
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", v, re.IGNORECASE)
-        if m is None:
+        try:
+            v = parse_size(v)
+        except ValueError:
             raise SettingsError(f"{path}: limits.{key}: must be a size such as 20G or 500M, or a whole number "
-                                f"of bytes (or null for no limit), got {v!r}")
-        v = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+                                f"of bytes (or null for no limit), got {v!r}") from None
     if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
         unit = " bytes (or a size such as 20G)" if key in BYTE_LIMITS else ""
         raise SettingsError(f"{path}: limits.{key}: must be a whole number >= {lowest}{unit} (or null for no limit)")
@@ -334,9 +179,9 @@ def _limit(path: Path, key: str, v: Any) -> int | None:
 
 
 def load_remoted_settings(path: Path) -> RemotedSettings:
-    data = _load_yaml(path)
-    _check_keys(path, data, REMOTED_KEYS)
-    root = _path(path, data, "root")
+    data = load_yaml(path)
+    check_keys(path, data, REMOTED_KEYS)
+    root = path_setting(path, data, "root")
     if root is None:
         raise SettingsError(f"{path}: root: required (the remote spool directory)")
     sched = data.get("scheduler", "local")
@@ -356,10 +201,10 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         root=root,
         scheduler=sched,
         gpus=gpus_v,
-        poll_interval=_number(path, data, "poll_interval", 1.0, 0.05, 3600),
-        rescan_interval=_number(path, data, "rescan_interval", 5.0, 0.1, 3600),
-        kill_grace=_number(path, data, "kill_grace", 10.0, 0.0, 3600),
-        env_cache=_path(path, data, "env_cache"),
+        poll_interval=number(path, data, "poll_interval", 1.0, 0.05, 3600),
+        rescan_interval=number(path, data, "rescan_interval", 5.0, 0.1, 3600),
+        kill_grace=number(path, data, "kill_grace", 10.0, 0.0, 3600),
+        env_cache=path_setting(path, data, "env_cache"),
         job_python=_program(path, data, "job_python"),
         uv=_program(path, data, "uv"),
         job_path=_job_path(path, data.get("job_path", DEFAULT_JOB_PATH)),
@@ -398,7 +243,7 @@ def _account(path: Path, v: Any) -> str | None:
 
 def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
     """A program: a bare name is looked up on PATH, anything with a slash is a path."""
-    v = _path_string(path, data, key, "a program name or path")
+    v = path_string(path, data, key, "a program name or path")
     if v is None:
         return None
     if "/" not in v:
@@ -408,12 +253,6 @@ def _program(path: Path, data: dict[str, Any], key: str) -> str | None:
         if not found:
             raise SettingsError(f"{path}: {key}: '{v}' is not on PATH")
         return found
-    return str(_beside(path, v))
+    return str(beside(path, v))
 
 
-def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    import yaml
-
-    from ailabber.storage import fsutil
-
-    fsutil.atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())
