@@ -16,7 +16,8 @@ import sys
 
 from ailabber import __version__
 
-# verb -> (module under ailabber.cli, function that adds its arguments, one-line help: none hides the verb)
+# verb -> (module under ailabber.cli, function that adds its arguments, one-line help: none hides the verb).
+# A dotted module is imported as named: the staff's commands are remoted's (remoted/admin/).
 VERBS: dict[str, tuple[str, str, str]] = {
     "whoami": ("whoami", "configure", "show your identity, spool and remote"),
     "submit": ("submit", "configure", "submit a task (default config: ./task_config.toml)"),
@@ -34,6 +35,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "configure", "run the bundled example end to end in a temporary home"),
     "metrics": ("metrics", "configure", "show the metrics a task's job wrote: last values and charts"),
     "completion": ("completion", "configure", "print a completion script for bash, zsh or fish"),
+    "admin": ("remoted.admin.cli", "configure", "(course staff, on the cluster) every student's tasks, holds, limits, usage"),
     "_complete": ("completion", "configure_hidden", ""),      # no help: hidden (the scripts' own call)
 }
 
@@ -96,7 +98,7 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
         p = (sub.add_parser(verb, help=help_text, formatter_class=_Formatter) if help_text
              else sub.add_parser(verb, formatter_class=_Formatter))
         if configure is None or verb in configure:
-            getattr(importlib.import_module(f"ailabber.cli.{module}"), function)(p)
+            getattr(importlib.import_module(module if "." in module else f"ailabber.cli.{module}"), function)(p)
     p = sub.add_parser("help", help="show help for a command", formatter_class=_Formatter,
                        description="Show the help of one command, or of ailabber itself.",
                        epilog="examples:\n  ailabber help           every command\n"

@@ -76,6 +76,7 @@ class RemotedSettings(NamedTuple):
     containment: str = "auto"        # local jobs: auto | cgroup (required) | processes
     signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
     transport_account: str | None = None  # service account that owns users/<name> when keys are pinned there
+    admin_group: str | None = None   # Unix group whose members may run `ailabber admin` (root always may)
     slurm: SlurmOptions = SlurmOptions()
     limits: UserLimits = UserLimits()
     source: Path | None = None
@@ -92,7 +93,7 @@ CONTAINMENTS = ("auto", "cgroup", "processes")
 
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
-                "job_python", "uv", "job_path", "signal_before_timeout", "transport_account", "slurm",
+                "job_python", "uv", "job_path", "signal_before_timeout", "transport_account", "admin_group", "slurm",
                 "limits", "containment")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
@@ -211,6 +212,7 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         containment=containment,
         signal_before_timeout=_signal_before(path, data),
         transport_account=_account(path, data.get("transport_account")),
+        admin_group=_group(path, data.get("admin_group")),
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,
@@ -238,6 +240,21 @@ def _account(path: Path, v: Any) -> str | None:
         pwd.getpwnam(v)
     except KeyError:
         raise SettingsError(f"{path}: transport_account: no account named {v!r}") from None
+    return v
+
+
+def _group(path: Path, v: Any) -> str | None:
+    """A Unix group that exists now: a typo would otherwise lock every member of staff out."""
+    if v is None:
+        return None
+    import grp
+
+    if not isinstance(v, str) or not v:
+        raise SettingsError(f"{path}: admin_group: must be a Unix group name")
+    try:
+        grp.getgrnam(v)
+    except KeyError:
+        raise SettingsError(f"{path}: admin_group: no group named {v!r}") from None
     return v
 
 

@@ -1,0 +1,73 @@
+"""``ailabber admin SUBCOMMAND``: the table of subcommands (one module each) and what
+every one of them shares: finding remoted's settings (``--remoted-config``) and refusing
+anyone who is not staff before anything is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import NamedTuple
+
+from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.helptext import describe
+from ailabber.daemonkit.remoted_settings import RemotedSettings, load_remoted_settings
+from ailabber.daemonkit.yamlfile import SettingsError
+from remoted.admin.access import EXIT_REFUSED, Refused, caller
+
+#: Where the admin guide installs remoted's settings.
+DEFAULT_REMOTED_CONFIG = Path("/etc/ailabber/remoted.yaml")
+
+# subcommand -> (module under remoted.admin, function that adds its arguments, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "tasks": ("tasks", "configure", "every task of every student (--user, --state, --json)"),
+}
+
+
+class Staff(NamedTuple):
+    """What a subcommand runs with: remoted's settings and who is asking."""
+
+    settings: RemotedSettings
+    who: str
+
+    @property
+    def root(self) -> Path:
+        return self.settings.root
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    describe(p, """\
+The course staff's commands, on the cluster side: every student's tasks, cancels, holds,
+per-student limits, usage and cleaning.  Allowed for root and for the members of the Unix
+group remoted.yaml names in admin_group.""", """\
+  ailabber admin tasks --state pending
+  ailabber admin --remoted-config /srv/ailabber/remoted.yaml tasks --user alice""")
+    p.add_argument("--remoted-config", type=Path, default=None, metavar="FILE",
+                   help=f"remoted's settings (default: {DEFAULT_REMOTED_CONFIG})")
+    sub = p.add_subparsers(dest="admin_verb", metavar="COMMAND")
+    for name, (module, function, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, formatter_class=p.formatter_class)
+        sp.add_argument("--remoted-config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                        help=f"remoted's settings (default: {DEFAULT_REMOTED_CONFIG})")
+        getattr(importlib.import_module(f"remoted.admin.{module}"), function)(sp)
+    p.set_defaults(func=lambda args: _no_subcommand(p))
+
+
+def _no_subcommand(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return EXIT_USAGE
+
+
+def staff(args: argparse.Namespace) -> Staff:
+    """remoted's settings and the caller, once they are known to be staff; CliError
+    (one line) otherwise."""
+    path = args.remoted_config or DEFAULT_REMOTED_CONFIG
+    try:
+        settings = load_remoted_settings(path)
+    except SettingsError as exc:
+        raise CliError(f"{exc} (give remoted's settings with --remoted-config FILE)", EXIT_USAGE) from None
+    try:
+        return Staff(settings, caller(settings))
+    except Refused as exc:
+        raise CliError(str(exc), EXIT_REFUSED) from None
