@@ -59,21 +59,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def task_words(spool_root: Path) -> list[str]:
-    """Every task id in the spool, then the names tasks were given (``name`` in meta.json)."""
-    from ailabber.storage import fsutil
-    from ailabber.storage.spool import META, STAGES, Spool
+    """Every task id in the spool, then the names tasks were given (from the name index;
+    a name with blanks in it would be split by the shell, so it is left out)."""
+    from ailabber.storage.names import names_of
+    from ailabber.storage.spool import STAGES, Spool
 
     spool = Spool(spool_root)
-    ids: list[str] = []
-    names: set[str] = set()
-    for stage in STAGES:
-        for task_id in spool.ids_in(stage):
-            ids.append(task_id)
-            meta = fsutil.read_json_or_none(spool.stage_dir(stage) / task_id / META)
-            name = meta.get("name") if isinstance(meta, dict) else None
-            if isinstance(name, str) and 0 < len(name) <= MAX_NAME and name.isprintable() and name.split() == [name]:
-                names.add(name)
-    return sorted(ids) + sorted(names - set(ids))
+    ids = sorted(task_id for stage in STAGES for task_id in spool.ids_in(stage))
+    names = {n for n in names_of(spool.root, set(ids)) if len(n) <= MAX_NAME and n.split() == [n]}
+    return ids + sorted(names - set(ids))
 
 
 def run_hidden(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ailabber.cli.completion import task_words
 from ailabber.cli.completion_spec import FILES, IDS, NOTHING, VERBS, describe_cli
 from ailabber.cli.main import build_parser
+from ailabber.storage import names
 
 
 def test_the_description_follows_the_parser() -> None:
@@ -28,19 +29,21 @@ def test_the_description_follows_the_parser() -> None:
     assert (fetch["--dest"].value, fetch["--timeout"].value) == (FILES, NOTHING)
 
 
-def _task(spool: Path, stage: str, task_id: str, meta: object) -> None:
+def _task(spool: Path, stage: str, task_id: str, name: str | None = None) -> None:
     d = spool / stage / task_id
     d.mkdir(parents=True)
-    (d / "meta.json").write_text(json.dumps(meta))
+    (d / "meta.json").write_text(json.dumps({"id": task_id, "name": name}))
+    if name is not None:
+        names.add(spool, name, task_id)      # as submit records a name
 
 
 def test_task_words_are_the_ids_then_the_plain_names(tmp_path: Path) -> None:
     a, b = "261128-103406123-k3f9qz", "261128-103407001-m2x8aa"
-    c, d = "261129-000000000-aaaaaa", "261129-000000001-bbbbbb"
-    _task(tmp_path, "done", a, {"id": a, "name": "baseline"})
-    _task(tmp_path, "synced", b, {"id": b, "name": "two words"})
-    _task(tmp_path, "new", c, {"id": c})
-    _task(tmp_path, "new", d, {"id": d, "name": ["not", "a", "string"]})
+    c, gone = "261129-000000000-aaaaaa", "261129-000000001-bbbbbb"
+    _task(tmp_path, "done", a, "baseline")
+    _task(tmp_path, "synced", b, "two words")      # the shell would split it: left out
+    _task(tmp_path, "new", c)
+    names.add(tmp_path, "cleaned", gone)          # its task has left the spool
     (tmp_path / "new" / "not-a-task").mkdir()
-    assert task_words(tmp_path) == [a, b, c, d, "baseline"]
+    assert task_words(tmp_path) == [a, b, c, "baseline"]
     assert task_words(tmp_path / "missing") == []
