@@ -211,7 +211,8 @@ def _close_master(user: str, key: Path, sshd: sshd_mod.Sshd) -> None:
     control = Path(f"/tmp/ailabber-ssh-{pw.pw_uid}")      # spoold.ssh.control_dir() for that uid
     if not control.is_dir():
         return
-    subprocess.run(["ssh", "-o", f"ControlPath={control}/%C", "-p", str(sshd.port), "-O", "exit",
-                    f"{user}@{sshd.listen}"], capture_output=True, timeout=10, check=False,
-                   user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
-                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": pw.pw_dir})
+    for socket in control.iterdir():        # named by spoold.ssh: one per key and options
+        subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-p", str(sshd.port), "-O", "exit",
+                        f"{user}@{sshd.listen}"], capture_output=True, timeout=10, check=False,
+                       user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": pw.pw_dir})

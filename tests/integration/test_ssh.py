@@ -361,6 +361,60 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
             shutil.rmtree(base, ignore_errors=True)
 
 
+def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
+        pytestconfig: pytest.Config, student_python: Path) -> None:
+    """One Unix user runs two spoolds (two homes) whose keys are pinned to two different
+    directories of the same service account on the same host.  The second spoold starts
+    while the first one's multiplexed connection is still open: its task must still go
+    through its own key, into its own directory (and so run as that directory's student)."""
+    from testbed.unix_users import ensure_user
+
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    svc = "ailabber-svc"
+    ensure_user(svc)
+    sshd = Sshd()
+    sshd.start()
+    base = world_dir("ailabber-twokeys-")
+    root = shared_root(base)
+    client = STUDENTS[0]
+    keydir = base / "keys"
+    keydir.mkdir(mode=0o700)
+    keys: dict[str, Path] = {}
+    for student in STUDENTS:
+        area = root / "users" / student
+        area.mkdir()
+        chown_tree(area, svc)
+        os.chmod(area, 0o711)
+        keys[student] = keydir / f"id-{student}"
+        sshd.authorize(svc, keygen(keys[student], owner=client), rrsync_dir=area)
+    chown_tree(keydir, client)
+    pipes = {student: student_pipeline(
+        base / f"p-{student}", client, student_python, root, base / f"home-{student}", {"transport_account": svc},
+        spoold_extra={"remote": sshd.url(svc, "/"), "identity_file": str(keys[student]),
+                      "ssh_options": sshd.client_options(), "connect_timeout": 5}) for student in STUDENTS}
+    try:
+        first, second = (pipes[s] for s in STUDENTS)
+        first.start("remoted")
+        first.start("spoold")
+        a = first.submit(owned_project(first, "a", "mkdir -p output; id -un > output/who"))
+        assert first.wait_terminal(a, 90)["state"] == "completed", first.daemon_logs()
+        second.start("spoold")                 # the first spoold's connection is still open
+        b = second.submit(owned_project(second, "b", "mkdir -p output; id -un > output/who"))
+        st = second.wait_terminal(b, 90)
+        assert st["state"] == "completed", (st, second.daemon_logs())
+        assert (root / "users" / STUDENTS[1] / "tasks" / b).is_dir()
+        assert not (root / "users" / STUDENTS[0] / "tasks" / b).exists()
+        assert (root / "users" / STUDENTS[1] / "tasks" / b / "files" / "output" / "who").read_text().strip() \
+            == STUDENTS[1]
+    finally:
+        for p in pipes.values():
+            p.stop_all()
+        sshd.stop()
+        if not os.environ.get("AILABBER_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def test_a_failed_job_without_results_still_comes_home(ssh_setup: SshSetup) -> None:
     alice = ssh_setup.pipes[STUDENTS[0]]
     alice.start("remoted")
