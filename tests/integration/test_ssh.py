@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -409,6 +410,63 @@ def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
             == STUDENTS[1]
     finally:
         for p in pipes.values():
+            p.stop_all()
+        sshd.stop()
+        if not os.environ.get("AILABBER_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def test_one_student_on_two_workstations_shares_one_directory_without_collisions(
+        pytestconfig: pytest.Config, student_python: Path) -> None:
+    """A student works from two workstations (two homes, two keys, both pinned to her one
+    directory): tasks submitted from both at once all run once, each workstation sees and
+    cancels only its own, and a cancel on one leaves the other's tasks alone."""
+    ok, why = available()
+    require(pytestconfig, ok, why)
+    sshd = Sshd()
+    sshd.start()
+    base = world_dir("ailabber-twohomes-")
+    root = shared_root(base)
+    student = STUDENTS[0]
+    area = student_area(root, student)
+    keydir = base / "keys"
+    keydir.mkdir(mode=0o700)
+    chown_tree(keydir, student)
+    pipes = []
+    for host in ("ws1", "ws2"):
+        key = keydir / f"id-{host}"
+        sshd.authorize(student, keygen(key, owner=student), rrsync_dir=area)
+        pipes.append(student_pipeline(
+            base / host, student, student_python, root, base / f"home-{host}",
+            spoold_extra={"remote": sshd.url(student, "/"), "identity_file": str(key),
+                          "ssh_options": sshd.client_options(), "connect_timeout": 5}))
+    ws1, ws2 = pipes
+    runs = base / "runs"
+    runs.mkdir()
+    os.chmod(runs, 0o777)
+    try:
+        ws1.start("remoted")
+        for p in pipes:
+            p.start("spoold")
+        mine = {host: [p.submit(owned_project(p, f"t{i}", f"echo {host}-{i} >> {runs}/count; mkdir -p output"))
+                       for i in range(3)] for host, p in zip(("ws1", "ws2"), pipes)}
+        slow = ws2.submit(owned_project(ws2, "slow", "sleep 600"))
+        for host, p in zip(("ws1", "ws2"), pipes):
+            for task_id in mine[host]:
+                assert p.wait_terminal(task_id, 120)["state"] == "completed", p.daemon_logs()
+        ws2.wait_for(slow, lambda st: st["state"] == "running", 60, "running")
+        assert ws1.cli("cancel", "--all").returncode == 0     # ws1 has nothing unfinished: slow is ws2's
+        for host, p in zip(("ws1", "ws2"), pipes):
+            listed = {t["id"] for t in json.loads(p.cli("list", "--json", check=True).stdout)}
+            assert listed == set(mine[host]) | ({slow} if p is ws2 else set())
+        assert ws2.status(slow)["state"] == "running"
+        ws2.cli("cancel", slow, check=True)
+        assert ws2.wait_terminal(slow, 60)["state"] == "terminated"
+        assert sorted(os.listdir(area / "tasks")) == sorted([*mine["ws1"], *mine["ws2"], slow])
+        assert sorted((runs / "count").read_text().split()) == sorted(f"{h}-{i}" for h in ("ws1", "ws2")
+                                                                      for i in range(3))
+    finally:
+        for p in pipes:
             p.stop_all()
         sshd.stop()
         if not os.environ.get("AILABBER_KEEP"):
