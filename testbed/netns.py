@@ -67,3 +67,38 @@ class TwoHosts:
     def down(self) -> None:
         for ns in (self.local, self.cluster):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class Gateway:
+    """Three hosts in a line, ``workstation`` - ``bastion`` - ``cluster``, as when a
+    cluster is reached through a jump host or a forwarded port.  A new namespace does not
+    forward packets, so the workstation reaches the cluster only through a program on the
+    bastion (ssh's ``ProxyJump``, a port forward)."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.workstation, self.bastion, self.cluster = f"ail-w-{tag}", f"ail-b-{tag}", f"ail-c-{tag}"
+        self._links = ((self.workstation, f"vw{tag}", "10.201.0.1", self.bastion, f"vb{tag}", "10.201.0.2"),
+                       (self.bastion, f"vx{tag}", "10.202.0.1", self.cluster, f"vc{tag}", "10.202.0.2"))
+        self.bastion_addr = "10.201.0.2"     # as the workstation sees it
+        self.cluster_addr = "10.202.0.2"     # only the bastion can reach this
+
+    def _ip(self, *args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    def up(self) -> None:
+        for ns in (self.workstation, self.bastion, self.cluster):
+            self._ip("netns", "add", ns)
+            self._ip("-n", ns, "link", "set", "lo", "up")
+        for ns_a, dev_a, addr_a, ns_b, dev_b, addr_b in self._links:
+            self._ip("-n", ns_a, "link", "add", dev_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b)
+            for ns, dev, addr in ((ns_a, dev_a, addr_a), (ns_b, dev_b, addr_b)):
+                self._ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                self._ip("-n", ns, "link", "set", dev, "up")
+
+    def exec_prefix(self, ns: str) -> list[str]:
+        return ["ip", "netns", "exec", ns]
+
+    def down(self) -> None:
+        for ns in (self.workstation, self.bastion, self.cluster):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

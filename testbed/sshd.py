@@ -56,9 +56,12 @@ class Sshd:
         os.chmod(self.keys_dir, 0o755)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def authorize(self, user: str, public_key: str, rrsync_dir: Path | None) -> None:
-        """Pin ``public_key`` for ``user``: with ``rrsync_dir``, to rsync inside it only."""
-        prefix = f'command="{RRSYNC} {rrsync_dir}",restrict ' if rrsync_dir else ""
+    def authorize(self, user: str, public_key: str, rrsync_dir: Path | None, jump_to: str | None = None) -> None:
+        """Pin ``public_key`` for ``user``: with ``rrsync_dir``, to rsync inside it only; with
+        ``jump_to`` (``host:port``), to forwarding a connection there and nothing else (a
+        bastion's key for ``ProxyJump`` or ``ssh -L``)."""
+        prefix = (f'command="{RRSYNC} {rrsync_dir}",restrict ' if rrsync_dir
+                  else f'restrict,port-forwarding,permitopen="{jump_to}" ' if jump_to else "")
         path = self.keys_dir / user
         with open(path, "a") as fh:
             fh.write(prefix + public_key + "\n")
