@@ -249,6 +249,23 @@ class SlurmCluster:
         self._start_daemon("slurmctld")
         self._wait_ready(time.monotonic() + self.start_timeout, require_idle=False)
 
+    def kill_node(self) -> None:
+        """The node goes away: slurmd is killed, and with it every job step and job
+        process of this cluster (slurmd alone would leave them running), and the node is
+        declared down, as an admin (or slurmctld, after ``SlurmdTimeout``) does with a
+        node that stopped answering: Slurm requeues or fails its jobs."""
+        pid = self.daemon_pid("slurmd")
+        if pid is not None and not slurm_processes.terminate(pid, timeout=0.0):
+            raise SlurmClusterError(self._failure("slurmd", f"(pid {pid}) survived SIGKILL"))
+        self._pid_file("slurmd").unlink(missing_ok=True)
+        slurm_processes.kill_leftover_processes(self.conf)
+        self.run("scontrol", "update", f"nodename={self.host}", "state=down", "reason=node lost")
+
+    def start_node(self) -> None:
+        """Start slurmd again after ``kill_node`` and wait until the node is usable."""
+        self._start_daemon("slurmd")
+        self._wait_ready(time.monotonic() + self.start_timeout, require_idle=False)
+
     def stop(self) -> None:
         """Cancel leftover jobs, stop the daemons (and munge if we started it), clean up."""
         if self.base is None:
