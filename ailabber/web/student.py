@@ -44,6 +44,8 @@ LOG_TAIL = 64 * 1024
 LOG_CHUNK = 256 * 1024
 #: A metrics file is charted from its first this many bytes.
 MAX_METRICS = 16 * 1024 * 1024
+#: The list shows this much of a task's first command (its page shows more).
+MAX_COMMAND = 120
 #: Tasks one comparison may overlay.
 MAX_COMPARED = 16
 
@@ -107,7 +109,7 @@ class StudentSite:
             reason = explain(st.reason) + (f" ({more})" if more else "")
             box = Markup(f'<input type="checkbox" name="id"{html.attrs(value=task_id, aria_label=task_id)}>')
             rows.append([box, link(f"/task/{task_id}", task_id, class_="id"), cells[1], state_cell(st), reason,
-                         cells[4], cells[5], cells[6]])
+                         cells[4], cells[5], listing.fit(cells[6], MAX_COMMAND)])
             ids.append(task_id)
         summary = Markup('<p class="counts">' + "".join(
             f"<span>{esc(s)}: <b>{n}</b></span>" for s, n in counts.items() if n) + "</p>") if found else ""

@@ -33,7 +33,8 @@
       const next = fresh.getElementById("live");
       if (live && next) {
         const keep = ticked(live);
-        live.replaceChildren(...Array.from(next.childNodes, (n) => document.adoptNode(n)));
+        // A copy of the list first: adopting a node takes it out of next.childNodes.
+        live.replaceChildren(...Array.from(next.childNodes).map((n) => document.adoptNode(n)));
         for (const box of live.querySelectorAll("input[type=checkbox]")) {
           if (keep.has(box.name + "=" + box.value)) box.checked = true;
         }
