@@ -97,7 +97,8 @@ class _Server(ThreadingHTTPServer):
         self.token = token
         self.log = log
         self.cookie = ""
-        self.static = {name: resources.files(__package__).joinpath("static").joinpath(name).read_bytes() for name in STATIC}
+        here = resources.files(__package__).joinpath("static")
+        self.static = {name: here.joinpath(name).read_bytes() for name in STATIC}
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((HOST, port), _Handler)
         self.cookie = f"ailabber-{self.server_address[1]}"

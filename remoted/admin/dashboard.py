@@ -84,9 +84,10 @@ def health(root: Path, now: float) -> Markup:
                    class_="health bad")
     else:
         head = tag("p", f"running (pid {beat.pid}), last heartbeat {duration(beat.age(now))} ago", class_="health ok")
+    care = f"{data.get('active', '-')} ({data.get('queued', '-')} queued)"
     rows: list[tuple[str, Cell]] = [("scheduler", str(beat.scheduler or "-")),
                                     ("containment", str(data.get("containment") or "-")),
-                                    ("tasks in its care", f"{data.get('active', '-')} ({data.get('queued', '-')} queued)")]
+                                    ("tasks in its care", care)]
     return html.join([head, html.pairs(rows)])
 
 

@@ -35,8 +35,8 @@ def _ids(page: Any, section: str) -> list[str]:
     return [rows.nth(i).get_attribute("data-id") or "" for i in range(rows.count())]
 
 
-def test_the_staff_sees_the_course_and_the_page_follows_it(student_python: Path, browser: Any,
-                                                            watched: Watched) -> None:  # noqa: F811
+def test_the_staff_sees_the_course_and_the_page_follows_it(
+        student_python: Path, browser: Any, watched: Watched) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     base = world_dir("ailabber-web-staff-")

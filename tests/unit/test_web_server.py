@@ -56,7 +56,10 @@ def ask(d: Dashboard, path: str, method: str = "GET", headers: dict[str, str] | 
         c.close()
 
 
-def test_every_request_needs_the_token_from_the_url_or_its_cookie(served: tuple[Dashboard, EchoSite, list[str]]) -> None:
+Served = tuple[Dashboard, EchoSite, list[str]]
+
+
+def test_every_request_needs_the_token_from_the_url_or_its_cookie(served: Served) -> None:
     d, site, logged = served
     assert d.url == f"http://127.0.0.1:{d.port}/?token={d.token}" and len(d.token) >= 40
     for path in ("/", "/?token=", f"/?token={d.token[:-1]}", f"/?token={d.token}x", "/static/dashboard.js",
@@ -76,7 +79,7 @@ def test_every_request_needs_the_token_from_the_url_or_its_cookie(served: tuple[
     assert not any(d.token in line for line in logged), logged       # the log has paths, never the query
 
 
-def test_only_get_and_head_are_answered(served: tuple[Dashboard, EchoSite, list[str]]) -> None:
+def test_only_get_and_head_are_answered(served: Served) -> None:
     d, site, _ = served
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"):
         status, headers, _ = ask(d, f"/?token={d.token}", method)
@@ -86,7 +89,7 @@ def test_only_get_and_head_are_answered(served: tuple[Dashboard, EchoSite, list[
     assert status == 200 and body == b"" and int(headers["content-length"]) > 0
 
 
-def test_headers_host_check_static_files_and_a_broken_page(served: tuple[Dashboard, EchoSite, list[str]]) -> None:
+def test_headers_host_check_static_files_and_a_broken_page(served: Served) -> None:
     d, _site, _ = served
     t = f"token={d.token}"
     status, headers, _ = ask(d, f"/?{t}")
