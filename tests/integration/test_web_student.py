@@ -66,14 +66,15 @@ def test_the_student_sees_tasks_charts_logs_and_the_page_follows_a_task(
     from playwright.sync_api import expect
 
     go = tmp_path / "GO"
-    done = _submit(pipeline, FINISHED, "lr-0.1")
-    live = _submit(pipeline, RUNNING.replace("GO_FILE", str(go)), "lr-0.01")
-    assert pipeline.wait_terminal(done)["state"] == "completed"
-    pipeline.wait_for(live, lambda s: s["state"] == "running", 90, "the second task to run")
-    wait_until(lambda: _loss_points(pipeline, live) == 20, "the running task's first points to come back", 90)
-
-    served = _dashboard(pipeline, tmp_path / "web.log")
+    served: Served | None = None
     try:
+        done = _submit(pipeline, FINISHED, "lr-0.1")
+        live = _submit(pipeline, RUNNING.replace("GO_FILE", str(go)), "lr-0.01")
+        assert pipeline.wait_terminal(done)["state"] == "completed"
+        pipeline.wait_for(live, lambda s: s["state"] == "running", 90, "the second task to run")
+        wait_until(lambda: _loss_points(pipeline, live) == 20, "the running task's first points to come back", 90)
+
+        served = _dashboard(pipeline, tmp_path / "web.log")
         url = served.wait_url()
         assert served.lines[0].startswith("ailabber web: ") and "on 127.0.0.1 only" in served.lines[0]
         page = watched.page
@@ -140,7 +141,9 @@ def test_the_student_sees_tasks_charts_logs_and_the_page_follows_a_task(
         finally:
             stranger.close()
     finally:
-        served.stop()
+        go.touch()              # a job still waiting ends (a failed test leaves no job behind)
+        if served is not None:
+            served.stop()
 
 
 def test_a_spool_of_another_user_is_refused(pytestconfig: pytest.Config, tmp_path: Path) -> None:

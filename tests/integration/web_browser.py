@@ -1,4 +1,4 @@
-"""Fixtures of the dashboards' browser tests: one headless Chromium per session, and per
+"""Fixtures of the dashboards' browser tests: one headless Chromium per module, and per
 test a fresh browser context (no cookie) whose page records every dialog (an ``alert``
 that escaped escaping would open one) and every Content-Security-Policy violation."""
 
@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "docs" / "images"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """Per module: each test module imports this fixture, and Playwright's synchronous
+    API allows one driver at a time, so one module's browser ends before the next's."""
     missing = browser_missing()
     require(pytestconfig, missing is None, missing or "")
     with chromium() as b:
