@@ -23,8 +23,8 @@ from tests.integration.web_browser import Watched, browser, shoot, watched  # no
 HOSTILE_SERIES = "<img src=x onerror=alert(1)>"
 HOSTILE_LOG = '<script>alert("log")</script>'
 
-#: A hostile log line (the list shows it as the command), forty lines of loss and accuracy
-#: (a curve worth looking at) and one of a series with a hostile name.
+#: train.sh of the finished run: a hostile log line, forty lines of loss and accuracy (a
+#: curve worth looking at) and one of a series with a hostile name.
 CURVE = ('awk \'BEGIN { for (i = 1; i <= %(n)d; i++) printf "{\\"step\\": %%d, \\"loss\\": %%.4f, '
          '\\"accuracy\\": %%.4f}\\n", i + %(first)d, %(scale)s * exp(-(i + %(first)d) / %(tau)s) + 0.15 '
          '+ 0.03 * sin(i), 1 - 0.9 * exp(-(i + %(first)d) / %(tau)s) }\' >> "$AILABBER_METRICS"')
@@ -32,19 +32,22 @@ FINISHED = "\n".join([
     f"echo '{HOSTILE_LOG}'",
     CURVE % {"n": 40, "first": 0, "scale": "2.3", "tau": "10"},
     f"echo '{{\"step\": 1, \"{HOSTILE_SERIES}\": 1}}' >> \"$AILABBER_METRICS\"",
-])
-#: Twenty lines, then waits for the test's GO file, then twenty more and a last line.
+]) + "\n"
+#: train.sh of the running one: twenty lines, then it waits for the test's GO file, then
+#: twenty more and a last line.
 RUNNING = "\n".join([
     CURVE % {"n": 20, "first": 0, "scale": "2.0", "tau": "7"},
     'echo "epoch 1 done"',
     "while [ ! -e GO_FILE ]; do sleep 0.1; done",
     CURVE % {"n": 20, "first": 20, "scale": "2.0", "tau": "7"},
     'echo "all epochs done"',
-])
+]) + "\n"
 
 
-def _submit(p: Pipeline, script: str, name: str) -> str:
-    r = p.cli("submit", "--json", "--name", name, cwd=p.project([script], time_limit="5:00"), check=True)
+def _submit(p: Pipeline, script: str, name: str, lr: str) -> str:
+    """A project whose command runs ``script`` (train.sh): the list shows a plain command."""
+    proj = p.project([f"bash train.sh --lr {lr}"], files={"train.sh": script}, time_limit="5:00", name=name)
+    r = p.cli("submit", "--json", "--name", name, cwd=proj, check=True)
     return str(json.loads(r.stdout)["id"])
 
 
@@ -68,8 +71,8 @@ def test_the_student_sees_tasks_charts_logs_and_the_page_follows_a_task(
     go = tmp_path / "GO"
     served: Served | None = None
     try:
-        done = _submit(pipeline, FINISHED, "lr-0.1")
-        live = _submit(pipeline, RUNNING.replace("GO_FILE", str(go)), "lr-0.01")
+        done = _submit(pipeline, FINISHED, "lr-0.1", "0.1")
+        live = _submit(pipeline, RUNNING.replace("GO_FILE", str(go)), "lr-0.01", "0.01")
         assert pipeline.wait_terminal(done)["state"] == "completed"
         pipeline.wait_for(live, lambda s: s["state"] == "running", 90, "the second task to run")
         wait_until(lambda: _loss_points(pipeline, live) == 20, "the running task's first points to come back", 90)
@@ -80,14 +83,14 @@ def test_the_student_sees_tasks_charts_logs_and_the_page_follows_a_task(
         page = watched.page
         assert page.goto(url).status == 200
 
-        # The list: a row per task, newest first, names and states; the command as text.
+        # The list: a row per task, newest first, names, states and commands.
         rows = page.locator("table.tasks tbody tr")
         expect(rows).to_have_count(2)
         assert [rows.nth(i).get_attribute("data-id") for i in range(2)] == [live, done]
         expect(page.locator(f'tr[data-id="{done}"]')).to_contain_text("lr-0.1")
         expect(page.locator(f'tr[data-id="{done}"] .state')).to_have_text("completed")
         expect(page.locator(f'tr[data-id="{live}"] .state')).to_have_text("running")
-        assert HOSTILE_LOG in page.locator(f'tr[data-id="{done}"] td').nth(7).inner_text()
+        assert page.locator(f'tr[data-id="{done}"] td').nth(7).inner_text() == "bash train.sh --lr 0.1"
         shoot(page, "student-tasks.png")
 
         # One task: a chart per series, a point per line written, hostile text as text.
