@@ -165,3 +165,24 @@ def test_a_spool_of_another_user_is_refused(pytestconfig: pytest.Config, tmp_pat
     assert r.stdout == ""
     assert r.stderr.strip() == (f"ailabber: {p.home / 'spool'} belongs to ailabber-alice, not to root: "
                                 "ailabber web serves only the spool of the user who starts it")
+
+
+def test_no_spool_and_a_taken_port_are_one_line_each(tmp_path: Path) -> None:
+    import socket
+
+    p = Pipeline(tmp_path)
+    r = p.cli("web")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == (f"ailabber: no spool at {p.home / 'spool'} yet: it is made by the first "
+                                "ailabber submit (or by spoold's start)")
+    p.submit(p.project(["true"]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = p.cli("web", "--port", str(port))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == f"ailabber: --port: cannot listen on 127.0.0.1:{port}: Address already in use"
+    r = p.cli("web", "--refresh", "0.1")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "ailabber: --refresh: must be a number of seconds >= 0.5, got 0.1"
