@@ -7,9 +7,10 @@ import sys
 
 from ailabber.cli.common import EXIT_OK, EXIT_USAGE, CliError, find_task, get_spool, spoold_pid
 from ailabber.cli.helptext import describe
-from ailabber.cli.status import check_list_options, tasks_in
+from ailabber.cli.status import check_list_options
 from ailabber.model.task import STATES, TERMINAL, TaskStatus
 from ailabber.storage.spool import Spool
+from ailabber.workstation.taskview import tasks_in
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "up": ("up", "configure", "run spoold and remoted on this machine, in the foreground"),
     "demo": ("demo", "configure", "run the bundled example end to end in a temporary home"),
     "metrics": ("metrics", "configure", "show the metrics a task's job wrote: last values and charts"),
+    "web": ("web", "configure", "your tasks, logs and metric charts in a browser (127.0.0.1, with a token)"),
     "completion": ("completion", "configure", "print a completion script for bash, zsh or fish"),
     "admin": ("remoted.admin.cli", "configure", "(course staff, on the cluster) every student's tasks, holds, limits, usage"),
     "_complete": ("completion", "configure_hidden", ""),      # no help: hidden (the scripts' own call)

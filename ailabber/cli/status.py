@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Collection
 
 from ailabber.cli.common import (
     EXIT_USAGE,
@@ -22,10 +21,10 @@ from ailabber.cli.helptext import describe
 from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model import listing, render
 from ailabber.model.task import PENDING, STATES, TaskStatus
-from ailabber.storage import statusfile
 from ailabber.storage.remoted_beat import stopped_copy
-from ailabber.storage.spool import STAGES, Spool
+from ailabber.storage.spool import Spool
 from ailabber.workstation import taskview
+from ailabber.workstation.taskview import tasks_in
 
 
 def configure_status(p: argparse.ArgumentParser) -> None:
@@ -96,19 +95,6 @@ def check_list_options(states: list[str] | None, limit: int | None) -> None:
             raise CliError(f"--state: unknown state {state!r}{hint} (valid: {', '.join(STATES)})", EXIT_USAGE)
     if limit is not None and limit < 1:
         raise CliError(f"--limit: must be a whole number >= 1, got {limit}", EXIT_USAGE)
-
-
-def tasks_in(spool: Spool, states: Collection[str] | None) -> list[tuple[str, str, TaskStatus]]:
-    """(id, stage, status) of every task in one of ``states`` (all if None or empty), oldest first."""
-    found = []
-    for stage in STAGES:
-        stage_dir = str(spool.stage_dir(stage))
-        for task_id in spool.ids_in(stage):
-            st = statusfile.read_status(f"{stage_dir}/{task_id}")
-            if st is not None and (not states or st.state in states):
-                found.append((task_id, stage, st))
-    found.sort(key=lambda t: t[0])
-    return found
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -59,14 +59,15 @@ def decode(data: bytes) -> tuple[list[tuple[int, int]], int]:
     return records, used
 
 
-def read_from(path: Path, pos: int) -> bytes:
-    """What ``path`` holds from byte ``pos`` on, or nothing while it does not exist (spoold
-    has not pulled it yet).  The logs only ever grow, so a reader that adds the length of
-    what it got to ``pos`` reads each byte once, however often it calls."""
+def read_from(path: Path, pos: int, limit: int = -1) -> bytes:
+    """What ``path`` holds from byte ``pos`` on (at most ``limit`` bytes if given), or
+    nothing while it does not exist (spoold has not pulled it yet).  The logs only ever
+    grow, so a reader that adds the length of what it got to ``pos`` reads each byte once,
+    however often it calls."""
     try:
         with open(path, "rb") as fh:
             fh.seek(pos)
-            return fh.read()
+            return fh.read(limit)
     except FileNotFoundError:
         return b""
 

@@ -1,18 +1,33 @@
-"""What the CLI shows beside a task's status, read from the spool only: where a waiting
-task stands (``outbox/queue.json``, which spoold pulls with the statuses) and the task's
-time limit (from its ``task.toml``, as submitted)."""
+"""What the CLI (and the student's web page) shows of the tasks, read from the spool only:
+every task's status (``tasks_in``), where a waiting task stands (``outbox/queue.json``,
+which spoold pulls with the statuses) and the task's time limit (from its ``task.toml``,
+as submitted)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ailabber.model.task import TaskStatus
-from ailabber.storage import fsutil
-from ailabber.storage.spool import QUEUE, TASK_TOML, Spool
+from ailabber.storage import fsutil, statusfile
+from ailabber.storage.spool import QUEUE, STAGES, TASK_TOML, Spool
 
 if TYPE_CHECKING:       # imported only when there is a queue to read: list starts faster
     from ailabber.model.queueinfo import QueueEntry
+
+
+def tasks_in(spool: Spool, states: Collection[str] | None) -> list[tuple[str, str, TaskStatus]]:
+    """(id, stage, status) of every task in one of ``states`` (all if None or empty), oldest first."""
+    found = []
+    for stage in STAGES:
+        stage_dir = str(spool.stage_dir(stage))
+        for task_id in spool.ids_in(stage):
+            st = statusfile.read_status(f"{stage_dir}/{task_id}")
+            if st is not None and (not states or st.state in states):
+                found.append((task_id, stage, st))
+    found.sort(key=lambda t: t[0])
+    return found
 
 
 def queue_entries(spool: Spool) -> dict[str, QueueEntry]:

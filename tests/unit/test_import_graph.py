@@ -1,6 +1,6 @@
 """The house's import rules, held: no import cycles (function-level imports included), and
-imports go one way: cli -> workstation -> daemonkit -> storage -> model; the CLI never
-imports a daemon.  Read from the source with ``ast``: nothing is imported to check it."""
+imports go one way: cli -> web -> workstation -> daemonkit -> storage -> model; the CLI
+never imports a daemon.  Read from the source with ``ast``: nothing is imported to check it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("ailabber", "spoold", "remoted")
-LAYERS = {"model": 0, "storage": 1, "daemonkit": 2, "workstation": 3, "cli": 4}
+LAYERS = {"model": 0, "storage": 1, "daemonkit": 2, "workstation": 3, "web": 4, "cli": 5}
 
 
 def _modules() -> dict[str, Path]:
