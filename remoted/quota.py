@@ -25,20 +25,27 @@ complete walk in between).  Reporting the partial figure instead would let a stu
 any number of bytes beyond the bound; refusing new uploads of someone whose area holds a
 million files, or directories nested hundreds deep, costs nobody anything they need.  An
 upload whose own walk hits a bound is refused the same way.
+
+Each figure a walk makes is also kept in ``state/disk/<user>.json`` (``DiskFigure``), for
+the course staff's ``admin usage``, which must not walk students' areas itself (staff who
+are not root cannot, and root's walks belong to remoted).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ailabber.model import ids
-from ailabber.model.remote_layout import OUTBOX, TASKS, USERS
+from ailabber.model.remote_layout import DISK, OUTBOX, STATE, TASKS, USERS
+from ailabber.storage import fsutil
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import UploadLimits
 
@@ -67,6 +74,27 @@ class _Figure:
     measured_at: float    # time.monotonic() of the walk
     complete: bool = True  # False: the walk hit a bound, and the area counts as over its quota
     why: str = ""          # which bound, in words for the student
+
+
+class DiskFigure(NamedTuple):
+    """A student's area as remoted last measured it: ``state/disk/<user>.json``."""
+
+    bytes: int
+    complete: bool         # False: the walk hit a bound; ``bytes`` is a lower bound
+    measured_at: float     # epoch seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bytes": self.bytes, "complete": self.complete, "measured_at": self.measured_at}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> DiskFigure | None:
+        """The figure in ``d``, or None if it is not one."""
+        if not isinstance(d, dict):
+            return None
+        n, complete, at = d.get("bytes"), d.get("complete"), d.get("measured_at")
+        if not isinstance(n, int) or not isinstance(complete, bool) or not isinstance(at, (int, float)):
+            return None
+        return cls(n, complete, float(at))
 
 
 class _Walk:
@@ -222,7 +250,17 @@ class DiskUsage:
             log.info("%s: the area can be measured again: %d bytes", user, total)
         self._figures[user] = _Figure(total, time.monotonic(), w.complete, w.why() if not w.complete else "")
         log.debug("%s: keeps %d bytes on the cluster", user, total)
+        self._keep(user, DiskFigure(total, w.complete, time.time()))
         return total
+
+    def _keep(self, user: str, fig: DiskFigure) -> None:
+        """The figure for the staff's reports; one that cannot be written (a full disk)
+        is written by the next walk: a report may lag, a pass never fails for it."""
+        try:
+            fsutil.atomic_write_bytes(self.root / STATE / DISK / f"{user}.json",
+                                      (json.dumps(fig.to_dict(), sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            log.debug("%s: cannot keep the disk figure: %s", user, exc)
 
     def used(self, user: str) -> int:
         """The user's figure, measured again when missing or older than REMEASURE_EVERY
