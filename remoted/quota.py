@@ -26,9 +26,10 @@ any number of bytes beyond the bound; refusing new uploads of someone whose area
 million files, or directories nested hundreds deep, costs nobody anything they need.  An
 upload whose own walk hits a bound is refused the same way.
 
-Each figure a walk makes is also kept in ``state/disk/<user>.json`` (``DiskFigure``), for
-the course staff's ``admin usage``, which must not walk students' areas itself (staff who
-are not root cannot, and root's walks belong to remoted).
+Each user's figure is also kept in ``state/disk/<user>.json`` (``DiskFigure``, written
+when it changed, once per pass at most), for the course staff's ``admin usage``, which must
+not walk students' areas itself (staff who are not root cannot, and root's walks belong to
+remoted).
 """
 
 from __future__ import annotations
@@ -77,11 +78,12 @@ class _Figure:
 
 
 class DiskFigure(NamedTuple):
-    """A student's area as remoted last measured it: ``state/disk/<user>.json``."""
+    """A student's area as remoted last measured it (its last walk, plus the uploads it
+    accepted since): ``state/disk/<user>.json``."""
 
     bytes: int
     complete: bool         # False: the walk hit a bound; ``bytes`` is a lower bound
-    measured_at: float     # epoch seconds
+    measured_at: float     # epoch seconds: when remoted last held this figure
 
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": self.bytes, "complete": self.complete, "measured_at": self.measured_at}
@@ -228,6 +230,7 @@ class DiskUsage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._figures: dict[str, _Figure] = {}
+        self._kept: dict[str, tuple[int, bool]] = {}     # what state/disk/ holds, as last written
 
     def measure(self, user: str) -> int:
         """Walk the user's area now (one bounded walk for ``tasks/`` and ``outbox/``)."""
@@ -250,17 +253,23 @@ class DiskUsage:
             log.info("%s: the area can be measured again: %d bytes", user, total)
         self._figures[user] = _Figure(total, time.monotonic(), w.complete, w.why() if not w.complete else "")
         log.debug("%s: keeps %d bytes on the cluster", user, total)
-        self._keep(user, DiskFigure(total, w.complete, time.time()))
         return total
 
-    def _keep(self, user: str, fig: DiskFigure) -> None:
-        """The figure for the staff's reports; one that cannot be written (a full disk)
-        is written by the next walk: a report may lag, a pass never fails for it."""
+    def keep(self, user: str) -> None:
+        """The user's figure for the staff's reports (``state/disk/<user>.json``), when it
+        changed since it was last kept: at most one write per user and pass however many
+        uploads a pass accepts.  One that cannot be written (a full disk) is written on a
+        later pass: a report may lag, a pass never fails for it."""
+        fig = self._figures.get(user)
+        if fig is None or self._kept.get(user) == (fig.bytes, fig.complete):
+            return
         try:
-            fsutil.atomic_write_bytes(self.root / STATE / DISK / f"{user}.json",
-                                      (json.dumps(fig.to_dict(), sort_keys=True) + "\n").encode())
+            fsutil.atomic_write_bytes(self.root / STATE / DISK / f"{user}.json", (json.dumps(
+                DiskFigure(fig.bytes, fig.complete, time.time()).to_dict(), sort_keys=True) + "\n").encode())
         except OSError as exc:
             log.debug("%s: cannot keep the disk figure: %s", user, exc)
+            return
+        self._kept[user] = (fig.bytes, fig.complete)
 
     def used(self, user: str) -> int:
         """The user's figure, measured again when missing or older than REMEASURE_EVERY
@@ -281,6 +290,7 @@ class DiskUsage:
         if limits.max_disk_bytes is None:
             return limits
         used = self.used(user)
+        self.keep(user)
         if not self.complete(user):
             used = max(used, limits.max_disk_bytes)
         return limits._replace(disk_used_bytes=used)

@@ -68,7 +68,7 @@ def show_text(row: TaskRow, now: float) -> str:
         ("task", f"{row.user}/{row.id}"),
         ("name", row.name or "-"),
         ("state", st.state),
-        ("reason", f"{st.reason}: {explain(st.reason)}" if st.reason else "-"),
+        ("reason", st.reason or "-"),      # the code: its explanation speaks to the student ("you ...")
         ("message", st.message or "-"),
     ]
     if row.cancelled_by:

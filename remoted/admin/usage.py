@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(("USER", *(s.upper() for s in FINAL_STATES), "GPU-H", "CPU-H", "WALL", "DISK"),
                 [_row(x) for x in [*lines, all_of]]))
     if any(x.disk is None for x in lines):
-        print("DISK: '-' where remoted has not measured the area (it measures under limits.max_disk_bytes)")
+        print("DISK: '-' where remoted has not measured the area yet, or never does (limits.max_disk_bytes: null)")
     return 0
 
 
