@@ -86,7 +86,7 @@ class TaskRow(NamedTuple):
         return seconds(rs) if rs else None
 
 
-def _names(d: Path) -> list[str]:
+def _names(d: str | Path) -> list[str]:
     try:
         return sorted(os.listdir(d))
     except (FileNotFoundError, NotADirectoryError):
@@ -94,11 +94,12 @@ def _names(d: Path) -> list[str]:
 
 
 def _records(base: Path, user: str) -> Iterator[TaskRecord]:
-    for name in _names(base / user):
+    d = os.path.join(base, user)          # strings: a Path per record costs more than reading it
+    for name in _names(d):
         if not name.endswith(".json") or name.startswith("."):
             continue
         try:
-            data = json.loads(fsutil.read_small(base / user / name))
+            data = json.loads(fsutil.read_small(os.path.join(d, name)))
         except (FileNotFoundError, fsutil.NotARegularFile, ValueError, RecursionError):
             continue          # moved to done/ meanwhile (read there), or not a record
         if not isinstance(data, dict):
