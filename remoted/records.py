@@ -10,7 +10,9 @@ crash remoted knows to look for the job instead of starting it again.
 The record also keeps the task's history: every event published to the outbox's
 ``events.jsonl`` (``history``), so that course staff read a task's whole life from
 remoted's records alone, the outbox being the student's (and emptied by spoold once the
-task is done).  Records written before histories were kept say ``history: null``.
+task is done).  Records written before histories were kept say ``history: null``.  The
+history costs a typical record about 250 bytes and 4 us of encoding per write (44 -> 48 us),
+nothing beside a burst's time per task.
 
 Who may read the records: root, and the members of remoted.yaml's ``admin_group``
 (``RecordStore.readers``): ``state/``, ``active/``, ``done/`` and every user's directory
