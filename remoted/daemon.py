@@ -30,6 +30,7 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
+from remoted.admin.access import staff_gid
 from remoted.cancel import handle_cancel_requests
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, user_areas
@@ -56,7 +57,7 @@ class Remoted:
         self.settings = settings
         self.root = settings.root
         self.trouble = WriteTrouble()     # writes failing for a while (a full disk): logged once
-        self.store = RecordStore(self.root, self.trouble)
+        self.store = RecordStore(self.root, self.trouble, staff_gid(settings))
         self.scheduler = scheduler or load_scheduler(settings)
         self.tasks = ActiveTasks(self.store)
         self.active = self.tasks.active   # (user, id) -> record of every unfinished task
@@ -80,7 +81,8 @@ class Remoted:
         return intake
 
     def reconfigure(self, settings: RemotedSettings) -> None:
-        """SIGHUP: limits, intervals and job settings change; root and scheduler need a restart."""
+        """SIGHUP: limits, intervals, job settings and the admin_group change; root and
+        scheduler need a restart."""
         if settings.root != self.settings.root or settings.scheduler != self.settings.scheduler:
             raise ValueError("root and scheduler cannot change while remoted runs; restart it instead")
         old = self.settings
@@ -89,6 +91,9 @@ class Remoted:
             log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
         self.intake = self._make_intake(settings)
+        if staff_gid(settings) != self.store.readers:      # admin_group set or changed
+            self.store.readers = staff_gid(settings)
+            self.store.ensure()
 
     def _job_limits(self, user: str) -> JobLimits:
         """What limits.json says of ``user``'s tasks: the limits in force and the current use."""

@@ -275,7 +275,7 @@ class Intake:
             pass
         if not _is_task_dir(self.root, rec.user, rec.id):
             status, event = transition(rec.status, FAILED, "lost", message="the upload vanished while being accepted")
-            self.store.save(rec, status=status)
+            self.store.save(rec, status=status, history=rec.with_event(event))
             self.store.publish(rec, event)
             return rec
         return self._record_new(area, rec.id, rec.order, run_as)
@@ -289,8 +289,7 @@ class Intake:
             self.store.finish(rec)
         elif not self.defer_queued_saves:
             self.store.save(rec)
-        self.store.publish(rec, {"at": rec.status.updated_at, "seq": rec.status.seq, "state": rec.status.state,
-                                "reason": rec.status.reason, "message": rec.status.message})
+        self.store.publish(rec, rec.history[-1] if rec.history else None)
         return rec
 
     def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs,
@@ -299,11 +298,12 @@ class Intake:
         submitted, cfg = read_task(self.root, area.user, task_id, owner, tdir)
         status = self.store.outbox.first_status(area.user, task_id, submitted or now_iso())
         if isinstance(cfg, str):
-            status, _ = transition(status, FAILED, "rejected", message=cfg)
-            return TaskRecord(id=task_id, user=area.user, status=status, order=order)
+            status, event = transition(status, FAILED, "rejected", message=cfg)
+            return TaskRecord(id=task_id, user=area.user, status=status, order=order, history=[event])
         spec = build_spec(area, task_id, cfg, run_as, self.jobs)
-        status, _ = transition(status, "pending", "queued")
-        return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order)
+        status, event = transition(status, "pending", "queued")
+        return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order,
+                          history=[event])
 
     def _reject(self, area: UserArea, commit: SafeDir, marker: str, incoming: SafeDir, order: int,
                 why: str) -> TaskRecord:
@@ -311,7 +311,7 @@ class Intake:
         log.warning("%s: rejecting task %s: %s", area.user, task_id, why)
         status = self.store.outbox.first_status(area.user, task_id, now_iso())
         status, event = transition(status, FAILED, "rejected", message=why)
-        rec = TaskRecord(id=task_id, user=area.user, status=status, order=order)
+        rec = TaskRecord(id=task_id, user=area.user, status=status, order=order, history=[event])
         self.store.finish(rec)
         self.store.publish(rec, event)
         _unlink(commit, marker)

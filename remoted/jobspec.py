@@ -61,8 +61,7 @@ class JobSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JobSpec:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _SPEC_FIELDS})
 
     def to_json(self) -> bytes:
         """What the wrapper reads on its standard input."""
@@ -102,6 +101,10 @@ class JobSpec:
                     odir.sub(LOGS, create=True, replace_bad=True) as ldir:
                 if root_uid == 0 and self.uid:
                     os.fchown(ldir.fd, self.uid, self.gid if self.gid is not None else -1)
+
+
+#: JobSpec's fields, once: ``from_dict`` runs for every record ``admin`` reads.
+_SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec))
 
 
 class JobDefaults(NamedTuple):

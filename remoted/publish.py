@@ -109,8 +109,11 @@ class ActiveTasks:
     def commit(self, rec: TaskRecord, event: dict[str, object] | None, *, files: dict[str, bytes] | None = None,
                **changes: object) -> bool:
         """The one way a kept record changes: written first, then taken in memory, then
-        published (``event`` and the outbox ``files`` with it).  False, with ``rec``
-        untouched, if the write failed (the store logs that once per outage)."""
+        published (``event`` and the outbox ``files`` with it).  ``event`` joins the
+        record's history in the same write.  False, with ``rec`` untouched, if the write
+        failed (the store logs that once per outage)."""
+        if event is not None:
+            changes["history"] = rec.with_event(event)
         try:
             self.store.save(rec, **changes)
         except OSError:

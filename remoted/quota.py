@@ -25,20 +25,28 @@ complete walk in between).  Reporting the partial figure instead would let a stu
 any number of bytes beyond the bound; refusing new uploads of someone whose area holds a
 million files, or directories nested hundreds deep, costs nobody anything they need.  An
 upload whose own walk hits a bound is refused the same way.
+
+Each user's figure is also kept in ``state/disk/<user>.json`` (``DiskFigure``, written
+when it changed, once per pass at most), for the course staff's ``admin usage``, which must
+not walk students' areas itself (staff who are not root cannot, and root's walks belong to
+remoted).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ailabber.model import ids
-from ailabber.model.remote_layout import OUTBOX, TASKS, USERS
+from ailabber.model.remote_layout import DISK, OUTBOX, STATE, TASKS, USERS
+from ailabber.storage import fsutil
 from ailabber.storage.safedir import SafeDir
 from ailabber.storage.upload_limits import UploadLimits
 
@@ -67,6 +75,28 @@ class _Figure:
     measured_at: float    # time.monotonic() of the walk
     complete: bool = True  # False: the walk hit a bound, and the area counts as over its quota
     why: str = ""          # which bound, in words for the student
+
+
+class DiskFigure(NamedTuple):
+    """A student's area as remoted last measured it (its last walk, plus the uploads it
+    accepted since): ``state/disk/<user>.json``."""
+
+    bytes: int
+    complete: bool         # False: the walk hit a bound; ``bytes`` is a lower bound
+    measured_at: float     # epoch seconds: when remoted last held this figure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bytes": self.bytes, "complete": self.complete, "measured_at": self.measured_at}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> DiskFigure | None:
+        """The figure in ``d``, or None if it is not one."""
+        if not isinstance(d, dict):
+            return None
+        n, complete, at = d.get("bytes"), d.get("complete"), d.get("measured_at")
+        if not isinstance(n, int) or not isinstance(complete, bool) or not isinstance(at, (int, float)):
+            return None
+        return cls(n, complete, float(at))
 
 
 class _Walk:
@@ -200,6 +230,7 @@ class DiskUsage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._figures: dict[str, _Figure] = {}
+        self._kept: dict[str, tuple[int, bool]] = {}     # what state/disk/ holds, as last written
 
     def measure(self, user: str) -> int:
         """Walk the user's area now (one bounded walk for ``tasks/`` and ``outbox/``)."""
@@ -224,6 +255,22 @@ class DiskUsage:
         log.debug("%s: keeps %d bytes on the cluster", user, total)
         return total
 
+    def keep(self, user: str) -> None:
+        """The user's figure for the staff's reports (``state/disk/<user>.json``), when it
+        changed since it was last kept: at most one write per user and pass however many
+        uploads a pass accepts.  One that cannot be written (a full disk) is written on a
+        later pass: a report may lag, a pass never fails for it."""
+        fig = self._figures.get(user)
+        if fig is None or self._kept.get(user) == (fig.bytes, fig.complete):
+            return
+        try:
+            fsutil.atomic_write_bytes(self.root / STATE / DISK / f"{user}.json", (json.dumps(
+                DiskFigure(fig.bytes, fig.complete, time.time()).to_dict(), sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            log.debug("%s: cannot keep the disk figure: %s", user, exc)
+            return
+        self._kept[user] = (fig.bytes, fig.complete)
+
     def used(self, user: str) -> int:
         """The user's figure, measured again when missing or older than REMEASURE_EVERY
         (as far as the walk got: ``complete`` says whether it got through)."""
@@ -243,6 +290,7 @@ class DiskUsage:
         if limits.max_disk_bytes is None:
             return limits
         used = self.used(user)
+        self.keep(user)
         if not self.complete(user):
             used = max(used, limits.max_disk_bytes)
         return limits._replace(disk_used_bytes=used)

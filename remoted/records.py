@@ -7,6 +7,19 @@ derived, the scheduler handle, and the phase of the launch (``queued`` -> ``laun
 -> ``launched``).  ``launching`` is written *before* the scheduler is called, so after a
 crash remoted knows to look for the job instead of starting it again.
 
+The record also keeps the task's history: every event published to the outbox's
+``events.jsonl`` (``history``), so that course staff read a task's whole life from
+remoted's records alone, the outbox being the student's (and emptied by spoold once the
+task is done).  Records written before histories were kept say ``history: null``.  The
+history costs a typical record about 250 bytes and 4 us of encoding per write (44 -> 48 us),
+nothing beside a burst's time per task.
+
+Who may read the records: root, and the members of remoted.yaml's ``admin_group``
+(``RecordStore.readers``): ``state/``, ``active/``, ``done/`` and every user's directory
+in them are 0750 and of that group, the records 0644 (remoted's umask 022) and so readable
+only through those directories.  Students are never in reach; ``jobs/`` (the local jobs'
+lock files) and ``owed/`` stay 0700.  docs/trust-model.md says why.
+
 A kept record changes only through ``RecordStore.save``: the new record is built as a
 value, written, and only then applied to the record in memory.  A write that fails (a
 full disk) leaves memory as it was, so memory never says what the disk does not, and the
@@ -25,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ailabber.model import ids
-from ailabber.model.remote_layout import ACTIVE, DONE, OUTBOX, OWED, STATE, USERS, valid_user
+from ailabber.model.remote_layout import ACTIVE, DISK, DONE, JOBS, OUTBOX, OWED, STATE, USERS, valid_user
 from ailabber.model.task import PENDING, TaskStatus, transition
 from ailabber.storage import fsutil, statusfile
 from ailabber.storage.safedir import SafeDir
@@ -36,6 +49,11 @@ from remoted.schedulers.base import JobHandle
 log = logging.getLogger(__name__)
 
 ACCEPTING, QUEUED, LAUNCHING, LAUNCHED, FINISHED = "accepting", "queued", "launching", "launched", "finished"
+
+#: Events a record keeps: the first and the latest ones.  A task whose pending reason flaps
+#: for days (Slurm's Priority / Resources) would otherwise make every write of its record
+#: longer; the events' ``seq`` numbers show where some were left out.
+MAX_HISTORY = 64
 
 
 @dataclass
@@ -50,6 +68,8 @@ class TaskRecord:
     cancel_sent: bool = False          # the scheduler took the cancel (until then every poll retries)
     order: int = 0                     # arrival order, for FIFO within a user
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The task's events, as published (None: a record from before histories were kept).
+    history: list[dict[str, Any]] | None = field(default_factory=list)
 
     def changed(self, **changes: Any) -> TaskRecord:
         """This record with ``changes``, as a new value (this one is left alone); a record
@@ -58,6 +78,16 @@ class TaskRecord:
         if new.status.terminal:
             new.phase = FINISHED
         return new
+
+    def with_event(self, event: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The history with ``event`` after it, as a new list (None stays None: a partial
+        history would read as a whole one)."""
+        if self.history is None:
+            return None
+        out = [*self.history, event]
+        if len(out) > MAX_HISTORY:
+            del out[1:len(out) - MAX_HISTORY + 1]
+        return out
 
     def adopt(self, new: TaskRecord) -> None:
         """Become ``new`` (once it is on disk), in place: whoever holds this record sees it."""
@@ -70,6 +100,7 @@ class TaskRecord:
             "spec": self.spec.to_dict() if self.spec else None, "phase": self.phase,
             "handle": self.handle.to_dict() if self.handle else None,
             "cancel_requested": self.cancel_requested, "cancel_sent": self.cancel_sent, "order": self.order, "extra": self.extra,
+            "history": self.history,
         }
 
     @classmethod
@@ -81,15 +112,18 @@ class TaskRecord:
             handle=JobHandle.from_dict(d["handle"]) if d.get("handle") else None,
             cancel_requested=bool(d.get("cancel_requested")), cancel_sent=bool(d.get("cancel_sent")), order=int(d.get("order", 0)),
             extra=dict(d.get("extra") or {}),
+            history=[e for e in d["history"] if isinstance(e, dict)] if isinstance(d.get("history"), list) else None,
         )
 
 
 class RecordStore:
-    def __init__(self, root: Path, trouble: WriteTrouble | None = None):
+    def __init__(self, root: Path, trouble: WriteTrouble | None = None, readers: int | None = None):
+        """``readers``: the gid of remoted.yaml's ``admin_group`` (None: root alone reads)."""
         self.root = Path(root)
         self.state_dir = self.root / STATE
         self.active_dir = self.state_dir / ACTIVE
         self.done_dir = self.state_dir / DONE
+        self.readers = readers
         self.trouble = trouble or WriteTrouble()
         self.outbox = Outbox(self.root, self.trouble)
         #: Records written so far: a pass that wrote none found nothing to do.
@@ -97,11 +131,34 @@ class RecordStore:
         self._made: set[Path] = set()
 
     def ensure(self) -> None:
-        """``state/`` and its halves, private (0700) even if they existed before (e.g. as
-        a mount point): ``os.makedirs`` gives its mode only to the last directory it makes."""
-        fsutil.ensure_dirs(self.active_dir, self.done_dir, mode=0o700)
-        for d in (self.state_dir, self.active_dir, self.done_dir):
+        """``state/``, its halves and every user's directory in them: private (0700), or
+        0750 and of the ``readers`` group, even if they existed before with another mode
+        or group (a mount point; an admin_group set or changed since):
+        ``os.makedirs`` gives its mode only to the last directory it makes.  ``jobs/`` and
+        ``owed/`` are private whatever the group."""
+        fsutil.ensure_dirs(self.active_dir, self.done_dir, self.state_dir / DISK, mode=0o700)
+        for d in (self.state_dir / JOBS, self.state_dir / OWED):
+            fsutil.ensure_dirs(d, mode=0o700)
             os.chmod(d, 0o700)
+        shared = [self.state_dir, self.active_dir, self.done_dir, self.state_dir / DISK]
+        shared += [half / user for half in (self.active_dir, self.done_dir) for user in _listdir(half)
+                   if valid_user(user)]
+        for d in shared:
+            self._share(d)
+
+    def _share(self, d: Path) -> None:
+        """Give ``d`` the mode and group the records' readers need."""
+        if self.readers is None:
+            os.chmod(d, 0o700)
+            return
+        try:
+            os.chown(d, -1, self.readers)
+        except PermissionError as exc:     # a service account outside admin_group
+            log.warning("cannot give the admin_group (gid %d) read access to %s (%s): it stays private",
+                        self.readers, d, exc)
+            os.chmod(d, 0o700)
+            return
+        os.chmod(d, 0o750)
 
     def _path(self, base: Path, user: str, task_id: str) -> Path:
         return base / user / f"{task_id}.json"
@@ -143,18 +200,22 @@ class RecordStore:
         base = self.done_dir if rec.phase == FINISHED else self.active_dir
         p = self._path(base, rec.user, rec.id)
         if p.parent not in self._made:       # one mkdir per user and half, not per write
-            fsutil.ensure_dirs(p.parent, mode=0o700)
+            self._user_dir(p.parent)
             self._made.add(p.parent)
         try:
             fsutil.atomic_write_bytes(p, _encode(rec))
         except FileNotFoundError:            # the directory was removed meanwhile
-            fsutil.ensure_dirs(p.parent, mode=0o700)
+            self._user_dir(p.parent)
             fsutil.atomic_write_bytes(p, _encode(rec))
         if base is self.done_dir:
             try:
                 os.unlink(self._path(self.active_dir, rec.user, rec.id))
             except FileNotFoundError:
                 pass
+
+    def _user_dir(self, d: Path) -> None:
+        fsutil.ensure_dirs(d, mode=0o700)
+        self._share(d)
 
     def publish(self, rec: TaskRecord, event: dict[str, Any] | None, files: dict[str, bytes] | None = None) -> None:
         """The public copy of ``rec`` (already saved) and its new event, now or on a later

@@ -7,12 +7,14 @@ directory, built once per session from the system Python with ailabber installed
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,9 +40,32 @@ def ensure_user(name: str) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True,
-                       capture_output=True)
-        return pwd.getpwnam(name)
+        r = subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], capture_output=True, text=True)
+        try:
+            return pwd.getpwnam(name)      # made now, or by a test session running beside this one
+        except KeyError:
+            raise RuntimeError(f"useradd {name}: {r.stderr.strip()}") from None
+
+
+def ensure_group(name: str, members: tuple[str, ...] = ()) -> grp.struct_group:
+    """A real Unix group with ``members`` among its supplementary members (as course staff
+    in remoted.yaml's ``admin_group``); made or completed as needed, never emptied."""
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        subprocess.run(["groupadd", name], capture_output=True)     # or made meanwhile beside us
+    for member in members:
+        ensure_user(member)
+        if member not in grp.getgrnam(name).gr_mem:
+            subprocess.run(["usermod", "--append", "--groups", name, member], check=True, capture_output=True)
+    return grp.getgrnam(name)
+
+
+def login_as(name: str) -> dict[str, Any]:
+    """``subprocess`` arguments that run a command as ``name`` with the groups a login
+    gives them (primary and supplementary, from the group database), and nothing of root's."""
+    pw = pwd.getpwnam(name)
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": os.getgrouplist(name, pw.pw_gid)}
 
 
 def shared_python() -> Path:

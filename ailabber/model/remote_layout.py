@@ -17,6 +17,7 @@ able to trust lives outside it, in ``<root>/state/``.
     state/done/<user>/<id>.json          ... and of a finished one
     state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
     state/owed/<user>/<id>               an outbox behind its record (republished after a restart)
+    state/disk/<user>.json               the bytes remoted last measured in the user's area
     envs/                                cached Python environments
     remoted.lock, heartbeat.json
 """
@@ -40,9 +41,10 @@ LOGS = "logs"
 METRICS = "metrics.jsonl"     # below logs/: what the job appends to $AILABBER_METRICS
 RUN = "run"
 DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted
-# remoted's own state, 0700, out of every student's reach: records of active and finished
-# tasks, publications owed after a write failed, the local jobs' lock files.
-STATE, ACTIVE, DONE, OWED, JOBS = "state", "active", "done", "owed", "jobs"
+# remoted's own state, out of every student's reach: records of active and finished tasks
+# and each student's last measured disk use (readable by the course staff's admin_group),
+# publications owed after a write failed, the local jobs' lock files (remoted's only).
+STATE, ACTIVE, DONE, OWED, JOBS, DISK = "state", "active", "done", "owed", "jobs", "disk"
 
 # Unix user names as useradd accepts them: a directory name can never smuggle a path.
 # Matched with ``fullmatch``: ``$`` would also accept a trailing newline.

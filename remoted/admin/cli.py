@@ -15,13 +15,16 @@ from ailabber.cli.helptext import describe
 from ailabber.daemonkit.remoted_settings import RemotedSettings, load_remoted_settings
 from ailabber.daemonkit.yamlfile import SettingsError
 from remoted.admin.access import EXIT_REFUSED, Refused, caller
+from remoted.admin.course import TaskRow, course_rows
 
 #: Where the admin guide installs remoted's settings.
 DEFAULT_REMOTED_CONFIG = Path("/etc/ailabber/remoted.yaml")
 
 # subcommand -> (module under remoted.admin, function that adds its arguments, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "tasks": ("tasks", "configure", "every task of every student (--user, --state, --json)"),
+    "tasks": ("tasks", "configure", "every task of every student (--user, --state, --reason, --json)"),
+    "show": ("show", "configure", "one task: its record and its whole history (--json)"),
+    "usage": ("usage", "configure", "per student: tasks by final state, GPU/CPU-hours, wall time, disk (--csv)"),
     "web": ("web", "configure", "the course's dashboard in a browser (127.0.0.1, a token, reached by ssh -L)"),
 }
 
@@ -72,3 +75,15 @@ def staff(args: argparse.Namespace) -> Staff:
         return Staff(settings, caller(settings))
     except Refused as exc:
         raise CliError(str(exc), EXIT_REFUSED) from None
+
+
+def course(who: Staff) -> list[TaskRow]:
+    """Every task of the course (``course.course_rows``); a record the caller may not
+    read is a one-line error that says where remoted grants staff access."""
+    try:
+        return course_rows(who.root)
+    except PermissionError as exc:
+        group = who.settings.admin_group
+        hint = (f"remoted gives the group '{group}' read access to its records when it starts or reloads"
+                if group else f"{who.settings.source or 'remoted.yaml'} names no admin_group")
+        raise CliError(f"cannot read {exc.filename or who.root}: permission denied ({hint})") from None

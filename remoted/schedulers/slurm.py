@@ -266,6 +266,8 @@ class SlurmScheduler(Scheduler):
         js = map_state(state, reason, nodes, exit_code, result, was_running)
         if js.state == RUNNING:
             h.data["seen_running"] = True
+            if nodes and nodes not in ("(null)", "None"):
+                h.data["nodes"] = nodes      # kept with the record's next write: staff see where it runs
             started = self._record(run_dir, STARTED_FILE, uid)
             if started:
                 js.started_at = started.get("started_at")
