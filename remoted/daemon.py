@@ -2,6 +2,7 @@
 publishes their status.  A thin loop: one pass (``step``) runs the acts in order, each in
 its own module:
 
+- ``remoted.admin_requests``: carry out the course staff's requests (``remoted.admin_acts``);
 - ``remoted.intake``: accept what students committed (judged by ``remoted.uploadcheck``);
 - ``remoted.cancel``: carry out cancel requests, before anything is launched;
 - ``remoted.recovery``: finish accepts and launches a crash or a failed write left half done;
@@ -30,6 +31,8 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
+from remoted.admin_acts import Acts
+from remoted.admin_requests import StaffRequests
 from remoted.cancel import handle_cancel_requests
 from remoted.heartbeat import Heartbeat
 from remoted.intake import Intake, user_areas
@@ -64,6 +67,7 @@ class Remoted:
         self.queue_view = QueueView(self.root, self.trouble)
         self.job_use = JobUse(self.tasks)
         self.intake = self._make_intake(settings)
+        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler))
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -89,6 +93,8 @@ class Remoted:
             log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
         self.intake = self._make_intake(settings)
+        self.staff.settings = settings
+        self.staff.prepare()               # admin_group may have changed
 
     def _job_limits(self, user: str) -> JobLimits:
         """What limits.json says of ``user``'s tasks: the limits in force and the current use."""
@@ -105,9 +111,10 @@ class Remoted:
     def prepare(self) -> None:
         fsutil.ensure_dirs(self.root, self.root / USERS, self.settings.env_cache_dir)
         self.store.ensure()
+        self.staff.prepare()
 
     def watch_dirs(self) -> list[Path]:
-        dirs = [self.root / USERS]
+        dirs = [self.root / USERS, self.staff.requests_dir]
         for area in user_areas(self.root):
             dirs += [area.incoming_commit, area.requests]
         return dirs
@@ -149,6 +156,7 @@ class Remoted:
         queues = self.scheduler.queues
         self.store.outbox.retry()          # what earlier passes could not publish, in order
         try:
+            self.staff.handle()            # before any launch: a held or cancelled task is never submitted
             for area in user_areas(self.root):
                 accepted = self.intake.scan_user(area, self._order)
                 for rec in accepted:

@@ -48,6 +48,8 @@ class TaskRecord:
     handle: JobHandle | None = None
     cancel_requested: bool = False
     cancel_sent: bool = False          # the scheduler took the cancel (until then every poll retries)
+    cancel_by_staff: bool = False      # course staff asked for the cancel (``ailabber admin cancel``)
+    cancel_message: str | None = None  # ... and the reason they gave, shown to the student
     order: int = 0                     # arrival order, for FIFO within a user
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,6 +72,7 @@ class TaskRecord:
             "spec": self.spec.to_dict() if self.spec else None, "phase": self.phase,
             "handle": self.handle.to_dict() if self.handle else None,
             "cancel_requested": self.cancel_requested, "cancel_sent": self.cancel_sent, "order": self.order, "extra": self.extra,
+            "cancel_by_staff": self.cancel_by_staff, "cancel_message": self.cancel_message,
         }
 
     @classmethod
@@ -80,7 +83,8 @@ class TaskRecord:
             phase=d.get("phase", QUEUED),
             handle=JobHandle.from_dict(d["handle"]) if d.get("handle") else None,
             cancel_requested=bool(d.get("cancel_requested")), cancel_sent=bool(d.get("cancel_sent")), order=int(d.get("order", 0)),
-            extra=dict(d.get("extra") or {}),
+            extra=dict(d.get("extra") or {}), cancel_by_staff=bool(d.get("cancel_by_staff")),
+            cancel_message=d["cancel_message"] if isinstance(d.get("cancel_message"), str) else None,
         )
 
 
@@ -142,13 +146,14 @@ class RecordStore:
         """Put one record value on disk: done/ for a final one (then drop the active one)."""
         base = self.done_dir if rec.phase == FINISHED else self.active_dir
         p = self._path(base, rec.user, rec.id)
+        # 0750 below a state/ that is 0700, or 02750 with the staff's group (their commands read it)
         if p.parent not in self._made:       # one mkdir per user and half, not per write
-            fsutil.ensure_dirs(p.parent, mode=0o700)
+            fsutil.ensure_dirs(p.parent, mode=0o750)
             self._made.add(p.parent)
         try:
             fsutil.atomic_write_bytes(p, _encode(rec))
         except FileNotFoundError:            # the directory was removed meanwhile
-            fsutil.ensure_dirs(p.parent, mode=0o700)
+            fsutil.ensure_dirs(p.parent, mode=0o750)
             fsutil.atomic_write_bytes(p, _encode(rec))
         if base is self.done_dir:
             try:

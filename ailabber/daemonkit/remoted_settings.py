@@ -154,16 +154,23 @@ def _limits(path: Path, data: dict[str, Any]) -> UserLimits:
 
 
 def _limit(path: Path, key: str, v: Any) -> int | None:
-    """One limit: a whole number, for bytes also a size such as ``20G`` (binary units)."""
+    try:
+        return limit_value(key, v)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: limits.{key}: {exc}") from None
+
+
+def limit_value(key: str, v: Any) -> int | None:
+    """One limit as remoted.yaml writes it: a whole number, for bytes also a size such as
+    ``20G`` (binary units), for the time and memory caps what task_config.toml takes;
+    ``None`` means no limit.  ValueError says what is expected.  The same rule for the
+    staff's per-student overrides (``ailabber admin limits``)."""
     if v is None:
         return None
     if key in ("max_time_limit", "max_memory"):        # as task_config.toml writes them
         from ailabber.model.joblimits import resource_limit
 
-        try:
-            return resource_limit(key, v)
-        except ValueError as exc:
-            raise SettingsError(f"{path}: limits.{key}: {exc}") from None
+        return resource_limit(key, v)
     lowest = 0 if key == "max_gpus" else 1
     if key in BYTE_LIMITS and isinstance(v, str):
         from ailabber.model.quantities import parse_size
@@ -171,11 +178,11 @@ def _limit(path: Path, key: str, v: Any) -> int | None:
         try:
             v = parse_size(v)
         except ValueError:
-            raise SettingsError(f"{path}: limits.{key}: must be a size such as 20G or 500M, or a whole number "
-                                f"of bytes (or null for no limit), got {v!r}") from None
+            raise ValueError(f"must be a size such as 20G or 500M, or a whole number "
+                             f"of bytes (or null for no limit), got {v!r}") from None
     if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
         unit = " bytes (or a size such as 20G)" if key in BYTE_LIMITS else ""
-        raise SettingsError(f"{path}: limits.{key}: must be a whole number >= {lowest}{unit} (or null for no limit)")
+        raise ValueError(f"must be a whole number >= {lowest}{unit} (or null for no limit)")
     return v
 
 

@@ -22,6 +22,7 @@ DEFAULT_REMOTED_CONFIG = Path("/etc/ailabber/remoted.yaml")
 # subcommand -> (module under remoted.admin, function that adds its arguments, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "tasks": ("tasks", "configure", "every task of every student (--user, --state, --json)"),
+    "cancel": ("cancel", "configure", "cancel any student's tasks (--reason: what the student reads)"),
 }
 
 
