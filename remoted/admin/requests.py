@@ -101,7 +101,7 @@ class Release(NamedTuple):
 
 class SetLimits(NamedTuple):
     """Per-student overrides of remoted.yaml's ``limits``: ``values`` set (None: no
-    limit), ``defaults`` removed (the course's value applies again)."""
+    limit), ``defaults`` removed (the course's value applies again); each sorted by name."""
     user: str
     values: tuple[tuple[str, int | None], ...] = ()
     defaults: tuple[str, ...] = ()
@@ -125,7 +125,7 @@ class SetLimits(NamedTuple):
                 raise RequestError(f"args.default: {key} is also set")
         if not values and not defaults:
             raise RequestError("args.set, args.default: nothing to change")
-        return cls(user, tuple(values), tuple(defaults))
+        return cls(user, tuple(sorted(values)), tuple(sorted(defaults)))
 
 
 class Purge(NamedTuple):

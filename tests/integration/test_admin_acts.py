@@ -1,0 +1,83 @@
+"""The staff's acts (``ailabber admin cancel/hold/release/limits/purge``) against the real
+remoted over the local scheduler, seen where a student sees them: through the real spoold
+pull into the student's spool.  Root is staff here; who else may act, and who may not, is
+tests/security/test_admin_access.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.pipeline import Pipeline, wait_until
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(tmp_path, gpus=1)
+    p.start_all()
+    yield p
+    p.stop_all()
+
+
+def admin(p: Pipeline, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return p.cli("admin", "--remoted-config", str(p.remoted_cfg), *args, timeout=timeout)
+
+
+def audit(p: Pipeline) -> list[dict[str, object]]:
+    path = p.root / "admin" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def gpu_task(p: Pipeline, seconds: int = 60) -> str:
+    return p.submit(p.project([f"sleep {seconds}"], gpus=1))
+
+
+def test_staff_cancel_ends_a_queued_and_a_running_task_and_the_student_reads_why(site: Pipeline) -> None:
+    p = site
+    running, queued = gpu_task(p), gpu_task(p)
+    p.wait_for(running, lambda s: s["state"] == "running", 60, "running")
+    p.wait_for(queued, lambda s: s["reason"] == "waiting_for_gpu", 60, "waiting for the GPU")
+    r = admin(p, "cancel", running, queued[-6:], "--reason", "the node is going down for repair")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("cancelled 2 task(s)")
+    for task_id, state in ((queued, "canceled"), (running, "terminated")):
+        st = p.wait_terminal(task_id)
+        assert (st["state"], st["reason"], st["message"]) == (state, "canceled_by_staff",
+                                                              "the node is going down for repair"), st
+        shown = p.cli("status", task_id, check=True).stdout
+        assert "course staff cancelled it" in shown and "the node is going down for repair" in shown
+    (line,) = audit(p)
+    assert (line["who"], line["act"], line["outcome"]) == ("root", "cancel", "done")
+    assert not list((p.root / "admin" / "requests").iterdir())       # carried out, then removed
+
+
+def test_cancel_names_an_unknown_task_before_asking_and_a_finished_one_in_the_reply(site: Pipeline) -> None:
+    p = site
+    r = admin(p, "cancel", "nosuchtask")
+    assert r.returncode == 2 and "nosuchtask" in r.stderr and not audit(p)
+    done = p.submit(p.project(["true"]))
+    p.wait_terminal(done)
+    r = admin(p, "cancel", done)
+    assert r.returncode == 1 and "already completed" in r.stdout, r.stdout
+    assert audit(p)[-1]["outcome"] == "failed"
+
+
+def test_a_request_waits_for_a_stopped_remoted_and_is_carried_out_when_it_starts(site: Pipeline) -> None:
+    p = site
+    task = gpu_task(p)
+    p.wait_for(task, lambda s: s["state"] == "running", 60, "running")
+    p.kill("remoted")
+    r = admin(p, "cancel", task, "--reason", "stop")
+    assert r.returncode == 3 and "remoted is not running" in r.stdout, r.stdout
+    assert len(list((p.root / "admin" / "requests").glob("*.json"))) == 1
+    r = admin(p, "cancel", task, "--no-wait")
+    assert r.returncode == 3 and "left for remoted" in r.stdout
+    p.start("remoted")
+    st = p.wait_terminal(task)
+    assert (st["state"], st["reason"]) == ("terminated", "canceled_by_staff")
+    wait_until(lambda: not list((p.root / "admin" / "requests").glob("*.json")), "both requests carried out")
+    assert [a["outcome"] for a in audit(p)] == ["done", "done"]
