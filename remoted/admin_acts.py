@@ -6,7 +6,8 @@ A handler returns the outcome (done or failed, one line, a line per item), or No
 its change could not be recorded yet (a full disk): the request then stays and is carried
 out on a later pass.  Every handler is idempotent: run again after a crash between the
 act and its reply, it comes to the same.  The acts themselves live with what they change:
-cancelling in ``remoted.cancel`` (the students' own path), holds in ``remoted.holds``.
+cancelling in ``remoted.cancel`` (the students' own path), holds in ``remoted.holds``
+(enforced by ``remoted.launch``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from remoted.admin.requests import Cancel
+from ailabber.model.task import now_iso
+from remoted.admin.requests import Cancel, Hold, Release
 from remoted.cancel import STAFF_CANCEL, cancel
+from remoted.holds import Hold as HoldEntry
+from remoted.holds import Holds, HoldState
 from remoted.publish import ActiveTasks
+from remoted.records import QUEUED
 from remoted.schedulers.base import Scheduler
 
 
@@ -30,6 +35,7 @@ class Acts(NamedTuple):
     """What the handlers act on: remoted's own objects, shared with its pass."""
     tasks: ActiveTasks
     scheduler: Scheduler
+    holds: Holds
 
 
 def cancel_tasks(acts: Acts, req: Cancel, who: str) -> Outcome | None:
@@ -58,7 +64,54 @@ def cancel_tasks(acts: Acts, req: Cancel, who: str) -> Outcome | None:
     return Outcome(True, f"cancelled {done} task(s)", tuple(lines))
 
 
+def hold(acts: Acts, req: Hold, who: str) -> Outcome | None:
+    """Record the hold; from the next launch on, the students' queued tasks stay pending
+    with the reason ``held`` and the message (``remoted.launch``)."""
+    entry = HoldEntry(req.message, who, now_iso())
+    old = acts.holds.state
+    new = (old._replace(everyone=entry) if req.everyone
+           else old._replace(users={**old.users, **{u: entry for u in req.users}}))
+    if not _saved(acts.holds, new):
+        return None
+    whom = "the whole queue" if req.everyone else ", ".join(req.users)
+    return Outcome(True, f"held {whom}: {_waiting(acts, None if req.everyone else req.users)} queued task(s) "
+                         f"stay pending until released; running tasks go on")
+
+
+def release(acts: Acts, req: Release, who: str) -> Outcome | None:
+    """Lift holds: ``--all`` lifts the hold on the whole queue (each student's own hold
+    stays, and is named); released tasks are launched on the next pass."""
+    old = acts.holds.state
+    if req.everyone:
+        lifted = ["the whole queue"] if old.everyone else []
+        new = old._replace(everyone=None)
+    else:
+        lifted = [u for u in req.users if u in old.users]
+        new = old._replace(users={u: h for u, h in old.users.items() if u not in req.users})
+    if new != old and not _saved(acts.holds, new):
+        return None
+    left = [f"still held: {line}" for line in new.lines()]
+    if not lifted:
+        return Outcome(True, "nothing to release: " + ("the queue is not held" if req.everyone
+                                                        else f"{', '.join(req.users)} not held"), tuple(left))
+    return Outcome(True, f"released {', '.join(lifted)}: queued tasks start on the next pass", tuple(left))
+
+
+def _saved(holds: Holds, new: HoldState) -> bool:
+    try:
+        holds.save(new)
+    except OSError:
+        return False       # not recorded: the request stays for the next pass
+    return True
+
+
+def _waiting(acts: Acts, users: tuple[str, ...] | None) -> int:
+    return sum(1 for r in acts.tasks.in_phase(QUEUED) if users is None or r.user in users)
+
+
 #: act -> handler: the same acts as ``remoted.admin.requests.PARSERS``.
 HANDLERS: dict[str, Callable[[Acts, Any, str], Outcome | None]] = {
     "cancel": cancel_tasks,
+    "hold": hold,
+    "release": release,
 }

@@ -35,6 +35,7 @@ from remoted.admin_acts import Acts
 from remoted.admin_requests import StaffRequests
 from remoted.cancel import handle_cancel_requests
 from remoted.heartbeat import Heartbeat
+from remoted.holds import Holds
 from remoted.intake import Intake, user_areas
 from remoted.jobspec import JobDefaults
 from remoted.launch import Launcher, enforce_max_queued
@@ -67,7 +68,8 @@ class Remoted:
         self.queue_view = QueueView(self.root, self.trouble)
         self.job_use = JobUse(self.tasks)
         self.intake = self._make_intake(settings)
-        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler))
+        self.holds = Holds(self.root)
+        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds))
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -168,11 +170,11 @@ class Remoted:
                 if queues and accepted:
                     # Hand this student's new tasks to the scheduler now: their submissions
                     # run in worker threads while the next student's uploads are accepted.
-                    self.launcher.launch_queued(self.settings.limits)
+                    self.launcher.launch_queued(self.settings.limits, self.holds.of)
             finish_orphaned_accepts(self.tasks, self.intake)
             recover_launching(self.tasks, self.scheduler, self.launcher.submitting)
             self.queue_view.heard(poll(self.tasks, self.scheduler))
-            self.launcher.launch_queued(self.settings.limits)
+            self.launcher.launch_queued(self.settings.limits, self.holds.of)
             enforce_max_queued(self.tasks, self.settings.limits.max_queued)
         finally:
             self.launcher.apply_outcomes()
@@ -184,8 +186,9 @@ class Remoted:
 
     def _show_queue(self) -> None:
         """Each student's queue.json: where their waiting tasks stand, when they may start."""
-        entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(), self.scheduler.gpu_slots(),
-                                          self.settings.limits, self.settings.kill_grace, time.time())
+        entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(self.holds.of),
+                                          self.scheduler.gpu_slots(), self.settings.limits, self.settings.kill_grace,
+                                          time.time(), self.holds.of)
         self.queue_view.publish(entries)
 
     def _beat(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from ailabber.daemonkit.remoted_settings import UserLimits
@@ -23,6 +23,7 @@ from ailabber.model.remote_layout import OUTBOX, QUEUE_FILE, USERS
 from ailabber.model.task import PENDING, RUNNING, parse_iso
 from ailabber.storage.safedir import SafeDir
 from remoted.estimate import Holding, Waiting, start_bounds
+from remoted.holds import Hold
 from remoted.outage import WriteTrouble, passing
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, TaskRecord
@@ -56,10 +57,10 @@ class QueueView:
                 self._expected.pop(key, None)
 
     def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None, limits: UserLimits,
-                kill_grace: float, now: float) -> dict[Key, QueueEntry]:
+                kill_grace: float, now: float, held: Callable[[str], Hold | None]) -> dict[Key, QueueEntry]:
         """Every waiting task's entry: remoted's queue in ``order``, with the start bounds
         where remoted hands out the GPUs (``slots``); the scheduler's pending jobs with the
-        start it expects."""
+        start it expects; the tasks the staff hold (``held``), with their message."""
         self._expected = {k: t for k, t in self._expected.items()
                           if (rec := tasks.active.get(k)) is not None and rec.phase == LAUNCHED}
         bounds = self._start_bounds(tasks, order, slots, limits, kill_grace, now) if slots is not None else {}
@@ -70,6 +71,10 @@ class QueueView:
             out[key] = QueueEntry(i + 1, i, len(order), start, UPPER_BOUND if start is not None else None)
         for key, start in self._expected.items():
             out[key] = QueueEntry(start_by=start, start_kind=SCHEDULER)
+        for rec in tasks.in_phase(QUEUED):
+            hold = held(rec.user)
+            if hold is not None:
+                out[(rec.user, rec.id)] = QueueEntry(held=True, hold_message=hold.message)
         return out
 
     def _start_bounds(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int, limits: UserLimits,

@@ -23,6 +23,8 @@ DEFAULT_REMOTED_CONFIG = Path("/etc/ailabber/remoted.yaml")
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "tasks": ("tasks", "configure", "every task of every student (--user, --state, --json)"),
     "cancel": ("cancel", "configure", "cancel any student's tasks (--reason: what the student reads)"),
+    "hold": ("hold", "configure_hold", "keep queued tasks of --user U or --all from starting (--message)"),
+    "release": ("hold", "configure_release", "let held tasks start again (--user U or --all)"),
 }
 
 

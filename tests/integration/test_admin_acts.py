@@ -81,3 +81,33 @@ def test_a_request_waits_for_a_stopped_remoted_and_is_carried_out_when_it_starts
     assert (st["state"], st["reason"]) == ("terminated", "canceled_by_staff")
     wait_until(lambda: not list((p.root / "admin" / "requests").glob("*.json")), "both requests carried out")
     assert [a["outcome"] for a in audit(p)] == ["done", "done"]
+
+
+def test_hold_keeps_queued_tasks_pending_across_a_restart_and_release_lets_them_run(site: Pipeline) -> None:
+    p = site
+    running = gpu_task(p, 30)
+    p.wait_for(running, lambda s: s["state"] == "running", 60, "running")
+    r = admin(p, "hold", "--all", "--message", "GPU node maintenance until 14:00")
+    assert r.returncode == 0 and r.stdout.startswith("held the whole queue"), r.stdout + r.stderr
+    waiting = p.submit(p.project(["echo ran"]))
+    st = p.wait_for(waiting, lambda s: s["reason"] == "held", 60, "held")
+    assert (st["state"], st["message"]) == ("pending", "GPU node maintenance until 14:00")
+    assert st["held"] is True and "queue_position" not in st                # queue.json says so too
+    assert "held by course staff" in p.cli("status", waiting, check=True).stdout
+    assert p.status(running)["state"] == "running"                           # running tasks go on
+    p.stop_all()                                                             # the hold is remoted's state
+    p.start_all()
+    shown = admin(p, "tasks")
+    assert shown.returncode == 0 and "the whole queue is held by root" in shown.stdout, shown.stdout
+    doctor = json.loads(p.cli("doctor", "--json", "--remoted-config", str(p.remoted_cfg)).stdout)
+    (holds,) = [c for c in doctor if c["name"] == "staff holds"]
+    assert holds["warning"] and "GPU node maintenance" in holds["detail"]
+    assert admin(p, "hold", "--user", "root", "--message", "see a TA").returncode == 0
+    r = admin(p, "release", "--all")
+    assert r.returncode == 0 and "still held: root is held by root" in r.stdout, r.stdout
+    st = p.wait_for(waiting, lambda s: s["message"] == "see a TA", 60, "held on its own")
+    assert st["reason"] == "held"
+    assert admin(p, "release", "--user", "root").returncode == 0
+    assert p.wait_terminal(waiting)["state"] == "completed"
+    assert admin(p, "hold", "--user", "nosuchstudent").returncode == 2
+    assert [a["act"] for a in audit(p)] == ["hold", "hold", "release", "release"]
