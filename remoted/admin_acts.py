@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ailabber.model.task import now_iso
-from remoted.admin.requests import Cancel, Hold, Release
+from remoted.admin.requests import Cancel, Hold, Release, SetLimits
 from remoted.cancel import STAFF_CANCEL, cancel
 from remoted.holds import Hold as HoldEntry
 from remoted.holds import Holds, HoldState
 from remoted.publish import ActiveTasks
 from remoted.records import QUEUED
 from remoted.schedulers.base import Scheduler
+from remoted.user_limits import CourseLimits, limit_text
 
 
 class Outcome(NamedTuple):
@@ -36,6 +37,7 @@ class Acts(NamedTuple):
     tasks: ActiveTasks
     scheduler: Scheduler
     holds: Holds
+    limits: CourseLimits
 
 
 def cancel_tasks(acts: Acts, req: Cancel, who: str) -> Outcome | None:
@@ -97,6 +99,21 @@ def release(acts: Acts, req: Release, who: str) -> Outcome | None:
     return Outcome(True, f"released {', '.join(lifted)}: queued tasks start on the next pass", tuple(left))
 
 
+def set_limits(acts: Acts, req: SetLimits, who: str) -> Outcome | None:
+    """Record one student's overrides; in force from the next pass (``CourseLimits.of``)."""
+    new = acts.limits.overrides.changed(req.user, dict(req.values), req.defaults)
+    if new != acts.limits.overrides:
+        try:
+            acts.limits.save(new)
+        except OSError:
+            return None
+    now = acts.limits.of(req.user)
+    base = acts.limits.base
+    lines = [f"{key} = {limit_text(key, getattr(now, key))}" for key, _v in req.values]
+    lines += [f"{key} = {limit_text(key, getattr(base, key))} (the course's again)" for key in req.defaults]
+    return Outcome(True, f"{req.user}'s limits changed; in force from remoted's next pass", tuple(lines))
+
+
 def _saved(holds: Holds, new: HoldState) -> bool:
     try:
         holds.save(new)
@@ -114,4 +131,5 @@ HANDLERS: dict[str, Callable[[Acts, Any, str], Outcome | None]] = {
     "cancel": cancel_tasks,
     "hold": hold,
     "release": release,
+    "limits": set_limits,
 }

@@ -31,6 +31,7 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
+from ailabber.storage.upload_limits import UploadLimits
 from remoted.admin_acts import Acts
 from remoted.admin_requests import StaffRequests
 from remoted.cancel import handle_cancel_requests
@@ -48,6 +49,7 @@ from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
 from remoted.recovery import finish_orphaned_accepts, recover_launching
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import Scheduler
+from remoted.user_limits import CourseLimits
 
 log = logging.getLogger("remoted")
 
@@ -69,7 +71,8 @@ class Remoted:
         self.job_use = JobUse(self.tasks)
         self.intake = self._make_intake(settings)
         self.holds = Holds(self.root)
-        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds))
+        self.limits = CourseLimits(self.root, settings.limits)     # each student's, with the staff's overrides
+        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds, self.limits))
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -80,7 +83,7 @@ class Remoted:
         self.launcher.close()
 
     def _make_intake(self, settings: RemotedSettings) -> Intake:
-        intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), settings.limits.published(),
+        intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), self._upload_limits,
                         settings.transport_account, self._job_limits)
         intake.defer_queued_saves = True     # see ActiveTasks.save_unlaunched
         return intake
@@ -94,13 +97,18 @@ class Remoted:
                 != (old.gpus, old.slurm, old.kill_grace, old.containment)):
             log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
+        self.limits.base = settings.limits
         self.intake = self._make_intake(settings)
         self.staff.settings = settings
         self.staff.prepare()               # admin_group may have changed
 
     def _job_limits(self, user: str) -> JobLimits:
         """What limits.json says of ``user``'s tasks: the limits in force and the current use."""
-        return self.job_use.of(user, self.settings.limits, self.scheduler.gpu_slots())
+        return self.job_use.of(user, self.limits.of(user), self.scheduler.gpu_slots())
+
+    def _upload_limits(self, user: str) -> UploadLimits:
+        """``user``'s upload limits and disk caps, checked at intake and published."""
+        return self.limits.of(user).published()
 
     def status_line(self) -> str:
         queued = len(self.tasks.in_phase(QUEUED))
@@ -170,12 +178,12 @@ class Remoted:
                 if queues and accepted:
                     # Hand this student's new tasks to the scheduler now: their submissions
                     # run in worker threads while the next student's uploads are accepted.
-                    self.launcher.launch_queued(self.settings.limits, self.holds.of)
+                    self.launcher.launch_queued(self.limits.of, self.holds.of)
             finish_orphaned_accepts(self.tasks, self.intake)
             recover_launching(self.tasks, self.scheduler, self.launcher.submitting)
             self.queue_view.heard(poll(self.tasks, self.scheduler))
-            self.launcher.launch_queued(self.settings.limits, self.holds.of)
-            enforce_max_queued(self.tasks, self.settings.limits.max_queued)
+            self.launcher.launch_queued(self.limits.of, self.holds.of)
+            enforce_max_queued(self.tasks, self.limits.of)
         finally:
             self.launcher.apply_outcomes()
             self.tasks.save_unlaunched()
@@ -187,7 +195,7 @@ class Remoted:
     def _show_queue(self) -> None:
         """Each student's queue.json: where their waiting tasks stand, when they may start."""
         entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(self.holds.of),
-                                          self.scheduler.gpu_slots(), self.settings.limits, self.settings.kill_grace,
+                                          self.scheduler.gpu_slots(), self.limits.of, self.settings.kill_grace,
                                           time.time(), self.holds.of)
         self.queue_view.publish(entries)
 

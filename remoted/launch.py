@@ -77,10 +77,10 @@ class Launcher:
         return key in self._in_flight
 
     # --- choosing ------------------------------------------------------------------------
-    def launch_queued(self, limits: UserLimits, held: Callable[[str], Hold | None]) -> None:
+    def launch_queued(self, limits_of: Callable[[str], UserLimits], held: Callable[[str], Hold | None]) -> None:
         """Launch what may start now, in fair order; hold back, with the reason shown,
-        what the staff hold (``held``), a user limit or the scheduler blocks, and fail what
-        can never run."""
+        what the staff hold (``held``), a user limit (``limits_of``: the student's, with
+        the staff's overrides) or the scheduler blocks, and fail what can never run."""
         queued = self.tasks.in_phase(QUEUED)
         if not queued:
             return
@@ -90,6 +90,7 @@ class Launcher:
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
                 continue
+            limits = limits_of(rec.user)
             if limits.max_gpus is not None and rec.spec.gpus > limits.max_gpus:
                 self.tasks.change(rec, FAILED, "unsatisfiable",
                                   message=f"asks for {rec.spec.gpus} GPU(s); the per-user limit is {limits.max_gpus}")
@@ -246,15 +247,16 @@ class Launcher:
         self.apply_outcome(rec, self.submit(rec.spec, self.tasks.launched_handles()))
 
 
-def enforce_max_queued(tasks: ActiveTasks, limit: int | None) -> None:
+def enforce_max_queued(tasks: ActiveTasks, limits_of: Callable[[str], UserLimits]) -> None:
     """Tasks beyond a student's queue limit (after this pass launched what it could)
     fail plainly instead of waiting without end; the newest go first."""
-    if limit is None:
-        return
     waiting: dict[str, list[TaskRecord]] = {}
     for r in tasks.in_phase(QUEUED):
         waiting.setdefault(r.user, []).append(r)
-    for recs in waiting.values():
+    for user, recs in waiting.items():
+        limit = limits_of(user).max_queued
+        if limit is None or len(recs) <= limit:
+            continue
         recs.sort(key=lambda r: (r.order, r.id))
         for extra in recs[limit:]:
             tasks.change(extra, FAILED, "user_limit",

@@ -56,8 +56,9 @@ class QueueView:
             else:
                 self._expected.pop(key, None)
 
-    def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None, limits: UserLimits,
-                kill_grace: float, now: float, held: Callable[[str], Hold | None]) -> dict[Key, QueueEntry]:
+    def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None,
+                limits: Callable[[str], UserLimits], kill_grace: float, now: float,
+                held: Callable[[str], Hold | None]) -> dict[Key, QueueEntry]:
         """Every waiting task's entry: remoted's queue in ``order``, with the start bounds
         where remoted hands out the GPUs (``slots``); the scheduler's pending jobs with the
         start it expects; the tasks the staff hold (``held``), with their message."""
@@ -77,11 +78,13 @@ class QueueView:
                 out[(rec.user, rec.id)] = QueueEntry(held=True, hold_message=hold.message)
         return out
 
-    def _start_bounds(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int, limits: UserLimits,
-                      kill_grace: float, now: float) -> dict[Hashable, float]:
+    def _start_bounds(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int,
+                      limits: Callable[[str], UserLimits], kill_grace: float, now: float) -> dict[Hashable, float]:
         holding_recs = [r for r in tasks.in_phase(LAUNCHING, LAUNCHED) if r.spec is not None]
         head = order[:MAX_ESTIMATED]
-        signature = (slots, limits.max_running, limits.max_gpus, kill_grace,
+        users = sorted({r.user for r in holding_recs + head})
+        caps = {u: (limits(u).max_running, limits(u).max_gpus) for u in users}
+        signature = (slots, tuple(caps.items()), kill_grace,
                      tuple((r.user, r.id, r.status.started_at) for r in holding_recs),
                      tuple((r.user, r.id) for r in head))
         if signature == self._signature:
@@ -93,7 +96,7 @@ class QueueView:
             holding.append(Holding(r.user, r.spec.gpus, (began or now) + r.spec.time_limit_s + kill_grace))
         waiting = [Waiting((r.user, r.id), r.user, r.spec.gpus, r.spec.time_limit_s + kill_grace)
                    for r in head if r.spec is not None]
-        self._bounds = start_bounds(waiting, holding, slots, now, limits.max_running, limits.max_gpus)
+        self._bounds = start_bounds(waiting, holding, slots, now, caps=caps)
         self._signature = signature
         return self._bounds
 

@@ -164,14 +164,13 @@ def limit_value(key: str, v: Any) -> int | None:
     """One limit as remoted.yaml writes it: a whole number, for bytes also a size such as
     ``20G`` (binary units), for the time and memory caps what task_config.toml takes;
     ``None`` means no limit.  ValueError says what is expected.  The same rule for the
-    staff's per-student overrides (``ailabber admin limits``)."""
+    staff's per-student overrides on the command line (``ailabber admin limits``)."""
     if v is None:
         return None
     if key in ("max_time_limit", "max_memory"):        # as task_config.toml writes them
         from ailabber.model.joblimits import resource_limit
 
         return resource_limit(key, v)
-    lowest = 0 if key == "max_gpus" else 1
     if key in BYTE_LIMITS and isinstance(v, str):
         from ailabber.model.quantities import parse_size
 
@@ -180,7 +179,15 @@ def limit_value(key: str, v: Any) -> int | None:
         except ValueError:
             raise ValueError(f"must be a size such as 20G or 500M, or a whole number "
                              f"of bytes (or null for no limit), got {v!r}") from None
-    if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
+    return checked_limit(key, v)
+
+
+def checked_limit(key: str, v: Any) -> int | None:
+    """A limit as ``UserLimits`` holds it (seconds, MiB, bytes or a count; None: no limit),
+    checked: what a staff request and remoted's record of the overrides carry, already
+    read once from what a person wrote, so never read in units again."""
+    lowest = 0 if key == "max_gpus" else 1
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lowest):
         unit = " bytes (or a size such as 20G)" if key in BYTE_LIMITS else ""
         raise ValueError(f"must be a whole number >= {lowest}{unit} (or null for no limit)")
     return v

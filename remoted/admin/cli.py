@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("cancel", "configure", "cancel any student's tasks (--reason: what the student reads)"),
     "hold": ("hold", "configure_hold", "keep queued tasks of --user U or --all from starting (--message)"),
     "release": ("hold", "configure_release", "let held tasks start again (--user U or --all)"),
+    "limits": ("limits", "configure", "show or override one student's limits (USER KEY=VALUE ...)"),
 }
 
 

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ailabber.daemonkit.remoted_settings import LIMIT_KEYS, limit_value
+from ailabber.daemonkit.remoted_settings import LIMIT_KEYS, checked_limit
 from ailabber.model.ids import is_task_id
 from ailabber.model.remote_layout import valid_user
 
@@ -100,8 +100,9 @@ class Release(NamedTuple):
 
 
 class SetLimits(NamedTuple):
-    """Per-student overrides of remoted.yaml's ``limits``: ``values`` set (None: no
-    limit), ``defaults`` removed (the course's value applies again); each sorted by name."""
+    """Per-student overrides of remoted.yaml's ``limits``: ``values`` set, as ``UserLimits``
+    holds them (seconds, MiB, bytes, counts; None: no limit), ``defaults`` removed (the
+    course's value applies again); each sorted by name."""
     user: str
     values: tuple[tuple[str, int | None], ...] = ()
     defaults: tuple[str, ...] = ()
@@ -213,7 +214,7 @@ def limit_key(key: Any, field: str) -> str:
 
 def _limit(key: str, v: Any) -> int | None:
     try:
-        return limit_value(key, v)
+        return checked_limit(key, v)
     except ValueError as exc:
         raise RequestError(f"{key}: {exc}") from None
 

@@ -111,3 +111,32 @@ def test_hold_keeps_queued_tasks_pending_across_a_restart_and_release_lets_them_
     assert p.wait_terminal(waiting)["state"] == "completed"
     assert admin(p, "hold", "--user", "nosuchstudent").returncode == 2
     assert [a["act"] for a in audit(p)] == ["hold", "hold", "release", "release"]
+
+
+def test_limits_override_one_student_without_a_restart_and_whoami_shows_them(site: Pipeline) -> None:
+    from tests.security.test_disk_caps import client_limits
+
+    p = site
+    assert admin(p, "limits").stdout.startswith("no overrides")
+    r = admin(p, "limits", "root", "max_running=1", "max_upload_bytes=2K", "max_time_limit=0:30:00")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "max_upload_bytes = 2K" in r.stdout and "max_time_limit = 0:30:00" in r.stdout
+    client_limits(p, lambda d: d.get("max_running") == 1 and d.get("max_upload_bytes") == 2048)
+    who = p.cli("whoami", check=True).stdout
+    assert "time limit 0:30:00" in who and "at most 1 task(s) handed to the scheduler" in who, who
+    mine = json.loads(p.cli("whoami", "--json", check=True).stdout)["limits"]
+    assert (mine["max_running"], mine["max_upload_bytes"], mine["max_time_limit_s"]) == (1, 2048, 1800)
+    big = p.project(["true"], files={"data.bin": "x" * 5000})
+    refused = p.cli("submit", cwd=big)
+    assert refused.returncode != 0 and "upload limit" in refused.stderr + refused.stdout
+    long = p.cli("submit", cwd=p.project(["true"], time_limit="1:00:00"))
+    assert long.returncode == 2 and "0:30:00" in long.stderr, long.stderr
+    a, b = (p.submit(p.project(["sleep 5"], time_limit="1:00")) for _ in range(2))
+    st = p.wait_for(b, lambda s: s["reason"] == "user_limit", 60, "held back by max_running")
+    assert "the limit is 1" in st["message"]
+    shown = admin(p, "limits", "root").stdout
+    assert "max_running" in shown and "1 (override)" in shown, shown
+    assert admin(p, "limits", "root", "max_running=default").returncode == 0
+    assert p.wait_terminal(b)["state"] == "completed"
+    assert admin(p, "limits", "root", "max_runing=2").returncode == 2
+    assert "max_upload_bytes" in admin(p, "limits").stdout

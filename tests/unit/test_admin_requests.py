@@ -60,7 +60,7 @@ def _doc(act: str, **args: object) -> bytes:
     (_doc("limits", user="alice", set={"max_cpus": 4}, default=[]), "args.set"),
     (_doc("limits", user="alice", set={"max_running": 0}, default=[]), "max_running"),
     (_doc("limits", user="alice", set={"max_running": True}, default=[]), "max_running"),
-    (_doc("limits", user="alice", set={"max_disk_bytes": "lots"}, default=[]), "max_disk_bytes"),
+    (_doc("limits", user="alice", set={"max_disk_bytes": "5G"}, default=[]), "max_disk_bytes"),
     (_doc("limits", user="alice", set={"max_running": 2}, default=["max_running"]), "args.default"),
     (_doc("limits", user="alice", set={}, default=[]), "args.set, args.default"),
     (_doc("limits", user="", set={"max_running": 2}, default=[]), "args.user"),
@@ -73,13 +73,15 @@ def test_a_bad_request_is_refused_naming_the_field(data: bytes, field: str) -> N
     assert str(exc.value).startswith(field), str(exc.value)
 
 
-def test_limit_values_follow_remoted_yaml() -> None:
+def test_limit_values_are_carried_as_remoted_holds_them_never_in_units_again() -> None:
     got = parse_request(_doc("limits", user="alice", default=[],
-                             set={"max_disk_bytes": "5G", "max_time_limit": "2:00:00", "max_gpus": 0,
+                             set={"max_disk_bytes": 5 * 1024**3, "max_time_limit": 7200, "max_gpus": 0,
                                   "max_memory": None}))
     assert isinstance(got, SetLimits)
     assert dict(got.values) == {"max_disk_bytes": 5 * 1024**3, "max_time_limit": 7200, "max_gpus": 0,
                                 "max_memory": None}
+    with pytest.raises(RequestError, match="max_time_limit"):
+        parse_request(_doc("limits", user="alice", default=[], set={"max_time_limit": "2:00:00"}))
 
 
 def test_a_request_too_large_is_refused_unparsed() -> None:
