@@ -7,20 +7,23 @@ its change could not be recorded yet (a full disk): the request then stays and i
 out on a later pass.  Every handler is idempotent: run again after a crash between the
 act and its reply, it comes to the same.  The acts themselves live with what they change:
 cancelling in ``remoted.cancel`` (the students' own path), holds in ``remoted.holds``
-(enforced by ``remoted.launch``).
+(enforced by ``remoted.launch``), limits in ``remoted.user_limits``, purging in
+``remoted.purge``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ailabber.model.task import now_iso
-from remoted.admin.requests import Cancel, Hold, Release, SetLimits
+from remoted.admin.requests import Cancel, Hold, Purge, Release, SetLimits
 from remoted.cancel import STAFF_CANCEL, cancel
 from remoted.holds import Hold as HoldEntry
 from remoted.holds import Holds, HoldState
 from remoted.publish import ActiveTasks
+from remoted.purge import Purger
 from remoted.records import QUEUED
 from remoted.schedulers.base import Scheduler
 from remoted.user_limits import CourseLimits, limit_text
@@ -38,6 +41,7 @@ class Acts(NamedTuple):
     scheduler: Scheduler
     holds: Holds
     limits: CourseLimits
+    purger: Purger
 
 
 def cancel_tasks(acts: Acts, req: Cancel, who: str) -> Outcome | None:
@@ -114,6 +118,13 @@ def set_limits(acts: Acts, req: SetLimits, who: str) -> Outcome | None:
     return Outcome(True, f"{req.user}'s limits changed; in force from remoted's next pass", tuple(lines))
 
 
+def purge(acts: Acts, req: Purge, who: str) -> Outcome | None:
+    """Remove finished tasks' cluster-side files (``remoted.purge``); the records stay.
+    Fails only if some task's files could not be removed."""
+    report = acts.purger.purge(req.older_than_s, unpulled=req.unpulled, now=time.time())
+    return Outcome(not report.failed, report.message(), tuple(report.lines()))
+
+
 def _saved(holds: Holds, new: HoldState) -> bool:
     try:
         holds.save(new)
@@ -132,4 +143,5 @@ HANDLERS: dict[str, Callable[[Acts, Any, str], Outcome | None]] = {
     "hold": hold,
     "release": release,
     "limits": set_limits,
+    "purge": purge,
 }

@@ -44,6 +44,7 @@ from remoted.outage import WriteTrouble
 from remoted.outputs import final_files
 from remoted.poll import poll
 from remoted.publish import ActiveTasks
+from remoted.purge import Purger
 from remoted.queueview import JobUse, QueueView
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
 from remoted.recovery import finish_orphaned_accepts, recover_launching
@@ -72,7 +73,9 @@ class Remoted:
         self.intake = self._make_intake(settings)
         self.holds = Holds(self.root)
         self.limits = CourseLimits(self.root, settings.limits)     # each student's, with the staff's overrides
-        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds, self.limits))
+        self.purger = Purger(self.root, self.tasks, lambda user: self.intake.usage.measure(user))
+        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds, self.limits,
+                                                             self.purger))
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -101,6 +104,7 @@ class Remoted:
         self.intake = self._make_intake(settings)
         self.staff.settings = settings
         self.staff.prepare()               # admin_group may have changed
+        self.purger.due_now()              # retention may have changed
 
     def _job_limits(self, user: str) -> JobLimits:
         """What limits.json says of ``user``'s tasks: the limits in force and the current use."""
@@ -189,6 +193,8 @@ class Remoted:
             self.tasks.save_unlaunched()
         self._show_queue()
         self._beat()
+        retention = self.settings.retention
+        self.purger.maybe_apply(retention.max_age if retention else None, time.time())
         busy = bool(self.tasks.in_phase(LAUNCHING, LAUNCHED))
         return self.settings.poll_interval if busy else self.settings.rescan_interval
 

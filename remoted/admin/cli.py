@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "hold": ("hold", "configure_hold", "keep queued tasks of --user U or --all from starting (--message)"),
     "release": ("hold", "configure_release", "let held tasks start again (--user U or --all)"),
     "limits": ("limits", "configure", "show or override one student's limits (USER KEY=VALUE ...)"),
+    "purge": ("purge", "configure", "remove finished tasks' files from the cluster (--older-than 30d)"),
 }
 
 

@@ -6,13 +6,15 @@ tests/security/test_admin_access.py."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from testbed.pipeline import Pipeline, wait_until
+from testbed.pipeline import Pipeline, _me, wait_until
 
 
 @pytest.fixture
@@ -111,6 +113,8 @@ def test_hold_keeps_queued_tasks_pending_across_a_restart_and_release_lets_them_
     assert p.wait_terminal(waiting)["state"] == "completed"
     assert admin(p, "hold", "--user", "nosuchstudent").returncode == 2
     assert [a["act"] for a in audit(p)] == ["hold", "hold", "release", "release"]
+    p.cli("cancel", running, check=True)
+    p.wait_terminal(running)
 
 
 def test_limits_override_one_student_without_a_restart_and_whoami_shows_them(site: Pipeline) -> None:
@@ -140,3 +144,70 @@ def test_limits_override_one_student_without_a_restart_and_whoami_shows_them(sit
     assert p.wait_terminal(b)["state"] == "completed"
     assert admin(p, "limits", "root", "max_runing=2").returncode == 2
     assert "max_upload_bytes" in admin(p, "limits").stdout
+
+
+
+def _remote_files(p: Pipeline, task_id: str) -> list[Path]:
+    area = p.root / "users" / _me()
+    return [d for d in (area / "tasks" / task_id, area / "outbox" / task_id) if d.exists() or d.is_symlink()]
+
+
+def _record(p: Pipeline, task_id: str) -> dict[str, Any]:
+    return dict(json.loads((p.root / "state" / "done" / _me() / f"{task_id}.json").read_text()))
+
+
+def test_purge_removes_a_pulled_finished_tasks_files_keeps_its_record_and_leaves_a_running_one(
+        site: Pipeline, tmp_path: Path) -> None:
+    p = site
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the task's")
+    cmd = f"mkdir -p output && head -c 200000 /dev/urandom > output/r && ln -s {outside} output/link"
+    done = p.submit(p.project([cmd], results=["output"]))
+    assert p.wait_terminal(done)["state"] == "completed"
+    running = p.submit(p.project(["sleep 60"]))
+    p.wait_for(running, lambda s: s["state"] == "running", 60, "running")
+    r = admin(p, "purge", "--older-than", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("freed ") and "from 1 task(s) of 1 student(s)" in r.stdout, r.stdout
+    assert _remote_files(p, done) == [] and len(_remote_files(p, running)) == 2
+    assert (outside / "keep.txt").read_text() == "not the task's"           # the symlink was not followed
+    record = _record(p, done)
+    assert record["status"]["state"] == "completed" and record["extra"]["purged_bytes"] >= 200000
+    assert done in admin(p, "tasks").stdout                                 # the record stays
+    assert p.cli("fetch", done, "--dest", str(tmp_path / "got"), check=True)  # the student has the results
+    assert (tmp_path / "got" / "output" / "r").stat().st_size == 200000
+    again = admin(p, "purge", "--older-than", "0")
+    assert again.returncode == 0 and again.stdout.startswith("freed 0 B from 0 task(s)"), again.stdout
+    p.cli("cancel", running, check=True)
+    p.wait_terminal(running)
+
+
+def test_purge_keeps_a_task_whose_results_were_never_pulled_unless_told(site: Pipeline) -> None:
+    p = site
+    task = p.submit(p.project(["sleep 2; mkdir -p output; echo r > output/r"], results=["output"]))
+    p.wait_for(task, lambda s: s["state"] == "running", 60, "running")
+    p.kill("spoold")                                     # it ends with nobody pulling its results
+    wait_until(lambda: (p.root / "state" / "done" / _me() / f"{task}.json").exists(), "the task to end")
+    r = admin(p, "purge", "--older-than", "0")
+    assert r.returncode == 0 and "kept 1 whose results were never pulled" in r.stdout, r.stdout
+    assert len(_remote_files(p, task)) == 2
+    r = admin(p, "purge", "--older-than", "0", "--unpulled")
+    assert r.returncode == 0 and "from 1 task(s)" in r.stdout, r.stdout
+    assert _remote_files(p, task) == [] and "purged_at" in _record(p, task)["extra"]
+    assert admin(p, "purge", "--older-than", "soon").returncode == 2
+
+
+def test_retention_in_remoted_yaml_removes_what_was_pulled_once_due(tmp_path: Path) -> None:
+    p = Pipeline(tmp_path, remoted_extra={"retention": {"max_age": 0}})
+    p.start_all()
+    try:
+        task = p.submit(p.project(["mkdir -p output; echo r > output/r"], results=["output"]))
+        assert p.wait_terminal(task)["state"] == "completed"
+        assert len(_remote_files(p, task)) == 2            # applied at start and hourly: not yet
+        p.procs["remoted"].send_signal(signal.SIGHUP)      # a reload applies it at once
+        wait_until(lambda: not _remote_files(p, task), "the retention policy to remove the files")
+        assert "purged_at" in _record(p, task)["extra"]
+        assert "retention: freed" in p.daemon_logs()
+    finally:
+        p.stop_all()
