@@ -107,7 +107,7 @@ class StaffRequests:
                         self._one(admin, requests, replies, name)
                     except OSError as exc:
                         log.warning("staff request %s: cannot handle it yet: %s", name, exc)
-                self._sweep(replies)
+                self._sweep(requests, replies)
         except OSError as exc:
             log.warning("staff requests unreadable: %s", exc)
 
@@ -181,18 +181,20 @@ class StaffRequests:
         level = logging.WARNING if reply.outcome in (REFUSED, INVALID) else logging.INFO
         log.log(level, "staff request %s from %s: %s: %s", reply.id, who, reply.act or "-", reply.message)
 
-    def _sweep(self, replies: SafeDir) -> None:
-        """Replies older than ``KEEP_REPLIES`` go, now and then."""
+    def _sweep(self, requests: SafeDir, replies: SafeDir) -> None:
+        """Now and then: replies older than ``KEEP_REPLIES`` go, and so do requests a
+        command began to write that old and never renamed (it was killed)."""
         now = time.time()
         if now - self._swept < SWEEP_EVERY:
             return
         self._swept = now
-        for name in replies.listdir():
-            try:
-                if now - replies.lstat(name).st_mtime > KEEP_REPLIES:
-                    replies.remove(name)
-            except OSError:
-                continue
+        for d, names in ((replies, replies.listdir()), (requests, [n for n in requests.listdir() if n[:1] == "."])):
+            for name in names:
+                try:
+                    if now - d.lstat(name).st_mtime > KEEP_REPLIES:
+                        d.remove(name)
+                except OSError:
+                    continue
 
 
 def _not_a_request(st: os.stat_result) -> str | None:
