@@ -137,8 +137,9 @@ class StaffRequests:
             st = os.fstat(fd)
             why = _not_a_request(st)
             if why is None and not is_staff(st.st_uid, self.settings):
-                why = f"{user_name(st.st_uid)} is not course staff (root or a member of " \
-                      f"{self.settings.admin_group or 'no admin_group'})"
+                group = self.settings.admin_group
+                why = f"{user_name(st.st_uid)} is not course staff (" + (
+                    f"root or a member of {group})" if group else "only root is: remoted.yaml names no admin_group)")
             data = b"" if why else _read(fd, MAX_REQUEST_BYTES)
         finally:
             os.close(fd)
