@@ -20,8 +20,7 @@ from typing import Any, NamedTuple
 from ailabber.model.task import now_iso
 from remoted.admin.requests import Cancel, Hold, Purge, Release, SetLimits
 from remoted.cancel import STAFF_CANCEL, cancel
-from remoted.holds import Hold as HoldEntry
-from remoted.holds import Holds, HoldState
+from remoted.holds import HoldEntry, Holds, HoldState
 from remoted.publish import ActiveTasks
 from remoted.purge import Purger
 from remoted.records import QUEUED

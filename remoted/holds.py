@@ -23,7 +23,7 @@ log = logging.getLogger("remoted")
 VERSION = 1
 
 
-class Hold(NamedTuple):
+class HoldEntry(NamedTuple):
     """One hold: the message students see, who set it and when."""
     message: str | None
     by: str
@@ -33,7 +33,7 @@ class Hold(NamedTuple):
         return {"message": self.message, "by": self.by, "at": self.at}
 
     @classmethod
-    def from_dict(cls, d: Any) -> Hold | None:
+    def from_dict(cls, d: Any) -> HoldEntry | None:
         if not isinstance(d, dict):
             return None
         message, by, at = d.get("message"), d.get("by"), d.get("at")
@@ -48,10 +48,10 @@ class Hold(NamedTuple):
 
 class HoldState(NamedTuple):
     """Every hold in force: on the whole queue, and per student."""
-    everyone: Hold | None = None
-    users: dict[str, Hold] = {}
+    everyone: HoldEntry | None = None
+    users: dict[str, HoldEntry] = {}
 
-    def of(self, user: str) -> Hold | None:
+    def of(self, user: str) -> HoldEntry | None:
         """The hold ``user``'s queued tasks are under, if any: their own, else the queue's."""
         return self.users.get(user) or self.everyone
 
@@ -71,8 +71,8 @@ class HoldState(NamedTuple):
             return cls()
         users = doc.get("users")
         held = {u: h for u, raw in (users.items() if isinstance(users, dict) else ())
-                if isinstance(u, str) and valid_user(u) and (h := Hold.from_dict(raw)) is not None}
-        return cls(Hold.from_dict(doc.get("all")), held)
+                if isinstance(u, str) and valid_user(u) and (h := HoldEntry.from_dict(raw)) is not None}
+        return cls(HoldEntry.from_dict(doc.get("all")), held)
 
     def lines(self) -> list[str]:
         """One line per hold, for people."""
@@ -96,7 +96,7 @@ class Holds:
         self.path = holds_path(root)
         self.state = read_holds(root)
 
-    def of(self, user: str) -> Hold | None:
+    def of(self, user: str) -> HoldEntry | None:
         return self.state.of(user)
 
     def save(self, new: HoldState) -> None:

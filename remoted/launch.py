@@ -36,7 +36,7 @@ from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import FAILED, PENDING
 from ailabber.storage import fsutil
 from remoted.cancel import send_cancel
-from remoted.holds import Hold
+from remoted.holds import HoldEntry
 from remoted.jobspec import JobSpec
 from remoted.outage import WriteTrouble, passing, plain
 from remoted.publish import ActiveTasks
@@ -77,7 +77,7 @@ class Launcher:
         return key in self._in_flight
 
     # --- choosing ------------------------------------------------------------------------
-    def launch_queued(self, limits_of: Callable[[str], UserLimits], held: Callable[[str], Hold | None]) -> None:
+    def launch_queued(self, limits_of: Callable[[str], UserLimits], held: Callable[[str], HoldEntry | None]) -> None:
         """Launch what may start now, in fair order; hold back, with the reason shown,
         what the staff hold (``held``), a user limit (``limits_of``: the student's, with
         the staff's overrides) or the scheduler blocks, and fail what can never run."""
@@ -130,7 +130,7 @@ class Launcher:
         if batch:
             self.launch_together(batch)
 
-    def queue_order(self, held: Callable[[str], Hold | None]) -> list[TaskRecord]:
+    def queue_order(self, held: Callable[[str], HoldEntry | None]) -> list[TaskRecord]:
         """The queued tasks that can be launched, in the order the next pass offers them to
         the scheduler (what ``status`` shows as the queue position); held ones are not."""
         running, _gpus = self.tasks.launched_per_user()

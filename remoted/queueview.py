@@ -23,7 +23,7 @@ from ailabber.model.remote_layout import OUTBOX, QUEUE_FILE, USERS
 from ailabber.model.task import PENDING, RUNNING, parse_iso
 from ailabber.storage.safedir import SafeDir
 from remoted.estimate import Holding, Waiting, start_bounds
-from remoted.holds import Hold
+from remoted.holds import HoldEntry
 from remoted.outage import WriteTrouble, passing
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, TaskRecord
@@ -58,7 +58,7 @@ class QueueView:
 
     def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None,
                 limits: Callable[[str], UserLimits], kill_grace: float, now: float,
-                held: Callable[[str], Hold | None]) -> dict[Key, QueueEntry]:
+                held: Callable[[str], HoldEntry | None]) -> dict[Key, QueueEntry]:
         """Every waiting task's entry: remoted's queue in ``order``, with the start bounds
         where remoted hands out the GPUs (``slots``); the scheduler's pending jobs with the
         start it expects; the tasks the staff hold (``held``), with their message."""
