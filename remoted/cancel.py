@@ -1,5 +1,7 @@
 """Cancel requests: a file ``users/<u>/requests/<id>.cancel`` asks remoted to cancel the
-task ``<id>`` of that same student, and of no one else.
+task ``<id>`` of that same student, and of no one else.  Course staff cancel any task
+through the same ``cancel`` (``remoted.admin_acts``), which records that they did, so that
+the task ends with the reason ``canceled_by_staff`` and their message (``ended_by``).
 
 The request file is removed only once the cancel is recorded (``cancel_requested`` in the
 task's record), so a cancel that cannot be written yet (a full disk) is simply carried out
@@ -23,6 +25,8 @@ from remoted.records import QUEUED, TaskRecord
 from remoted.schedulers.base import Scheduler, SchedulerUnavailable
 
 log = logging.getLogger("remoted")
+
+USER_CANCEL, STAFF_CANCEL = "canceled_by_user", "canceled_by_staff"
 
 
 def handle_cancel_requests(root: Path, area: UserArea, tasks: ActiveTasks, scheduler: Scheduler) -> None:
@@ -54,16 +58,29 @@ def handle_cancel_requests(root: Path, area: UserArea, tasks: ActiveTasks, sched
         log.debug("%s: requests unreadable: %s", area.user, exc)
 
 
-def cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord) -> bool:
+def cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord, *, by_staff: bool = False,
+           message: str | None = None) -> bool:
     """Carry out a cancel request; False if it could not be recorded (yet).  A queued task
     ends at once.  Otherwise the record says so first (from then on the request is remoted's
-    to keep), then the scheduler is told (``send_cancel``)."""
+    to keep), then the scheduler is told (``send_cancel``).  ``by_staff``: course staff
+    asked, with ``message`` for the student; a student's own later request changes nothing."""
+    staff: dict[str, object] = {"cancel_by_staff": True, "cancel_message": message} if by_staff else {}
     if rec.phase == QUEUED:
-        return tasks.change(rec, CANCELED, "canceled_by_user", also={"cancel_requested": True})
-    if not rec.cancel_requested and not tasks.commit(rec, None, cancel_requested=True):
+        reason, text = (STAFF_CANCEL, message) if by_staff else (USER_CANCEL, None)
+        return tasks.change(rec, CANCELED, reason, message=text, also={"cancel_requested": True, **staff})
+    recorded = rec.cancel_requested and (rec.cancel_by_staff or not by_staff)
+    if not recorded and not tasks.commit(rec, None, cancel_requested=True, files=None, **staff):
         return False
     send_cancel(tasks, scheduler, rec)
     return True
+
+
+def ended_by(rec: TaskRecord, message: str | None = None) -> tuple[str, str | None]:
+    """The reason and message a cancelled task ends with: the staff's, if they asked for
+    the cancel, else the student's (with the scheduler's ``message``, if any)."""
+    if rec.cancel_by_staff:
+        return STAFF_CANCEL, rec.cancel_message
+    return USER_CANCEL, message
 
 
 def send_cancel(tasks: ActiveTasks, scheduler: Scheduler, rec: TaskRecord) -> None:

@@ -11,6 +11,7 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from ailabber.storage.remoted_beat import RemotedBeat
+from remoted.holds import HoldState, read_holds
 from remoted.identity import find_uv
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import SchedulerUnavailable, SubmitError
@@ -29,6 +30,7 @@ def run_checks(settings: RemotedSettings) -> list[Check]:
     beat = fsutil.read_json_or_none(root / "heartbeat.json")
     checks.append(_heartbeat(RemotedBeat.from_dict(beat)))
     checks.append(_containment(beat))
+    checks.append(_holds(read_holds(root)))
     try:
         scheduler = load_scheduler(settings)
     except ValueError as exc:        # e.g. containment: cgroup where there is none
@@ -66,6 +68,13 @@ def _heartbeat(beat: RemotedBeat | None) -> Check:
         return Check("remoted heartbeat", False, f"last beat {beat.age():.0f}s ago (it beats every {beat.every:g}s): "
                      "remoted is not running; start it (systemctl start ailabber-remoted)")
     return Check("remoted heartbeat", True, f"{beat.age():.0f}s ago (every {beat.every:g}s)")
+
+
+def _holds(holds: HoldState) -> Check:
+    """Staff holds in force: a warning, so that a drain left on is not forgotten."""
+    if not holds.any:
+        return Check("staff holds", True, "none")
+    return Check("staff holds", False, "; ".join(holds.lines()) + " (ailabber admin release)", warning=True)
 
 
 def _containment(beat: object) -> Check:

@@ -2,6 +2,7 @@
 publishes their status.  A thin loop: one pass (``step``) runs the acts in order, each in
 its own module:
 
+- ``remoted.admin_requests``: carry out the course staff's requests (``remoted.admin_acts``);
 - ``remoted.intake``: accept what students committed (judged by ``remoted.uploadcheck``);
 - ``remoted.cancel``: carry out cancel requests, before anything is launched;
 - ``remoted.recovery``: finish accepts and launches a crash or a failed write left half done;
@@ -31,8 +32,12 @@ from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
 from remoted.admin.access import staff_gid
+from ailabber.storage.upload_limits import UploadLimits
+from remoted.admin_acts import Acts
+from remoted.admin_requests import StaffRequests
 from remoted.cancel import handle_cancel_requests
 from remoted.heartbeat import Heartbeat
+from remoted.holds import Holds
 from remoted.intake import Intake, user_areas
 from remoted.jobspec import JobDefaults
 from remoted.launch import Launcher, enforce_max_queued
@@ -40,11 +45,13 @@ from remoted.outage import WriteTrouble
 from remoted.outputs import final_files
 from remoted.poll import poll
 from remoted.publish import ActiveTasks
+from remoted.purge import Purger
 from remoted.queueview import JobUse, QueueView
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, RecordStore
 from remoted.recovery import finish_orphaned_accepts, recover_launching
 from remoted.schedulers import load_scheduler
 from remoted.schedulers.base import Scheduler
+from remoted.user_limits import CourseLimits
 
 log = logging.getLogger("remoted")
 
@@ -65,6 +72,11 @@ class Remoted:
         self.queue_view = QueueView(self.root, self.trouble)
         self.job_use = JobUse(self.tasks)
         self.intake = self._make_intake(settings)
+        self.holds = Holds(self.root)
+        self.limits = CourseLimits(self.root, settings.limits)     # each student's, with the staff's overrides
+        self.purger = Purger(self.root, self.tasks, lambda user: self.intake.usage.measure(user))
+        self.staff = StaffRequests(self.root, settings, Acts(self.tasks, self.scheduler, self.holds, self.limits,
+                                                             self.purger))
         self._order = 0
         self._heartbeat = Heartbeat(self.root)
         self._idle = False
@@ -75,7 +87,7 @@ class Remoted:
         self.launcher.close()
 
     def _make_intake(self, settings: RemotedSettings) -> Intake:
-        intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), settings.limits.published(),
+        intake = Intake(self.root, self.store, JobDefaults.from_settings(settings), self._upload_limits,
                         settings.transport_account, self._job_limits)
         intake.defer_queued_saves = True     # see ActiveTasks.save_unlaunched
         return intake
@@ -90,14 +102,22 @@ class Remoted:
                 != (old.gpus, old.slurm, old.kill_grace, old.containment)):
             log.warning("gpus, slurm, kill_grace and containment take effect at the next restart of remoted")
         self.settings = settings
+        self.limits.base = settings.limits
         self.intake = self._make_intake(settings)
         if staff_gid(settings) != self.store.readers:      # admin_group set or changed
             self.store.readers = staff_gid(settings)
             self.store.ensure()
+        self.staff.settings = settings
+        self.staff.prepare()               # admin_group may have changed
+        self.purger.due_now()              # retention may have changed
 
     def _job_limits(self, user: str) -> JobLimits:
         """What limits.json says of ``user``'s tasks: the limits in force and the current use."""
-        return self.job_use.of(user, self.settings.limits, self.scheduler.gpu_slots())
+        return self.job_use.of(user, self.limits.of(user), self.scheduler.gpu_slots())
+
+    def _upload_limits(self, user: str) -> UploadLimits:
+        """``user``'s upload limits and disk caps, checked at intake and published."""
+        return self.limits.of(user).published()
 
     def status_line(self) -> str:
         queued = len(self.tasks.in_phase(QUEUED))
@@ -110,9 +130,10 @@ class Remoted:
     def prepare(self) -> None:
         fsutil.ensure_dirs(self.root, self.root / USERS, self.settings.env_cache_dir)
         self.store.ensure()
+        self.staff.prepare()
 
     def watch_dirs(self) -> list[Path]:
-        dirs = [self.root / USERS]
+        dirs = [self.root / USERS, self.staff.requests_dir]
         for area in user_areas(self.root):
             dirs += [area.incoming_commit, area.requests]
         return dirs
@@ -154,6 +175,7 @@ class Remoted:
         queues = self.scheduler.queues
         self.store.outbox.retry()          # what earlier passes could not publish, in order
         try:
+            self.staff.handle()            # before any launch: a held or cancelled task is never submitted
             for area in user_areas(self.root):
                 accepted = self.intake.scan_user(area, self._order)
                 for rec in accepted:
@@ -165,24 +187,27 @@ class Remoted:
                 if queues and accepted:
                     # Hand this student's new tasks to the scheduler now: their submissions
                     # run in worker threads while the next student's uploads are accepted.
-                    self.launcher.launch_queued(self.settings.limits)
+                    self.launcher.launch_queued(self.limits.of, self.holds.of)
             finish_orphaned_accepts(self.tasks, self.intake)
             recover_launching(self.tasks, self.scheduler, self.launcher.submitting)
             self.queue_view.heard(poll(self.tasks, self.scheduler))
-            self.launcher.launch_queued(self.settings.limits)
-            enforce_max_queued(self.tasks, self.settings.limits.max_queued)
+            self.launcher.launch_queued(self.limits.of, self.holds.of)
+            enforce_max_queued(self.tasks, self.limits.of)
         finally:
             self.launcher.apply_outcomes()
             self.tasks.save_unlaunched()
         self._show_queue()
         self._beat()
+        retention = self.settings.retention
+        self.purger.maybe_apply(retention.max_age if retention else None, time.time())
         busy = bool(self.tasks.in_phase(LAUNCHING, LAUNCHED))
         return self.settings.poll_interval if busy else self.settings.rescan_interval
 
     def _show_queue(self) -> None:
         """Each student's queue.json: where their waiting tasks stand, when they may start."""
-        entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(), self.scheduler.gpu_slots(),
-                                          self.settings.limits, self.settings.kill_grace, time.time())
+        entries = self.queue_view.entries(self.tasks, self.launcher.queue_order(self.holds.of),
+                                          self.scheduler.gpu_slots(), self.limits.of, self.settings.kill_grace,
+                                          time.time(), self.holds.of)
         self.queue_view.publish(entries)
 
     def _beat(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import NamedTuple
 
 
@@ -36,9 +36,17 @@ class Waiting(NamedTuple):
 
 
 def start_bounds(waiting: Sequence[Waiting], holding: Sequence[Holding], total_gpus: int, now: float,
-                 max_running: int | None = None, max_gpus: int | None = None) -> dict[Hashable, float]:
+                 max_running: int | None = None, max_gpus: int | None = None,
+                 caps: Mapping[str, tuple[int | None, int | None]] | None = None) -> dict[Hashable, float]:
     """The latest start of each waiting task, by key; a task that cannot start as things
-    stand (more GPUs than there are, or than its user may have) has none."""
+    stand (more GPUs than there are, or than its user may have) has none.  ``max_running``
+    and ``max_gpus`` are every user's limits, except for the users in ``caps``, whose own
+    ``(max_running, max_gpus)`` they are (the staff's per-student overrides)."""
+    caps = caps or {}
+
+    def cap(user: str) -> tuple[int | None, int | None]:
+        return caps.get(user, (max_running, max_gpus))
+
     ends: list[tuple[float, int, str, int]] = []      # (end, tie-break, user, gpus), a heap
     running: dict[str, int] = {}
     gpus_of: dict[str, int] = {}
@@ -55,15 +63,16 @@ def start_bounds(waiting: Sequence[Waiting], holding: Sequence[Holding], total_g
     def fits(w: Waiting) -> bool:
         if w.gpus > free:
             return False
-        if max_running is not None and running.get(w.user, 0) >= max_running:
+        most_running, most_gpus = cap(w.user)
+        if most_running is not None and running.get(w.user, 0) >= most_running:
             return False
-        return max_gpus is None or not w.gpus or gpus_of.get(w.user, 0) + w.gpus <= max_gpus
+        return most_gpus is None or not w.gpus or gpus_of.get(w.user, 0) + w.gpus <= most_gpus
 
     out: dict[Hashable, float] = {}
     for h in holding:
         take(h.user, h.gpus, max(now, h.ends_by))
     t = now
-    left = [w for w in waiting if w.gpus <= total_gpus and (max_gpus is None or w.gpus <= max_gpus)]
+    left = [w for w in waiting if w.gpus <= total_gpus and ((most := cap(w.user)[1]) is None or w.gpus <= most)]
     while left:
         rest = []
         for w in left:

@@ -104,14 +104,15 @@ def owned_dir(parent: SafeDir, name: str) -> SafeDir:
 
 class Intake:
     def __init__(self, root: Path, store: RecordStore, jobs: JobDefaults,
-                 limits: UploadLimits | None = None, transport_account: str | None = None,
+                 limits: Callable[[str], UploadLimits] | None = None, transport_account: str | None = None,
                  job_limits: Callable[[str], JobLimits] | None = None):
         """``jobs``: what every accepted task's job spec gets from the admin's settings;
+        ``limits``: a student's upload limits and disk caps (``CourseLimits``);
         ``job_limits``: what limits.json says of a user's tasks beside the upload limits."""
         self.root = root
         self.store = store
         self.jobs = jobs
-        self.limits = limits or UploadLimits()
+        self.limits = limits or (lambda _user: UploadLimits())
         self.transport_account = transport_account
         self.usage = DiskUsage(root)
         self.checker = UploadCheck(root, self.limits, self.usage)
@@ -167,10 +168,11 @@ class Intake:
                         out.append(self._take(area, adir, incoming, commit, known, run_as))
                     except OSError as exc:   # the marker stays: the next pass tries again
                         log.warning("%s: cannot take task %s yet: %s", area.user, known.id, exc)
+                max_incoming = self.limits(area.user).max_incoming
                 with incoming.sub(TMP) as tmp:
-                    for name in surplus_in_flight(tmp, commit, self.limits.max_incoming):
+                    for name in surplus_in_flight(tmp, commit, max_incoming):
                         log.warning("%s: removing upload %s: more than %d uploads in flight",
-                                    area.user, name, self.limits.max_incoming)
+                                    area.user, name, max_incoming)
                         _remove(tmp, name)
             self._warned.discard(area.user)
         finally:
@@ -300,7 +302,7 @@ class Intake:
         if isinstance(cfg, str):
             status, event = transition(status, FAILED, "rejected", message=cfg)
             return TaskRecord(id=task_id, user=area.user, status=status, order=order, history=[event])
-        spec = build_spec(area, task_id, cfg, run_as, self.jobs)
+        spec = build_spec(area, task_id, cfg, run_as, self.jobs, self.limits(area.user).max_log_bytes)
         status, event = transition(status, "pending", "queued")
         return TaskRecord(id=task_id, user=area.user, status=status, spec=spec, phase=QUEUED, order=order,
                           history=[event])

@@ -116,7 +116,6 @@ class JobDefaults(NamedTuple):
     uv: str | None                      # uv by absolute path, as found for the jobs
     signal_before: int
     path: str                           # the jobs' PATH
-    max_log_bytes: int | None
 
     @classmethod
     def from_settings(cls, settings: RemotedSettings) -> JobDefaults:
@@ -125,12 +124,14 @@ class JobDefaults(NamedTuple):
         return cls(kill_grace=settings.kill_grace, env_cache=settings.env_cache_dir,
                    python=settings.job_python or sys.executable,
                    uv=settings.uv or find_uv(settings.job_python), signal_before=settings.signal_before_timeout,
-                   path=job_path(settings.job_path), max_log_bytes=settings.limits.max_log_bytes)
+                   path=job_path(settings.job_path))
 
 
-def build_spec(area: UserArea, task_id: str, cfg: TaskConfig, run_as: RunAs, jobs: JobDefaults) -> JobSpec:
+def build_spec(area: UserArea, task_id: str, cfg: TaskConfig, run_as: RunAs, jobs: JobDefaults,
+               max_log_bytes: int | None) -> JobSpec:
     """The job spec of an accepted task: its frozen config, its account, the admin's
-    settings.  Every path is the task's in the user's area (the layout's)."""
+    settings and the student's log cap now.  Every path is the task's in the user's area
+    (the layout's)."""
     task_dir = area.task(task_id)
     files = task_dir / FILES
     env = cfg.environment
@@ -145,6 +146,6 @@ def build_spec(area: UserArea, task_id: str, cfg: TaskConfig, run_as: RunAs, job
         uv_lock=str(files / env.uv_lock) if env.uv_lock else None,
         wheels=[str(files / w) for w in env.extra_wheels],
         uid=run_as.uid, gid=run_as.gid, uv=jobs.uv, python=jobs.python,
-        signal_before=jobs.signal_before, path=jobs.path, max_log_bytes=jobs.max_log_bytes,
+        signal_before=jobs.signal_before, path=jobs.path, max_log_bytes=max_log_bytes,
         logs=list(cfg.run.logs), results=list(cfg.run.results),
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TypeAlias
@@ -35,6 +36,7 @@ from ailabber.model.joblimits import JobLimits
 from ailabber.model.task import FAILED, PENDING
 from ailabber.storage import fsutil
 from remoted.cancel import send_cancel
+from remoted.holds import HoldEntry
 from remoted.jobspec import JobSpec
 from remoted.outage import WriteTrouble, passing, plain
 from remoted.publish import ActiveTasks
@@ -43,6 +45,9 @@ from remoted.records import LAUNCHED, LAUNCHING, QUEUED, TaskRecord
 from remoted.schedulers.base import SUBMIT_OUTCOMES, Blocked, JobHandle, Scheduler, SchedulerUnavailable
 
 log = logging.getLogger("remoted")
+
+#: The reason of a queued task the staff hold (``ailabber admin hold``).
+HELD = "held"
 
 #: What a submission came to: the job's handle, or why there is none.
 Outcome: TypeAlias = JobHandle | Exception
@@ -72,9 +77,10 @@ class Launcher:
         return key in self._in_flight
 
     # --- choosing ------------------------------------------------------------------------
-    def launch_queued(self, limits: UserLimits) -> None:
+    def launch_queued(self, limits_of: Callable[[str], UserLimits], held: Callable[[str], HoldEntry | None]) -> None:
         """Launch what may start now, in fair order; hold back, with the reason shown,
-        what a user limit or the scheduler blocks, and fail what can never run."""
+        what the staff hold (``held``), a user limit (``limits_of``: the student's, with
+        the staff's overrides) or the scheduler blocks, and fail what can never run."""
         queued = self.tasks.in_phase(QUEUED)
         if not queued:
             return
@@ -84,6 +90,7 @@ class Launcher:
             assert isinstance(rec, TaskRecord)
             if rec.spec is None:
                 continue
+            limits = limits_of(rec.user)
             if limits.max_gpus is not None and rec.spec.gpus > limits.max_gpus:
                 self.tasks.change(rec, FAILED, "unsatisfiable",
                                   message=f"asks for {rec.spec.gpus} GPU(s); the per-user limit is {limits.max_gpus}")
@@ -93,6 +100,10 @@ class Launcher:
             if problems:
                 message = "; ".join(f"{field}: {why}" for field, why in problems)
                 self.tasks.change(rec, FAILED, "unsatisfiable", message=message)
+                continue
+            hold = held(rec.user)
+            if hold is not None:
+                self.tasks.change(rec, PENDING, HELD, message=hold.message)
                 continue
             why = over_limit(rec.user, rec.spec.gpus, running, gpus, limits.max_running, limits.max_gpus)
             if why:
@@ -119,11 +130,12 @@ class Launcher:
         if batch:
             self.launch_together(batch)
 
-    def queue_order(self) -> list[TaskRecord]:
+    def queue_order(self, held: Callable[[str], HoldEntry | None]) -> list[TaskRecord]:
         """The queued tasks that can be launched, in the order the next pass offers them to
-        the scheduler (what ``status`` shows as the queue position)."""
+        the scheduler (what ``status`` shows as the queue position); held ones are not."""
         running, _gpus = self.tasks.launched_per_user()
-        order = fair_order(self.tasks.in_phase(QUEUED), running, self._last_served)
+        order = fair_order([r for r in self.tasks.in_phase(QUEUED) if held(r.user) is None], running,
+                           self._last_served)
         return [rec for rec in order if isinstance(rec, TaskRecord) and rec.spec is not None]
 
     # --- the act -------------------------------------------------------------------------
@@ -235,15 +247,16 @@ class Launcher:
         self.apply_outcome(rec, self.submit(rec.spec, self.tasks.launched_handles()))
 
 
-def enforce_max_queued(tasks: ActiveTasks, limit: int | None) -> None:
+def enforce_max_queued(tasks: ActiveTasks, limits_of: Callable[[str], UserLimits]) -> None:
     """Tasks beyond a student's queue limit (after this pass launched what it could)
     fail plainly instead of waiting without end; the newest go first."""
-    if limit is None:
-        return
     waiting: dict[str, list[TaskRecord]] = {}
     for r in tasks.in_phase(QUEUED):
         waiting.setdefault(r.user, []).append(r)
-    for recs in waiting.values():
+    for user, recs in waiting.items():
+        limit = limits_of(user).max_queued
+        if limit is None or len(recs) <= limit:
+            continue
         recs.sort(key=lambda r: (r.order, r.id))
         for extra in recs[limit:]:
             tasks.change(extra, FAILED, "user_limit",

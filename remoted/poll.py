@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ailabber.model.task import PENDING, RUNNING, IllegalTransition
-from remoted.cancel import send_cancel
+from remoted.cancel import USER_CANCEL, ended_by, send_cancel
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, TaskRecord
 from remoted.schedulers.base import JobState, Scheduler, SchedulerUnavailable
@@ -65,6 +65,9 @@ def apply_state(tasks: ActiveTasks, rec: TaskRecord, js: JobState) -> None:
         fields["started_at"] = js.started_at
     if js.state == PENDING and rec.status.state == RUNNING and js.reason != "requeued":
         return  # a requeue is reported by the scheduler explicitly, never guessed
-    if js.state == rec.status.state and js.reason == rec.status.reason:
+    reason = js.reason
+    if reason == USER_CANCEL:             # the scheduler cannot tell who asked; the record can
+        reason, fields["message"] = ended_by(rec, fields.get("message"))
+    if js.state == rec.status.state and reason == rec.status.reason:
         return
-    tasks.change(rec, js.state, js.reason, **fields)
+    tasks.change(rec, js.state, reason, **fields)

@@ -127,9 +127,10 @@ class PublishedLimits:
     """``limits.json`` in each student's area: the upload limits and the disk the student
     has left, rewritten only when it says something new."""
 
-    def __init__(self, usage: DiskUsage, limits: UploadLimits, trouble: WriteTrouble,
+    def __init__(self, usage: DiskUsage, limits: Callable[[str], UploadLimits], trouble: WriteTrouble,
                  jobs: Callable[[str], JobLimits] | None = None):
-        """``jobs``: the job limits and the user's current use (``remoted.queueview.JobUse``)."""
+        """``limits``: each user's upload limits; ``jobs``: the job limits and the user's
+        current use (``remoted.queueview.JobUse``)."""
         self.usage = usage
         self.limits = limits
         self.trouble = trouble
@@ -139,7 +140,7 @@ class PublishedLimits:
     def publish(self, adir: SafeDir) -> None:
         """``limits.json`` in the user's area, so the client checks sizes before sending."""
         user = adir.path.name
-        doc = self.usage.published(user, self.limits).to_dict()
+        doc = self.usage.published(user, self.limits(user)).to_dict()
         if self.jobs is not None:
             doc.update(self.jobs(user).to_dict())
         body = (json.dumps(doc, sort_keys=True) + "\n").encode()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from ailabber.daemonkit.remoted_settings import UserLimits
@@ -23,6 +23,7 @@ from ailabber.model.remote_layout import OUTBOX, QUEUE_FILE, USERS
 from ailabber.model.task import PENDING, RUNNING, parse_iso
 from ailabber.storage.safedir import SafeDir
 from remoted.estimate import Holding, Waiting, start_bounds
+from remoted.holds import HoldEntry
 from remoted.outage import WriteTrouble, passing
 from remoted.publish import ActiveTasks
 from remoted.records import LAUNCHED, LAUNCHING, QUEUED, TaskRecord
@@ -55,11 +56,12 @@ class QueueView:
             else:
                 self._expected.pop(key, None)
 
-    def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None, limits: UserLimits,
-                kill_grace: float, now: float) -> dict[Key, QueueEntry]:
+    def entries(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int | None,
+                limits: Callable[[str], UserLimits], kill_grace: float, now: float,
+                held: Callable[[str], HoldEntry | None]) -> dict[Key, QueueEntry]:
         """Every waiting task's entry: remoted's queue in ``order``, with the start bounds
         where remoted hands out the GPUs (``slots``); the scheduler's pending jobs with the
-        start it expects."""
+        start it expects; the tasks the staff hold (``held``), with their message."""
         self._expected = {k: t for k, t in self._expected.items()
                           if (rec := tasks.active.get(k)) is not None and rec.phase == LAUNCHED}
         bounds = self._start_bounds(tasks, order, slots, limits, kill_grace, now) if slots is not None else {}
@@ -70,13 +72,19 @@ class QueueView:
             out[key] = QueueEntry(i + 1, i, len(order), start, UPPER_BOUND if start is not None else None)
         for key, start in self._expected.items():
             out[key] = QueueEntry(start_by=start, start_kind=SCHEDULER)
+        for rec in tasks.in_phase(QUEUED):
+            hold = held(rec.user)
+            if hold is not None:
+                out[(rec.user, rec.id)] = QueueEntry(held=True, hold_message=hold.message)
         return out
 
-    def _start_bounds(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int, limits: UserLimits,
-                      kill_grace: float, now: float) -> dict[Hashable, float]:
+    def _start_bounds(self, tasks: ActiveTasks, order: list[TaskRecord], slots: int,
+                      limits: Callable[[str], UserLimits], kill_grace: float, now: float) -> dict[Hashable, float]:
         holding_recs = [r for r in tasks.in_phase(LAUNCHING, LAUNCHED) if r.spec is not None]
         head = order[:MAX_ESTIMATED]
-        signature = (slots, limits.max_running, limits.max_gpus, kill_grace,
+        users = sorted({r.user for r in holding_recs + head})
+        caps = {u: (limits(u).max_running, limits(u).max_gpus) for u in users}
+        signature = (slots, tuple(caps.items()), kill_grace,
                      tuple((r.user, r.id, r.status.started_at) for r in holding_recs),
                      tuple((r.user, r.id) for r in head))
         if signature == self._signature:
@@ -88,7 +96,7 @@ class QueueView:
             holding.append(Holding(r.user, r.spec.gpus, (began or now) + r.spec.time_limit_s + kill_grace))
         waiting = [Waiting((r.user, r.id), r.user, r.spec.gpus, r.spec.time_limit_s + kill_grace)
                    for r in head if r.spec is not None]
-        self._bounds = start_bounds(waiting, holding, slots, now, limits.max_running, limits.max_gpus)
+        self._bounds = start_bounds(waiting, holding, slots, now, caps=caps)
         self._signature = signature
         return self._bounds
 

@@ -66,6 +66,8 @@ class TaskRecord:
     handle: JobHandle | None = None
     cancel_requested: bool = False
     cancel_sent: bool = False          # the scheduler took the cancel (until then every poll retries)
+    cancel_by_staff: bool = False      # course staff asked for the cancel (``ailabber admin cancel``)
+    cancel_message: str | None = None  # ... and the reason they gave, shown to the student
     order: int = 0                     # arrival order, for FIFO within a user
     extra: dict[str, Any] = field(default_factory=dict)
     #: The task's events, as published (None: a record from before histories were kept).
@@ -101,6 +103,7 @@ class TaskRecord:
             "handle": self.handle.to_dict() if self.handle else None,
             "cancel_requested": self.cancel_requested, "cancel_sent": self.cancel_sent, "order": self.order, "extra": self.extra,
             "history": self.history,
+            "cancel_by_staff": self.cancel_by_staff, "cancel_message": self.cancel_message,
         }
 
     @classmethod
@@ -113,6 +116,8 @@ class TaskRecord:
             cancel_requested=bool(d.get("cancel_requested")), cancel_sent=bool(d.get("cancel_sent")), order=int(d.get("order", 0)),
             extra=dict(d.get("extra") or {}),
             history=[e for e in d["history"] if isinstance(e, dict)] if isinstance(d.get("history"), list) else None,
+            cancel_by_staff=bool(d.get("cancel_by_staff")),
+            cancel_message=d["cancel_message"] if isinstance(d.get("cancel_message"), str) else None,
         )
 
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from ailabber.model.task import CANCELED
-from remoted.cancel import send_cancel
+from remoted.cancel import ended_by, send_cancel
 from remoted.intake import Intake
 from remoted.publish import ActiveTasks
 from remoted.records import ACCEPTING, LAUNCHED, LAUNCHING, QUEUED
@@ -55,7 +55,8 @@ def recover_launching(tasks: ActiveTasks, scheduler: Scheduler,
             continue
         # A change that cannot be written leaves the task launching: the next pass asks again.
         if handle is None and rec.cancel_requested:
-            tasks.change(rec, CANCELED, "canceled_by_user")
+            reason, message = ended_by(rec)
+            tasks.change(rec, CANCELED, reason, message=message)
         elif handle is None:
             if tasks.commit(rec, None, phase=QUEUED):
                 log.info("%s/%s: was never started; queueing it again", rec.user, rec.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,8 @@ class UploadCheck:
     """The checks an upload passes before it is taken: its members, the manifest, the
     size limits and the student's disk quota, all through one open handle."""
 
-    def __init__(self, root: Path, limits: UploadLimits, usage: DiskUsage):
+    def __init__(self, root: Path, limits: Callable[[str], UploadLimits], usage: DiskUsage):
+        """``limits``: each student's upload limits and disk quota."""
         self.root = root
         self.limits = limits
         self.usage = usage
@@ -86,10 +88,11 @@ class UploadCheck:
         if isinstance(data, dict) and isinstance(data.get("files"), dict):
             # The project's files only, as submit counted them (not task.toml / meta.json).
             project = {k: v for k, v in data["files"].items() if k.startswith(local_spool.FILES + "/")}
-            too_big = self.limits.problem(sum(v for v in project.values() if isinstance(v, int)), len(project))
+            too_big = self.limits(area.user).problem(sum(v for v in project.values() if isinstance(v, int)),
+                                                     len(project))
             if too_big:
                 return too_big
-        return self.usage.admit(area.user, up, self.limits)
+        return self.usage.admit(area.user, up, self.limits(area.user))
 
     def same_as_checked(self, area: UserArea, commit: SafeDir, marker: str, tasks: SafeDir, task_id: str,
                         taken: os.stat_result) -> str | None:

@@ -58,6 +58,15 @@ class UserLimits(NamedTuple):
                             self.max_log_bytes, self.max_incoming_uploads)
 
 
+class ClusterRetention(NamedTuple):
+    """remoted.yaml's ``retention``: finished tasks' files on the cluster side are removed
+    this long after the task ended, once the student's spoold pulled the results (the
+    records, and so the usage, stay)."""
+    max_age: float = 90 * 86400.0
+
+
+RETENTION_KEYS = ("max_age",)
+
 #: The PATH jobs get unless the admin sets ``job_path``: the system's directories only.
 DEFAULT_JOB_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -77,6 +86,7 @@ class RemotedSettings(NamedTuple):
     signal_before_timeout: int = 60  # USR1 to the commands this long before the time limit
     transport_account: str | None = None  # service account that owns users/<name> when keys are pinned there
     admin_group: str | None = None   # Unix group whose members may run `ailabber admin` (root always may)
+    retention: ClusterRetention | None = ClusterRetention()   # None: off
     slurm: SlurmOptions = SlurmOptions()
     limits: UserLimits = UserLimits()
     source: Path | None = None
@@ -94,7 +104,7 @@ CONTAINMENTS = ("auto", "cgroup", "processes")
 
 REMOTED_KEYS = ("root", "scheduler", "gpus", "poll_interval", "rescan_interval", "kill_grace", "env_cache",
                 "job_python", "uv", "job_path", "signal_before_timeout", "transport_account", "admin_group", "slurm",
-                "limits", "containment")
+                "limits", "containment", "retention")
 SLURM_KEYS = ("partition", "account", "qos", "extra_args", "gpu_option", "bin_dir", "jobcomp_log",
               "lost_after")
 LIMIT_KEYS = ("max_running", "max_gpus", "max_queued", "max_upload_bytes", "max_upload_files",
@@ -154,28 +164,42 @@ def _limits(path: Path, data: dict[str, Any]) -> UserLimits:
 
 
 def _limit(path: Path, key: str, v: Any) -> int | None:
-    """One limit: a whole number, for bytes also a size such as ``20G`` (binary units)."""
+    try:
+        return limit_value(key, v)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: limits.{key}: {exc}") from None
+
+
+def limit_value(key: str, v: Any) -> int | None:
+    """One limit as remoted.yaml writes it: a whole number, for bytes also a size such as
+    ``20G`` (binary units), for the time and memory caps what task_config.toml takes;
+    ``None`` means no limit.  ValueError says what is expected.  The same rule for the
+    staff's per-student overrides on the command line (``ailabber admin limits``)."""
     if v is None:
         return None
     if key in ("max_time_limit", "max_memory"):        # as task_config.toml writes them
         from ailabber.model.joblimits import resource_limit
 
-        try:
-            return resource_limit(key, v)
-        except ValueError as exc:
-            raise SettingsError(f"{path}: limits.{key}: {exc}") from None
-    lowest = 0 if key == "max_gpus" else 1
+        return resource_limit(key, v)
     if key in BYTE_LIMITS and isinstance(v, str):
         from ailabber.model.quantities import parse_size
 
         try:
             v = parse_size(v)
         except ValueError:
-            raise SettingsError(f"{path}: limits.{key}: must be a size such as 20G or 500M, or a whole number "
-                                f"of bytes (or null for no limit), got {v!r}") from None
-    if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
+            raise ValueError(f"must be a size such as 20G or 500M, or a whole number "
+                             f"of bytes (or null for no limit), got {v!r}") from None
+    return checked_limit(key, v)
+
+
+def checked_limit(key: str, v: Any) -> int | None:
+    """A limit as ``UserLimits`` holds it (seconds, MiB, bytes or a count; None: no limit),
+    checked: what a staff request and remoted's record of the overrides carry, already
+    read once from what a person wrote, so never read in units again."""
+    lowest = 0 if key == "max_gpus" else 1
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lowest):
         unit = " bytes (or a size such as 20G)" if key in BYTE_LIMITS else ""
-        raise SettingsError(f"{path}: limits.{key}: must be a whole number >= {lowest}{unit} (or null for no limit)")
+        raise ValueError(f"must be a whole number >= {lowest}{unit} (or null for no limit)")
     return v
 
 
@@ -213,6 +237,7 @@ def load_remoted_settings(path: Path) -> RemotedSettings:
         signal_before_timeout=_signal_before(path, data),
         transport_account=_account(path, data.get("transport_account")),
         admin_group=_group(path, data.get("admin_group")),
+        retention=_retention(path, data),
         slurm=_slurm(path, data),
         limits=_limits(path, data),
         source=path,
@@ -241,6 +266,25 @@ def _account(path: Path, v: Any) -> str | None:
     except KeyError:
         raise SettingsError(f"{path}: transport_account: no account named {v!r}") from None
     return v
+
+
+def _retention(path: Path, data: dict[str, Any]) -> ClusterRetention | None:
+    """``retention``: ``off`` (YAML false) or null turns it off, ``on`` is the default, a
+    mapping sets ``max_age`` (an age such as ``90d``)."""
+    v = data.get("retention", True)
+    if v is None or v is False:
+        return None
+    if v is True:
+        return ClusterRetention()
+    sec = _section(path, data, "retention", RETENTION_KEYS)
+    if "max_age" not in sec:
+        return ClusterRetention()
+    from ailabber.model.quantities import parse_age
+
+    try:
+        return ClusterRetention(parse_age(str(sec["max_age"])))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: retention.max_age: {exc}") from None
 
 
 def _group(path: Path, v: Any) -> str | None:

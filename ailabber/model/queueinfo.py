@@ -26,10 +26,12 @@ class QueueEntry(NamedTuple):
     length: int | None = None          # tasks in the course queue
     start_by: float | None = None      # epoch seconds: the start, at the latest or as estimated
     start_kind: str | None = None      # UPPER_BOUND or SCHEDULER
+    held: bool = False                 # held by course staff: not in the queue until released
+    hold_message: str | None = None    # ... and what they said
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as ``status --json`` shows them (and queue.json holds them)."""
-        d: dict[str, Any] = {}
+        d: dict[str, Any] = {"held": True, "hold_message": self.hold_message} if self.held else {}
         if self.position is not None:
             d.update(queue_position=self.position, queue_ahead=self.ahead, queue_length=self.length)
         if self.start_by is not None:
@@ -48,9 +50,11 @@ class QueueEntry(NamedTuple):
 
         start = parse_iso(d.get("start_estimate"))
         kind = d.get("start_estimate_kind")
+        message = d.get("hold_message")
         entry = cls(num("queue_position"), num("queue_ahead"), num("queue_length"), start,
-                    kind if start is not None and kind in (UPPER_BOUND, SCHEDULER) else None)
-        return entry if entry.position is not None or entry.start_by is not None else None
+                    kind if start is not None and kind in (UPPER_BOUND, SCHEDULER) else None,
+                    d.get("held") is True, message if isinstance(message, str) else None)
+        return entry if entry.position is not None or entry.start_by is not None or entry.held else None
 
 
 def queue_document(entries: dict[str, QueueEntry]) -> dict[str, Any]:

@@ -18,6 +18,11 @@ able to trust lives outside it, in ``<root>/state/``.
     state/jobs/<user>/<id>.lock          the local scheduler's exactly-once lock
     state/owed/<user>/<id>               an outbox behind its record (republished after a restart)
     state/disk/<user>.json               the bytes remoted last measured in the user's area
+    state/holds.json                     the staff's holds on the queue (remoted writes)
+    state/limits.json                    the staff's per-student limit overrides (remoted writes)
+    admin/requests/<id>.json             a staff request (ailabber admin writes; only staff can)
+    admin/replies/<id>.json              remoted's answer to it
+    admin/audit.jsonl                    every staff request, who asked and what came of it
     envs/                                cached Python environments
     remoted.lock, heartbeat.json
 """
@@ -45,6 +50,10 @@ DAEMON_LOCK = "remoted.lock"   # at the root: held by the running remoted
 # and each student's last measured disk use (readable by the course staff's admin_group),
 # publications owed after a write failed, the local jobs' lock files (remoted's only).
 STATE, ACTIVE, DONE, OWED, JOBS, DISK = "state", "active", "done", "owed", "jobs", "disk"
+HOLDS_FILE = "holds.json"           # in state/: the staff's holds
+LIMIT_OVERRIDES = "limits.json"     # in state/: the staff's per-student limits
+# The staff's side: requests only staff can write, remoted's replies and its audit log.
+ADMIN, ADMIN_REQUESTS, ADMIN_REPLIES, AUDIT_LOG = "admin", "requests", "replies", "audit.jsonl"
 
 # Unix user names as useradd accepts them: a directory name can never smuggle a path.
 # Matched with ``fullmatch``: ``$`` would also accept a trailing newline.

@@ -40,6 +40,8 @@ REASONS: dict[str, str] = {
     "rejected": "the cluster refused the task (invalid or incomplete upload)",
     "lost": "the job disappeared without leaving a result",
     "canceled_by_user": "you cancelled it",
+    "canceled_by_staff": "course staff cancelled it",
+    "held": "held by course staff; it starts once they release the hold",
     "killed": "the job was killed by a signal",
     "oom": "the job ran out of memory (raise resources.memory)",
     "node_fail": "the node running the job failed",

@@ -25,6 +25,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "tasks": ("tasks", "configure", "every task of every student (--user, --state, --reason, --json)"),
     "show": ("show", "configure", "one task: its record and its whole history (--json)"),
     "usage": ("usage", "configure", "per student: tasks by final state, GPU/CPU-hours, wall time, disk (--csv)"),
+    "cancel": ("cancel", "configure", "cancel any student's tasks (--reason: what the student reads)"),
+    "hold": ("hold", "configure_hold", "keep queued tasks of --user U or --all from starting (--message)"),
+    "release": ("hold", "configure_release", "let held tasks start again (--user U or --all)"),
+    "limits": ("limits", "configure", "show or override one student's limits (USER KEY=VALUE ...)"),
+    "purge": ("purge", "configure", "remove finished tasks' files from the cluster (--older-than 30d)"),
     "web": ("web", "configure", "the course's dashboard in a browser (127.0.0.1, a token, reached by ssh -L)"),
 }
 

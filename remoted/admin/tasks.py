@@ -15,6 +15,7 @@ from ailabber.model.render import duration, table
 from ailabber.model.task import STATES
 from remoted.admin.cli import course, staff
 from remoted.admin.course import TaskRow
+from remoted.holds import read_holds
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([as_json(r, now) for r in rows])
         return 0
+    for line in read_holds(who.root).lines():       # why queued tasks do not start
+        print(line)
     if not rows:
         print("no tasks")
         return 0
