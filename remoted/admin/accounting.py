@@ -18,6 +18,7 @@ rules (docs/admin-guide.md, "Usage reports", says the same to staff):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
@@ -38,6 +39,13 @@ class Window(NamedTuple):
 
     def holds(self, t: float) -> bool:
         return (self.since is None or t >= self.since) and (self.until is None or t < self.until)
+
+
+def week_start(now: float) -> float:
+    """Monday 00:00 of the week holding ``now``, in this machine's time zone (the window
+    of the staff's page)."""
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday - t.tm_wday, 0, 0, 0, 0, 0, -1))
 
 
 class StudentUsage(NamedTuple):

@@ -25,7 +25,7 @@ from ailabber.web.html import Cell, Markup, esc, section, tag
 from ailabber.web.server import Query, Reply, text_reply
 from remoted.admin.course import TaskRow, course_rows
 from remoted.admin.overview import Overview, overview
-from remoted.admin.weekly import HOUR, Use, use_between, week_start
+from remoted.admin.accounting import StudentUsage, Window, usage, week_start
 
 HEARTBEAT = "heartbeat.json"
 
@@ -56,7 +56,7 @@ class StaffSite:
                     note="in the order remoted offers the tasks to the scheduler: round-robin across students, "
                          "fewest running first, oldest first within a student"),
             section("Running", running_table(view, now), id_="running"),
-            section("Use this week", usage_bars(use_between(rows, since, now, now)), id_="usage",
+            section("Use this week", usage_bars(usage(rows, Window(since, None), now)), id_="usage",
                     note=f"since {time.strftime('%a %Y-%m-%d %H:%M', time.localtime(since))}: each job's run in "
                          "the week times the GPUs (CPUs) it held"),
             section("Recent failures", failures_table(view, now), id_="failures", note="failed in the last 7 days"),
@@ -124,13 +124,14 @@ def running_table(view: Overview, now: float) -> Markup:
     return html.join([tag("p", nodes, class_="note") if nodes else "", table])
 
 
-def usage_bars(use: list[Use]) -> Markup:
-    """GPU-hours per student; CPU-hours when nobody used a GPU this week (a course
-    without GPUs, or the week's start)."""
-    by_gpu = any(u.gpu_hours > 0 for u in use)
+def usage_bars(lines: list[StudentUsage]) -> Markup:
+    """GPU-hours per student who ran something this week, the most first; CPU-hours when
+    nobody used a GPU (a course without GPUs, or the week's start).  The figures are
+    ``admin usage``'s, over the week so far."""
+    use = sorted((u for u in lines if u.wall_s > 0), key=lambda u: (-u.gpu_s, -u.cpu_s, u.user))
+    by_gpu = any(u.gpu_s > 0 for u in use)
     bars = [Bar(u.user, u.gpu_hours if by_gpu else u.cpu_hours,
-                f"GPU {duration(u.gpu_hours * HOUR)}, CPU {duration(u.cpu_hours * HOUR)}, "
-                f"{u.tasks} task{'s' if u.tasks != 1 else ''}") for u in use]
+                f"GPU {duration(u.gpu_s)}, CPU {duration(u.cpu_s)}, wall {duration(u.wall_s)}") for u in use]
     return bar_chart("GPU-hours per student this week" if by_gpu else "CPU-hours per student this week", bars)
 
 

@@ -13,7 +13,7 @@ from ailabber.model.remote_layout import UserArea
 from ailabber.model.task import TaskStatus, now_iso, transition
 from remoted.admin.course import TaskRow, course_rows
 from remoted.admin.overview import held, overview
-from remoted.admin.weekly import ran_between, use_between, week_start
+from remoted.admin.accounting import Window, usage, week_start
 from remoted.jobspec import JobSpec
 from remoted.records import FINISHED, LAUNCHED, TaskRecord
 from remoted.schedulers.base import JobHandle
@@ -58,28 +58,32 @@ def test_the_queue_is_in_remoteds_order_and_says_why_each_task_waits(
 def _row(user: str, task_id: str, *, started: float | None, finished: float | None, gpus: int = 1, cpus: int = 2,
          handle: JobHandle | None = None, state: str = "completed") -> TaskRow:
     st = TaskStatus(id=task_id, owner=user, submitted_at=now_iso(0))
+    history = []                       # as remoted keeps it: the events of each change
     if started is not None:
-        st, _ev = transition(st, "running", now=started)
+        st, ev = transition(st, "running", now=started)
+        history.append(ev)
         if finished is not None:
-            st, _ev = transition(st, state, now=finished)
+            st, ev = transition(st, state, now=finished)
+            history.append(ev)
     spec = JobSpec(task_id, user, "/w", "/r", "/l", ["true"], gpus=gpus, cpus=cpus)
-    rec = TaskRecord(task_id, user, st, spec, FINISHED if st.terminal else LAUNCHED, handle)
+    rec = TaskRecord(task_id, user, st, spec, FINISHED if st.terminal else LAUNCHED, handle, history=history)
     return TaskRow(user, rec, st.terminal)
 
 
-def test_use_counts_the_part_of_each_run_inside_the_period_times_what_it_held() -> None:
+def test_the_pages_bars_are_admin_usage_over_the_week_so_far() -> None:
+    from remoted.admin.dashboard import usage_bars
+
     h = 3600.0
     rows = [
         _row("ann", "1", started=10 * h, finished=12 * h, gpus=2),          # 2 h inside, 2 GPUs
         _row("ann", "2", started=8 * h, finished=11 * h, gpus=1),           # 1 h of its 3 inside
         _row("ben", "3", started=11 * h, finished=None, gpus=0, cpus=4),    # running: until now
-        _row("cat", "4", started=1 * h, finished=2 * h),                    # before the period
-        _row("dan", "5", started=None, finished=None),                      # never started
+        _row("cat", "4", started=1 * h, finished=2 * h),                    # before the week: no bar
     ]
-    assert ran_between(rows[1], 10 * h, 20 * h, 20 * h) == h
-    use = use_between(rows, since=10 * h, until=20 * h, now=13 * h)
-    assert [(u.user, u.tasks, round(u.gpu_hours, 6), round(u.cpu_hours, 6), round(u.wall_hours, 6))
-            for u in use] == [("ann", 2, 5.0, 6.0, 3.0), ("ben", 1, 0.0, 8.0, 2.0)]
+    lines = usage(rows, Window(10 * h, None), now=13 * h)
+    page = str(usage_bars(lines))
+    assert page.count("<g class=\"bar\"") == 2 and "ann" in page and "ben" in page and "cat" not in page
+    assert page.index("ann") < page.index("ben")                            # the most GPU-hours first
 
 
 def test_a_week_starts_on_monday_at_midnight() -> None:
