@@ -18,6 +18,8 @@ from ailabber.model.task import TaskStatus
 from ailabber.storage.spool import DAEMON_LOCK, Spool
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+#: Refused: not the owner of the spool, or not course staff (sysexits' EX_NOPERM).
+EXIT_REFUSED = 77
 
 
 class CliError(Exception):

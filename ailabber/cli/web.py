@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+from collections.abc import Callable
 
-from ailabber.cli.common import EXIT_FAIL, EXIT_USAGE, CliError, get_settings
+from ailabber.cli.common import EXIT_FAIL, EXIT_REFUSED, EXIT_USAGE, CliError, get_settings
 from ailabber.cli.helptext import describe
 from ailabber.storage.spool import Spool
 from ailabber.web import server
-
-#: Exit code of a refused start (sysexits' EX_NOPERM), as ``ailabber admin`` refuses.
-EXIT_REFUSED = 77
-
 
 def configure(p: argparse.ArgumentParser) -> None:
     describe(p, """\
@@ -38,24 +35,31 @@ read them.  It reads your spool only, like list and status, and changes nothing.
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        options = server.Options.of(args)
-    except ValueError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
     spool = Spool(get_settings().spool)
     me = own_spool(spool)
     from ailabber.web.student import StudentSite
 
+    return serve(args, lambda refresh: StudentSite(spool, me, refresh), lambda d: [
+        f"ailabber web: {me}'s tasks from {spool.root}, on {server.HOST} only (port {d.port}); Ctrl-C stops it",
+        f"open {d.url}",
+    ])
+
+
+def serve(args: argparse.Namespace, site: Callable[[float], server.Site],
+          lines: Callable[[server.Dashboard], list[str]]) -> int:
+    """Start a dashboard with the options of ``server.add_options`` (one line for a bad
+    option or a port it cannot listen on), print ``lines`` and serve until Ctrl-C; the
+    student's ``web`` and the staff's ``admin web`` alike.  ``site`` gets the refresh."""
     try:
-        dashboard = server.start(StudentSite(spool, me, options.refresh), options)
+        options = server.Options.of(args)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        dashboard = server.start(site(options.refresh), options)
     except OSError as exc:
         raise CliError(f"--port: cannot listen on {server.HOST}:{options.port}: {exc.strerror or exc}",
                        EXIT_FAIL) from None
-    return server.run(dashboard, [
-        f"ailabber web: {me}'s tasks from {spool.root}, on {server.HOST} only (port {dashboard.port}); "
-        "Ctrl-C stops it",
-        f"open {dashboard.url}",
-    ])
+    return server.run(dashboard, lines(dashboard))
 
 
 def own_spool(spool: Spool) -> str:

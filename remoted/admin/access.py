@@ -15,10 +15,6 @@ import pwd
 
 from ailabber.daemonkit.remoted_settings import RemotedSettings
 
-#: Exit code of a refused command (sysexits' EX_NOPERM).
-EXIT_REFUSED = 77
-
-
 class Refused(Exception):
     """One line: who was refused, and who may."""
 

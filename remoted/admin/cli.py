@@ -10,11 +10,11 @@ import importlib
 from pathlib import Path
 from typing import NamedTuple
 
-from ailabber.cli.common import EXIT_USAGE, CliError
+from ailabber.cli.common import EXIT_REFUSED, EXIT_USAGE, CliError
 from ailabber.cli.helptext import describe
 from ailabber.daemonkit.remoted_settings import RemotedSettings, load_remoted_settings
 from ailabber.daemonkit.yamlfile import SettingsError
-from remoted.admin.access import EXIT_REFUSED, Refused, caller
+from remoted.admin.access import Refused, caller
 from remoted.admin.course import TaskRow, course_rows
 
 #: Where the admin guide installs remoted's settings.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ailabber.cli.common import EXIT_FAIL, EXIT_USAGE, CliError
 from ailabber.cli.helptext import describe
+from ailabber.cli.web import serve
 from ailabber.web import server
 from remoted.admin.cli import staff
 
@@ -30,21 +30,12 @@ every start, and the ssh command that brings the port to your own machine.""", "
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        options = server.Options.of(args)
-    except ValueError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
     who = staff(args)
     from remoted.admin.dashboard import StaffSite
 
-    try:
-        dashboard = server.start(StaffSite(who.settings, who.who, options.refresh), options)
-    except OSError as exc:
-        raise CliError(f"--port: cannot listen on {server.HOST}:{options.port}: {exc.strerror or exc}",
-                       EXIT_FAIL) from None
-    return server.run(dashboard, [
+    return serve(args, lambda refresh: StaffSite(who.settings, who.who, refresh), lambda d: [
         f"ailabber admin web: the course on {who.root}, for {who.who}, on {server.HOST} only "
-        f"(port {dashboard.port}); Ctrl-C stops it",
-        f"open {dashboard.url}",
-        f"from your own machine: {server.ssh_hint(dashboard.port)}  (then open the same URL there)",
+        f"(port {d.port}); Ctrl-C stops it",
+        f"open {d.url}",
+        f"from your own machine: {server.ssh_hint(d.port)}  (then open the same URL there)",
     ])
