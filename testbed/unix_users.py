@@ -68,17 +68,6 @@ def login_as(name: str) -> dict[str, Any]:
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": os.getgrouplist(name, pw.pw_gid)}
 
 
-def ensure_group(name: str) -> int:
-    """A real Unix group (e.g. the course staff's ``admin_group``); its gid."""
-    import grp
-
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        subprocess.run(["groupadd", name], check=True, capture_output=True)
-        return grp.getgrnam(name).gr_gid
-
-
 def set_member(user: str, group: str, member: bool) -> None:
     """Add ``user`` to ``group`` (a supplementary group) or take them out of it, in the
     group database itself: what remoted reads when it checks a request's owner."""
