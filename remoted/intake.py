@@ -21,6 +21,7 @@ from pathlib import Path
 from ailabber.daemonkit.faults import crash_point
 from ailabber.model import ids
 from ailabber.model.joblimits import JobLimits
+from ailabber.model.listing import NAME, labels
 from ailabber.model.remote_layout import COMMIT, INCOMING, TASKS, TMP, USERS, UserArea, valid_user
 from ailabber.model.task import FAILED, now_iso, transition
 from ailabber.storage import fsutil
@@ -297,8 +298,10 @@ class Intake:
     def _make_record(self, area: UserArea, task_id: str, order: int, run_as: RunAs,
                      tdir: SafeDir | None = None) -> TaskRecord:
         owner = run_as.uid if privileged() else None
-        submitted, cfg = read_task(self.root, area.user, task_id, owner, tdir)
+        submitted, name, cfg = read_task(self.root, area.user, task_id, owner, tdir)
         status = self.store.outbox.first_status(area.user, task_id, submitted or now_iso())
+        # The labels list and status show, as submit wrote them (staff see them too).
+        status.extra.update(labels(cfg, name) if not isinstance(cfg, str) else {NAME: name} if name else {})
         if isinstance(cfg, str):
             status, event = transition(status, FAILED, "rejected", message=cfg)
             return TaskRecord(id=task_id, user=area.user, status=status, order=order, history=[event])

@@ -17,9 +17,10 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ailabber.model.config import MAX_CONFIG_BYTES, ConfigError, parse_frozen_config
+from ailabber.model.names import is_name
 from ailabber.model.remote_layout import TASKS, TMP, USERS, UserArea
 from ailabber.model.task import parse_iso
 from ailabber.storage import fsutil, manifest
@@ -113,22 +114,31 @@ class UploadCheck:
         return f"incomplete or inconsistent upload: {problems[0]}" if problems else None
 
 
+class TaskFiles(NamedTuple):
+    """What an accepted task's own files say."""
+
+    submitted_at: str | None      # meta.json: the student's word about their own task; None if unusable
+    name: str | None              # meta.json's ``name`` (the config's, or ``--name``), if a valid name
+    config: TaskConfig | str      # task.toml validated from the bytes read once, or why it is refused
+
+
 def read_task(root: Path, user: str, task_id: str, owner: int | None,
-              tdir: SafeDir | None = None) -> tuple[str | None, TaskConfig | str]:
-    """What an accepted task's own files say: when it was submitted (``meta.json``, the
-    student's word about their own task; None if unusable) and its config, validated from
-    the bytes read once (or, as a string, why it is refused)."""
+              tdir: SafeDir | None = None) -> TaskFiles:
+    """An accepted task's ``meta.json`` and ``task.toml``, each read once (``TaskFiles``)."""
     meta_bytes, toml_bytes = _read_task_files(root, user, task_id, owner, tdir)
     meta = _json_or_none(meta_bytes)
-    submitted = meta.get("submitted_at") if isinstance(meta, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    submitted = meta.get("submitted_at")
     if not isinstance(submitted, str) or parse_iso(submitted) is None:
         submitted = None
+    name = meta.get("name")
+    name = name if isinstance(name, str) and is_name(name) else None
     if isinstance(toml_bytes, OSError):
-        return submitted, f"unreadable task: {toml_bytes.strerror or toml_bytes}"
+        return TaskFiles(submitted, name, f"unreadable task: {toml_bytes.strerror or toml_bytes}")
     try:
-        return submitted, parse_frozen_config(toml_bytes, Path(local_spool.TASK_TOML))
+        return TaskFiles(submitted, name, parse_frozen_config(toml_bytes, Path(local_spool.TASK_TOML)))
     except ConfigError as exc:
-        return submitted, str(exc).splitlines()[0]
+        return TaskFiles(submitted, name, str(exc).splitlines()[0])
 
 
 def _read_task_files(root: Path, user: str, task_id: str, owner: int | None,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from testbed.slurm_conf import find_binary
 
-_MUNGE_DIR = Path("/run/munge")
+MUNGE_DIR = Path("/run/munge")
 _MUNGE_KEY = Path("/etc/munge/munge.key")
 
 
@@ -120,9 +120,9 @@ def start_munged() -> int | None:
                        check=True, capture_output=True)
     shutil.chown(_MUNGE_KEY, "munge", "munge")
     _MUNGE_KEY.chmod(0o400)
-    _MUNGE_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.chown(_MUNGE_DIR, "munge", "munge")
-    _MUNGE_DIR.chmod(0o755)
+    MUNGE_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.chown(MUNGE_DIR, "munge", "munge")
+    MUNGE_DIR.chmod(0o755)
     r = subprocess.run([find_binary("runuser") or "runuser", "-u", "munge", "--",
                         find_binary("munged") or "munged"],
                        check=False, capture_output=True, text=True, timeout=15)
@@ -137,7 +137,7 @@ def start_munged() -> int | None:
                                     f"{tail(Path('/var/log/munge/munged.log'))}")
         time.sleep(0.02)
     try:
-        return int((_MUNGE_DIR / "munged.pid").read_text().strip())
+        return int((MUNGE_DIR / "munged.pid").read_text().strip())
     except (OSError, ValueError):
         return None
 

@@ -29,7 +29,9 @@ from remoted.schedulers.slurm_states import ACTIVE_PENDING, map_state, slurm_tim
 log = logging.getLogger(__name__)
 TRANSIENT = ("unable to contact slurm controller", "socket timed out", "temporarily unable",
              "connection refused", "slurm_persist_conn", "zero bytes were transmitted",
-             "communications connection failure", "try again")
+             "communications connection failure", "try again",
+             # munged down or restarting: Slurm cannot sign the request, so nobody answers
+             "munge", "protocol authentication error", "auth_g_create")
 
 
 def transient(stderr: str) -> bool:

@@ -72,7 +72,8 @@ def test_staff_read_the_whole_course_and_a_student_cannot(student_python: Path) 
     for p in pipes.values():
         p.start("spoold")
     try:
-        a_ok = alice.submit(owned_project(alice, "a-ok", "sleep 3; mkdir -p output; echo ok > output/r", gpus=1))
+        ok_project = owned_project(alice, "a-ok", "sleep 3; mkdir -p output; echo ok > output/r", gpus=1)
+        a_ok = json.loads(alice.cli("submit", "--json", "--name", "baseline run", cwd=ok_project, check=True).stdout)["id"]
         a_bad = alice.submit(owned_project(alice, "a-bad", "sleep 2; exit 3"))
         b_gpu = bob.submit(owned_project(bob, "b-gpu", "sleep 3; mkdir -p output", gpus=1))
         b_cut = bob.submit(owned_project(bob, "b-cut", "sleep 300"))
@@ -107,6 +108,7 @@ def test_staff_read_the_whole_course_and_a_student_cannot(student_python: Path) 
             (STUDENTS[0], a_ok, "completed"), (STUDENTS[0], a_bad, "failed"),
             (STUDENTS[1], b_gpu, "completed"), (STUDENTS[1], b_cut, "terminated")}
         assert all(r["elapsed_s"] > 0 and r["job_id"] for r in rows)
+        assert {r["id"]: r["name"] for r in rows}[a_ok] == "baseline run"     # the name the student gave
         text = admin(STAFF, student_python, cfg, "tasks", "--user", STUDENTS[1], "--state", "terminated").stdout
         assert b_cut in text and b_gpu not in text and "canceled_by_user" in text
 

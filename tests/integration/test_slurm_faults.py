@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from remoted.schedulers.slurm_states import map_state
+from testbed import slurm_processes
 from testbed.pipeline import Pipeline, count_runs, wait_until
 from testbed.slurm_cluster import SlurmCluster, available
 from tests.conftest import require
@@ -149,3 +150,36 @@ def test_remoted_restarted_during_a_burst_of_500_tasks(pipeline: Pipeline, clust
     assert {t["state"] for t in listed if t["id"] in set(ids)} == {"completed"}
     for task_id in ids:
         assert len(_jobs_named(cluster, task_id)) == 1, task_id
+
+
+def _stop_munge() -> None:
+    pid = int((slurm_processes.MUNGE_DIR / "munged.pid").read_text().strip())
+    assert slurm_processes.terminate(pid, timeout=10.0)
+    assert not slurm_processes.munge_answers()
+
+
+def test_munge_stopped_for_thirty_seconds(pipeline: Pipeline, cluster: SlurmCluster, tmp_path: Path) -> None:
+    """Without munge Slurm answers nobody: a task submitted meanwhile waits as
+    ``scheduler_unreachable`` (not failed), a running one carries on; once munge is back
+    both end completed, each with one job."""
+    p = pipeline
+    runs = tmp_path / "runs"
+    runs.mkdir(mode=0o777)
+    proj, running_count = _project(p, "during", 40, runs)
+    running = p.submit(proj)
+    p.wait_for(running, lambda s: s["state"] == "running", 120, "running")
+    _stop_munge()
+    stopped_at = time.monotonic()
+    try:
+        proj, waiting_count = _project(p, "after", 1, runs)
+        waiting = p.submit(proj)
+        st = p.wait_for(waiting, lambda s: s["reason"] == "scheduler_unreachable", 60, "scheduler_unreachable")
+        assert st["state"] == "pending" and p.status(running)["state"] == "running"
+        wait_until(lambda: time.monotonic() - stopped_at >= 30, "thirty seconds without munge", 60)
+        assert p.status(waiting)["state"] == "pending"
+    finally:
+        slurm_processes.start_munged()
+    for task_id, count in ((running, running_count), (waiting, waiting_count)):
+        st = p.wait_terminal(task_id, 180)
+        assert st["state"] == "completed", (st, p.daemon_logs()[-3000:])
+        assert count.read_text() == "ran\n" and len(_jobs_named(cluster, task_id)) == 1

@@ -9,7 +9,7 @@ import pytest
 
 from ailabber.daemonkit.remoted_settings import SlurmOptions
 from remoted.jobspec import JobSpec
-from remoted.schedulers.slurm import SlurmScheduler
+from remoted.schedulers.slurm import SlurmScheduler, transient
 from remoted.schedulers.slurm_states import map_state, parse_exit_code, time_limit
 
 
@@ -87,3 +87,20 @@ def test_sbatch_arguments_carry_only_validated_values(tmp_path: Path) -> None:
     assert not (Path(spec.run_dir) / "job.sbatch").exists()          # nothing the student could edit first
     assert "--gpus=2" in SlurmScheduler(SlurmOptions(gpu_option="gpus")).sbatch_args(spec)
     assert not any(a.startswith("--gres") for a in sched.sbatch_args(_spec(tmp_path, gpus=0)))
+
+
+@pytest.mark.parametrize("stderr, expect", [
+    # What sbatch and squeue print while munged is down (seen on Slurm 22.05 here).
+    ("sbatch: error: If munged is up, restart with --num-threads=10\n"
+     "sbatch: error: Munge encode failed: Failed to access \"/run/munge/munge.socket.2\": No such file or directory\n"
+     "sbatch: error: auth_g_create: REQUEST_SUBMIT_BATCH_JOB failure\n"
+     "sbatch: error: Batch job submission failed: Protocol authentication error", True),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", True),
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified",
+     False),
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not available", False),
+])
+def test_which_submission_failures_are_worth_asking_again(stderr: str, expect: bool) -> None:
+    """A scheduler that cannot be reached (munge included) keeps the task waiting as
+    scheduler_unreachable; a request Slurm refused fails it."""
+    assert transient(stderr) is expect
