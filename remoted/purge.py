@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from ailabber.model import ids
 from ailabber.model.outputs import OUTPUTS_FILE
 from ailabber.model.remote_layout import OUTBOX, TASKS, USERS, valid_user
 from ailabber.model.render import size
@@ -77,6 +78,11 @@ class Report(NamedTuple):
             per_user.setdefault(r.user, []).append(r)
         out = [f"{u}: {len(rs)} task(s), {size(sum(r.bytes for r in rs))}" for u, rs in sorted(per_user.items())]
         return out + [f"{u}/{t}: not removed: {why}" for u, t, why in self.failed]
+
+
+#: How far the workstation's clock, which dates a task's id, may be from remoted's: a task
+#: whose id is this much newer than the cutoff is not read to see whether it is old enough.
+ID_CLOCK_SLACK = 86400.0
 
 
 class Purger:
@@ -141,6 +147,9 @@ class Purger:
                 task_id = name.removesuffix(".json")
                 if not name.endswith(".json") or (user, task_id) in self.tasks.active:
                     continue
+                made = ids.submitted_at(task_id)
+                if made is not None and made > cutoff + ID_CLOCK_SLACK:
+                    continue      # submitted after the cutoff, so it ended after it: not read at all
                 rec = self.tasks.store.get(user, task_id)
                 if rec is None or not rec.status.terminal or PURGED_AT in rec.extra:
                     continue
