@@ -23,6 +23,8 @@ from testbed import slurm_cluster, slurm_processes, unix_users
 from testbed import sshd as sshd_mod
 
 BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
+#: The simulated course of the scale group: one account per student.
+SCALE_USERS = tuple(f"ailabber-scale{i:02d}" for i in range(1, 51))
 
 
 class Unavailable(RuntimeError):
@@ -85,13 +87,16 @@ class Infra:
             raise Unavailable(self._python_error) from None
         return self._python
 
-    def users(self, n: int) -> list[str]:
+    def users(self, n: int, names: tuple[str, ...] = BENCH_USERS) -> list[str]:
+        """The first ``n`` of ``names`` as Unix accounts (made once, kept for later runs)."""
+        if n > len(names):
+            raise Unavailable(f"only {len(names)} benchmark accounts are defined, {n} asked for")
         self.student_python()
-        for name in BENCH_USERS[:n]:
+        for name in names[:n]:
             unix_users.ensure_user(name)
             if name not in self._users:
                 self._users.append(name)
-        return list(BENCH_USERS[:n])
+        return list(names[:n])
 
     # --- sshd ----------------------------------------------------------------------------
     def new_sshd(self) -> sshd_mod.Sshd:
