@@ -45,7 +45,7 @@ from typing import Any
 from ailabber.model.task import parse_iso
 from ailabber.storage.fsutil import read_json_or_none
 from ailabber.storage.spool import Spool
-from benchmarks.common import Ctx, Row, attempt, failed_rows, median, p95, ratio, timed, wait_until, write_config
+from benchmarks.common import Ctx, Row, attempt, failed_rows, median, p95, ratio, wait_until, write_config
 from benchmarks.common import run as run_cmd
 from benchmarks.infra import SCALE_USERS, Infra, Site, Unavailable, make_site
 from testbed.cpu_cgroup import CpuCgroup, Unaccountable
@@ -216,9 +216,19 @@ def _pull_floor(course: _Course, user: str, task_id: str, reps: int = 5) -> floa
     rsh = " ".join([*_ssh(user, key, sshd.port, sshd.client_options()), "-o", "ControlMaster=auto",
                     "-o", f"ControlPath={dest}/cm", "-o", "ControlPersist=30"])
     argv = ["rsync", "-t", "-e", rsh, f"{user}@{sshd.listen}:/outbox/{task_id}/status.json", str(dest / "s.json")]
+    # rrsync lets one session at a time into a directory (its single-run lock), and the
+    # student's spoold pulls meanwhile: a run that met the lock is tried again, untimed.
+    times: list[float] = []
     try:
-        _as(user, argv, check=True)                     # opens the connection
-        return median([timed(lambda: _as(user, argv, check=True)) for _ in range(reps)])
+        for _ in range(10 * reps):
+            t0 = time.perf_counter()
+            if _as(user, argv).returncode == 0:
+                times.append(time.perf_counter() - t0)
+            if len(times) > reps:
+                break
+        if len(times) <= reps:
+            raise RuntimeError(f"rsync of one status.json through the pinned key failed {10 * reps} times")
+        return median(times[1:])                # the first opened the connection
     finally:
         _as(user, ["ssh", "-o", f"ControlPath={dest}/cm", "-O", "exit", f"{user}@{sshd.listen}"])
 
@@ -290,6 +300,12 @@ def _freshness(course: _Course, ids: dict[str, str], k: int, seen: _Seen) -> lis
     return [seen.seen[(u, t)] - course.finished_at(u, t) for u, t in ids.items()]
 
 
+def _say(msg: str) -> None:
+    import sys
+
+    print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def _rows(ctx: Ctx, n: int) -> list[Row]:
     window = ctx.n(40, 20)
     course = _Course(ctx.infra, ctx.scratch, n)
@@ -299,7 +315,7 @@ def _rows(ctx: Ctx, n: int) -> list[Row]:
         rounds = max(1, math.ceil(SAMPLES / n))
         samples: list[float] = []
         cpu: dict[str, float] = {}
-        pull = 0.0
+        pull: float | None = None
         with _Seen(course.state) as seen:
             for k in range(rounds):
                 ids = course.submit_round(k)
@@ -307,8 +323,12 @@ def _rows(ctx: Ctx, n: int) -> list[Row]:
                 time.sleep(SETTLE_S)
                 if k == 0:
                     cpu = _window(course, window)
+                    _say(f"{n} students: {cpu}")
                     first_user = course.users[0]
-                    pull = _pull_floor(course, first_user, ids[first_user])
+                    try:
+                        pull = _pull_floor(course, first_user, ids[first_user])
+                    except RuntimeError as exc:       # the figures stand without their floor
+                        _say(f"{n} students: no pull floor: {exc}")
                 samples += _freshness(course, ids, k, seen)
     finally:
         course.stop()
