@@ -3,8 +3,9 @@
 N simulated students, each a real Unix account with its own home, spool, key and spoold
 (running as the student, with spoold's default intervals: ``poll_interval`` 1 s,
 ``rescan_interval`` 5 s), reach one remote root through one loopback sshd where every key
-is pinned to its student's directory, as the admin guide says; one remoted (root, local
-scheduler) runs their jobs.  Each student submits one task whose job holds until the
+is pinned to its student's directory, as the admin guide says: with ``ailabber-gate`` (the
+rows held to the targets: spoold pulls on notice), and for one size with plain rrsync
+(spoold's polling fallback, reported); one remoted (root, local scheduler) runs their jobs.  Each student submits one task whose job holds until the
 benchmark lets it end (``flock -s`` on a file the benchmark holds: no CPU while it waits).
 Once every task runs and a settling time has passed, CPU is measured over a window:
 
@@ -59,27 +60,32 @@ RELEASE_GAP_S = 0.3      # between two jobs let go
 SPOOLD_INTERVALS = {"poll_interval": 1.0, "rescan_interval": 5.0}   # spoold's defaults
 
 
-def _specs(n: int) -> tuple[tuple[str, str, str], ...]:
-    return ((f"scale, {n} students: login-node CPU per active student", "ms/s", f"<= {LOGIN_TARGET_MS:g} ms/s"),
-            (f"scale, {n} students: freshness, job end -> local spool (ssh)", "s", f"<= {FRESH_TARGET_S:g} s"),
-            (f"scale, {n} students: workstation CPU per active student", "ms/s", "report"))
+def _specs(n: int, gate: bool = True) -> tuple[tuple[str, str, str], ...]:
+    """The rows of ``n`` students, keys pinned with the gate (the targets) or with plain
+    rrsync (spoold's polling fallback: reported, not held to the targets)."""
+    what = f"scale, {n} students" + ("" if gate else ", plain rrsync (polling)")
+    login, fresh = (f"<= {LOGIN_TARGET_MS:g} ms/s", f"<= {FRESH_TARGET_S:g} s") if gate else ("report", "report")
+    return ((f"{what}: login-node CPU per active student", "ms/s", login),
+            (f"{what}: freshness, job end -> local spool (ssh)", "s", fresh),
+            (f"{what}: workstation CPU per active student", "ms/s", "report"))
 
 
 SIZES_FULL, SIZES_QUICK = (1, 10, 50), (1, 10)
-FIGURES = tuple(spec for n in SIZES_FULL for spec in _specs(n))
+FALLBACK_SIZE = 10
+FIGURES = (*(spec for n in SIZES_FULL for spec in _specs(n)), *_specs(FALLBACK_SIZE, gate=False))
 
 
 class _Course:
     """N students on one site, each with a lock file their job waits on."""
 
-    def __init__(self, infra: Infra, scratch: Path, n: int):
+    def __init__(self, infra: Infra, scratch: Path, n: int, gate: bool):
         self.n = n
         self.users = infra.users(n, SCALE_USERS)
         self.login = CpuCgroup(f"login{n}")
         self.ws = CpuCgroup(f"ws{n}")
         try:
             self.site: Site = make_site(infra, f"scale{n}", self.users, transport="ssh",
-                                        spoold_extra=dict(SPOOLD_INTERVALS))
+                                        spoold_extra=dict(SPOOLD_INTERVALS), gate=gate)
         except BaseException:
             self.login.remove()
             self.ws.remove()
@@ -306,9 +312,9 @@ def _say(msg: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _rows(ctx: Ctx, n: int) -> list[Row]:
+def _rows(ctx: Ctx, n: int, gate: bool = True) -> list[Row]:
     window = ctx.n(40, 20)
-    course = _Course(ctx.infra, ctx.scratch, n)
+    course = _Course(ctx.infra, ctx.scratch, n, gate)
     try:
         floor = _idle_floor(course, ctx.n(10, 5))
         course.start()
@@ -332,20 +338,21 @@ def _rows(ctx: Ctx, n: int) -> list[Row]:
                 samples += _freshness(course, ids, k, seen)
     finally:
         course.stop()
-    login, fresh, ws = _specs(n)
-    how = (f"{n} students, one task running each, spoold's default intervals (poll 1 s, rescan 5 s), remoted "
+    login, fresh, ws = _specs(n, gate)
+    how = (f"{n} students, keys pinned with {'ailabber-gate' if gate else 'rrsync'}, one task running each, "
+           "spoold's default intervals (poll 1 s, rescan 5 s), remoted "
            f"poll 0.2 s, local scheduler; {window} s window after a {SETTLE_S:g} s settle; load average "
            f"{cpu['load']:.2f} at the end of the window")
     return [
         Row(*login, value=cpu["login"], floor=floor["login"], ratio=ratio(cpu["login"], floor["login"]),
-            met=cpu["login"] <= LOGIN_TARGET_MS,
+            met=cpu["login"] <= LOGIN_TARGET_MS or not gate,
             floor_what="one idle ssh connection per student (keepalives only)",
             notes=(f"cpu.stat usage_usec of the cgroup sshd runs in (every session process: sshd, the forced "
                    f"command, rsync); {cpu['sessions']:.2f} sessions per second per student, so about "
                    f"{cpu['login'] / cpu['sessions'] if cpu['sessions'] > 0 else 0:.0f} ms per session; "
                    f"remoted itself {cpu['remoted']:.1f} ms/s in all; {how}")),
         Row(*fresh, value=median(samples), floor=pull, ratio=ratio(median(samples), pull),
-            met=median(samples) <= FRESH_TARGET_S,
+            met=median(samples) <= FRESH_TARGET_S or not gate,
             floor_what="one rsync of the published status.json through the pinned key over an open connection",
             notes=(f"median of {len(samples)} job ends, from `finished_at` in run/result.json to the local spool "
                    f"showing the final state (polled every 10 ms); p95 {p95(samples):.2f} s, max "
@@ -368,4 +375,4 @@ def run(ctx: Ctx) -> list[Row]:
             rows += attempt(_specs(n), lambda n=n: _rows(ctx, n))   # type: ignore[misc]
         else:
             rows += failed_rows(_specs(n), f"{n} students are measured in the full run only, not with --quick")
-    return rows
+    return rows + attempt(_specs(FALLBACK_SIZE, gate=False), lambda: _rows(ctx, FALLBACK_SIZE, gate=False))

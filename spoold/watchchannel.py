@@ -177,3 +177,19 @@ class WatchChannel:
         for raw in err:
             with self._lock:
                 self._stderr = (self._stderr + raw)[-2000:]
+
+
+def offered(argv: Sequence[str], timeout: float) -> str | None:
+    """Whether the cluster answers ``watch`` (one short session, ended at once by closing
+    its input): None if it does, else why not, in a few words (for ``doctor``)."""
+    try:
+        r = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout:.0f} s"
+    except OSError as exc:
+        return str(exc)
+    if any(isinstance(parse_line(line), Ready) for line in r.stdout.splitlines()):
+        return None
+    err = r.stderr.decode(errors="replace").strip().splitlines()
+    return err[-1] if err else f"exit status {r.returncode}"
+

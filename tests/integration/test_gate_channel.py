@@ -5,6 +5,7 @@ polls instead."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -73,6 +74,12 @@ def test_a_quiet_task_costs_no_pull_and_its_end_comes_on_notice(gated: SshSetup)
     st = alice.wait_terminal(task_id, 60)
     assert st["state"] == "completed", (st, alice.daemon_logs())
     assert "done" in alice.cli("logs", task_id, check=True).stdout
+    assert _doctor(alice)["change notices"]["ok"]
+
+
+def _doctor(p: Pipeline) -> dict[str, Any]:
+    r = p.cli("doctor", "--json")
+    return {c["name"]: c for c in json.loads(r.stdout)}
 
 
 def _pulls(p: Pipeline) -> int:
@@ -126,4 +133,6 @@ def test_with_plain_rrsync_spoold_says_once_that_it_polls(pytestconfig: pytest.C
         task_id = alice.submit(owned_project(alice, "polled", "echo polled"))
         assert alice.wait_terminal(task_id, 60)["state"] == "completed", alice.daemon_logs()
         assert _spoold_log(alice).count("polling instead") == 1
+        notices = _doctor(alice)["change notices"]
+        assert not notices["ok"] and notices["warning"] and "polls" in notices["detail"], notices
         assert os.path.exists(alice.home / "spool" / "limits.json")
