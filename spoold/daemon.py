@@ -327,7 +327,7 @@ class Spoold:
                 also = [LIMITS_FILE, REMOTED_BEAT] if due.beat else [LIMITS_FILE]
                 self.transport.pull_status(active, self.spool.root, also)
             if due.logs:
-                self.transport.pull_logs(active, self.spool.outbox_dir)
+                self.transport.pull_logs(active, self.spool.root)
         except TransportError as exc:
             log.warning("status pull failed: %s", exc)
             if due.beat:      # unreachable is not stopped: an old copy would make the CLI blame remoted

@@ -231,11 +231,13 @@ class RsyncTransport:
         rels += [f"{OUTBOX}/{QUEUE_FILE}", *also]
         self._pull_list(rels, spool_root, ["--checksum", "--no-implied-dirs"], "status pull", base="")
 
-    def pull_logs(self, task_ids: Sequence[str], dest: Path) -> None:
-        """The logs directories, appending to what we already have: a growing log is not
-        copied again from the start on every pass."""
-        rels = [f"{t}/logs/" for t in task_ids]
-        self._pull_list(rels, dest, ["--append"], "log pull")
+    def pull_logs(self, task_ids: Sequence[str], spool_root: Path) -> None:
+        """The logs directories into ``outbox/<id>/logs/`` under ``spool_root``, appending
+        to what we already have: a growing log is not copied again from the start on every
+        pass.  From the top of the area, as ``pull_status``: an area whose ``outbox/`` is
+        not there yet is no error."""
+        rels = [f"{OUTBOX}/{t}/logs/" for t in task_ids]
+        self._pull_list(rels, spool_root, ["--append", "--no-implied-dirs"], "log pull", base="")
 
     def list_area(self) -> str:
         """List the top of the user's area: the cheapest proof that it is reachable."""

@@ -84,7 +84,7 @@ class WatchChannel:
     def _open(self, now: float) -> None:
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, bufsize=0)
+                                    stderr=subprocess.PIPE)
         except OSError as exc:
             log.warning("watch channel: cannot start ssh: %s", exc)
             self._retry_at = now + RETRY_MAX
@@ -103,11 +103,13 @@ class WatchChannel:
     def _send(self, ids: frozenset[str], now: float) -> None:
         proc = self._proc
         assert proc is not None and proc.stdin is not None
+        with self._lock:              # before the write: the answer may come before it returns
+            self._sent, self._sent_at, self._acked = ids, now, False
         try:
             proc.stdin.write(ids_line(ids))
+            proc.stdin.flush()
         except OSError:
-            return                   # it ended: the reader says so
-        self._sent, self._sent_at, self._acked = ids, now, False
+            pass                      # it ended: the reader says so
 
     def _ended(self, proc: subprocess.Popen[bytes]) -> None:
         """The session ended: why, and when to try again."""
