@@ -49,12 +49,16 @@ from ailabber.storage.spool import Spool
 from benchmarks.common import Ctx, Row, attempt, failed_rows, median, p95, ratio, wait_until, write_config
 from benchmarks.common import run as run_cmd
 from benchmarks.infra import SCALE_USERS, Infra, Site, Unavailable, make_site
+from spoold.pullclock import FAST_FOR
 from testbed.cpu_cgroup import CpuCgroup, Unaccountable
 from testbed.unix_users import chown_tree
 
 LOGIN_TARGET_MS = 5.0
 FRESH_TARGET_S = 1.0
-SETTLE_S = 5.0           # after the last task runs: spoold's first fast pulls are over
+SETTLE_S = 5.0           # after the last task runs: spoold's first pulls are over
+#: Without the gate spoold polls fast for FAST_FOR seconds after a change, then backs off:
+#: the plain-rrsync rows measure the quiet tasks after that.
+SETTLE_POLLING_S = FAST_FOR + 15.0
 SAMPLES = 10             # freshness samples per row, at least
 RELEASE_GAP_S = 0.3      # between two jobs let go
 SPOOLD_INTERVALS = {"poll_interval": 1.0, "rescan_interval": 5.0}   # spoold's defaults
@@ -314,6 +318,7 @@ def _say(msg: str) -> None:
 
 def _rows(ctx: Ctx, n: int, gate: bool = True) -> list[Row]:
     window = ctx.n(40, 20)
+    settle = SETTLE_S if gate else SETTLE_POLLING_S
     course = _Course(ctx.infra, ctx.scratch, n, gate)
     try:
         floor = _idle_floor(course, ctx.n(10, 5))
@@ -326,7 +331,7 @@ def _rows(ctx: Ctx, n: int, gate: bool = True) -> list[Row]:
             for k in range(rounds):
                 ids = course.submit_round(k)
                 course.wait_running(ids, 120 + 2 * n)
-                time.sleep(SETTLE_S)
+                time.sleep(settle)
                 if k == 0:
                     cpu = _window(course, window)
                     _say(f"{n} students: {cpu}")
@@ -341,7 +346,7 @@ def _rows(ctx: Ctx, n: int, gate: bool = True) -> list[Row]:
     login, fresh, ws = _specs(n, gate)
     how = (f"{n} students, keys pinned with {'ailabber-gate' if gate else 'rrsync'}, one task running each, "
            "spoold's default intervals (poll 1 s, rescan 5 s), remoted "
-           f"poll 0.2 s, local scheduler; {window} s window after a {SETTLE_S:g} s settle; load average "
+           f"poll 0.2 s, local scheduler; {window} s window after a {settle:g} s settle; load average "
            f"{cpu['load']:.2f} at the end of the window")
     return [
         Row(*login, value=cpu["login"], floor=floor["login"], ratio=ratio(cpu["login"], floor["login"]),
