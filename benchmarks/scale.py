@@ -67,7 +67,7 @@ SPOOLD_INTERVALS = {"poll_interval": 1.0, "rescan_interval": 5.0}   # spoold's d
 def _specs(n: int, gate: bool = True) -> tuple[tuple[str, str, str], ...]:
     """The rows of ``n`` students, keys pinned with the gate (the targets) or with plain
     rrsync (spoold's polling fallback: reported, not held to the targets)."""
-    what = f"scale, {n} students" + ("" if gate else ", plain rrsync (polling)")
+    what = f"scale, {n} student{'s' if n > 1 else ''}" + ("" if gate else ", plain rrsync (polling)")
     login, fresh = (f"<= {LOGIN_TARGET_MS:g} ms/s", f"<= {FRESH_TARGET_S:g} s") if gate else ("report", "report")
     return ((f"{what}: login-node CPU per active student", "ms/s", login),
             (f"{what}: freshness, job end -> local spool (ssh)", "s", fresh),
