@@ -16,7 +16,9 @@ named, ``outbox/<id>/`` (status, events) and ``outbox/<id>/logs/``.  inotify onl
 this host's writes: a job on a compute node writes its logs over a shared filesystem, and
 an admin may run remoted on another host than sshd.  So every ``SWEEP_EVERY`` seconds the
 same files are also compared by ``lstat`` (size, mtime, inode): cheap system calls, never a
-session.  News is coalesced: one line at most every ``MIN_GAP`` seconds, log-only news at
+session; and where the kernel refuses an inotify instance or a watch (the account's
+``fs.inotify`` limits, shared by every student under a service account) the sweep alone
+tells, a second or two later.  News is coalesced: one line at most every ``MIN_GAP`` seconds, log-only news at
 most every ``LOG_GAP`` seconds, whatever a job does to its log (the kernel merges the
 events it queues meanwhile).
 
@@ -82,7 +84,12 @@ class AreaWatch:
     def __init__(self, area: Path, out_fd: int = 1):
         self.area_path = area
         self.out_fd = out_fd
-        self.ino = Inotify()
+        self.ino: Inotify | None = None
+        self._complained = False
+        try:
+            self.ino = Inotify()
+        except OSError as exc:       # no instance left: the sweep alone still tells, slower
+            self.complain(exc)
         self.area: SafeDir | None = None
         self.area_wd = -1
         self.outbox: SafeDir | None = None
@@ -105,7 +112,7 @@ class AreaWatch:
             self.area = SafeDir.open(self.area_path)
         except OSError as exc:
             raise Stop(1, f"ailabber-gate: cannot open {self.area_path}: {exc.strerror}") from None
-        self.area_wd = self.ino.watch_fd(self.area.fd, DIR_EVENTS)
+        self.area_wd = self._watch(self.area.fd, DIR_EVENTS)
         self.open_outbox()
 
     def open_outbox(self) -> None:
@@ -121,7 +128,7 @@ class AreaWatch:
             self.outbox = self.area.sub(OUTBOX)
         except OSError:
             return            # not there yet, or not a directory: the area's watch says when it is
-        self.outbox_wd = self.ino.watch_fd(self.outbox.fd, DIR_EVENTS)
+        self.outbox_wd = self._watch(self.outbox.fd, DIR_EVENTS)
         for task_id in sorted(self.wanted):
             self.watch_task(task_id)
 
@@ -136,9 +143,11 @@ class AreaWatch:
             if d is None:
                 return
             try:
-                self._add(key, self.ino.watch_fd(d.fd, LOG_EVENTS if key.endswith(LOGS_SUFFIX) else TASK_EVENTS))
+                wd = self._watch(d.fd, LOG_EVENTS if key.endswith(LOGS_SUFFIX) else TASK_EVENTS)
             finally:
                 d.close()
+            if wd >= 0:
+                self._add(key, wd)
 
     def _open(self, parts: tuple[str, ...]) -> SafeDir | None:
         assert self.outbox is not None
@@ -168,8 +177,26 @@ class AreaWatch:
             self.key_of.pop(wd, None)
             self._unwatch(wd)
 
+    def _watch(self, dir_fd: int, mask: int) -> int:
+        """A watch on the directory open on ``dir_fd``; -1 when the kernel refuses one
+        (``fs.inotify.max_user_watches``): that directory is then seen by the sweep only."""
+        if self.ino is None:
+            return -1
+        try:
+            return self.ino.watch_fd(dir_fd, mask)
+        except OSError as exc:
+            self.complain(exc)
+            return -1
+
+    def complain(self, exc: OSError) -> None:
+        """Once, on the session's error output (the admin's to read in sshd's logs)."""
+        if not self._complained:
+            self._complained = True
+            print(f"ailabber-gate: watch: {exc.strerror or exc}; comparing files every {SWEEP_EVERY:g} s instead",
+                  file=sys.stderr, flush=True)
+
     def _unwatch(self, wd: int) -> None:
-        if wd >= 0:
+        if wd >= 0 and self.ino is not None:
             self.ino.unwatch(wd)
 
     def close_dirs(self) -> None:
@@ -384,11 +411,12 @@ class AreaWatch:
                 # same change meanwhile: a job writing its log all the time costs at most
                 # ten wake-ups a second, and a state change waits READ_GAP at most.
                 read_at = self.last_read + READ_GAP
-                fds = [in_fd, self.ino.fd] if now >= read_at else [in_fd]
+                ino_fd = self.ino.fd if self.ino is not None else -1
+                fds = [in_fd, ino_fd] if now >= read_at and ino_fd >= 0 else [in_fd]
                 if now < read_at:
                     timeout = min(timeout, read_at - now)
                 ready, _, _ = select.select(fds, [], [], max(0.0, timeout))
-                if self.ino.fd in ready:
+                if self.ino is not None and ino_fd in ready:
                     self.last_read = time.monotonic()
                     self.handle(self.ino.read())
                 if in_fd in ready:
@@ -408,4 +436,5 @@ class AreaWatch:
             return stop.code
         finally:
             self.close_dirs()
-            self.ino.close()
+            if self.ino is not None:
+                self.ino.close()

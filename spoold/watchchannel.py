@@ -176,9 +176,12 @@ class WatchChannel:
         self.wake()                       # the pass notices the end and schedules a reopen
 
     def _read_stderr(self, err: IO[bytes]) -> None:
+        """Kept for the reason of an end, and logged: what the gate says about itself
+        (a watch the kernel refused) is the admin's news."""
         for raw in err:
             with self._lock:
                 self._stderr = (self._stderr + raw)[-2000:]
+            log.info("watch channel: %s", raw.decode(errors="replace").strip()[:300])
 
 
 def offered(argv: Sequence[str], timeout: float) -> str | None:
