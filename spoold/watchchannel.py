@@ -9,8 +9,9 @@ channel is only a hint: the pass still decides, and pulls everything when the ch
 States, as the pass sees them:
 
 - ``up``: the gate said ``ready``; news arrives as it happens.
-- ``down``: not open, or it ended; it is reopened after a back-off (seconds, doubling up
-  to a minute) while spoold polls meanwhile.
+- ``down``: not open, or it ended; it is reopened after a back-off (1 s after a channel
+  that had worked for a minute, doubling for each one that did not, up to a minute)
+  while spoold polls meanwhile.
 - ``refused``: the session ended without ``ready`` and without an ssh error: the key is
   pinned with plain rrsync (no gate), which refuses ``watch``.  spoold polls
   (``PullClock``'s ``ADAPTIVE``) and asks again every ``RETRY_REFUSED`` seconds, so a
@@ -53,6 +54,7 @@ class WatchChannel:
         self._news: Changed = NOTHING
         self._beat: dict[str, Any] | None = None
         self._ready = False
+        self._ready_at = 0.0
         self._reopen = False          # a pass must pull everything: the channel (re)opened
         self._retry_at = 0.0
         self._failures = 0
@@ -115,7 +117,7 @@ class WatchChannel:
         """The session ended: why, and when to try again."""
         code = proc.returncode
         with self._lock:
-            was_ready = self._ready
+            was_ready, ready_for = self._ready, time.monotonic() - self._ready_at
             err = self._stderr.decode(errors="replace").strip().splitlines()
         self._proc = None
         why = err[-1] if err else f"exit status {code}"
@@ -125,7 +127,9 @@ class WatchChannel:
             self.state = REFUSED
             self._retry_at = time.monotonic() + RETRY_REFUSED
             return
-        self._failures = 0 if was_ready else self._failures + 1
+        # A channel that worked for a while is reopened at once; one that keeps ending
+        # (or never opens) is reopened less and less often: each opening is a session.
+        self._failures = 0 if was_ready and ready_for > RETRY_MAX else self._failures + 1
         delay = min(RETRY_MAX, 2.0 ** self._failures)
         log.warning("watch channel ended (%s); reopening in %.0f s", why, delay)
         self.state = DOWN
@@ -162,7 +166,7 @@ class WatchChannel:
                     return               # closed meanwhile: its news is the next one's to say
                 if isinstance(line, Ready):
                     self._ready = self._reopen = True
-                    self._failures = 0
+                    self._ready_at = time.monotonic()
                 elif isinstance(line, Ack):
                     self._acked = True
                 elif isinstance(line, Changed):
