@@ -1,8 +1,10 @@
 """spoold: sends committed tasks to the remote spool and brings their state back.
 
 One pass: act on the CLI's requests, push what is in ``new/``, pull status and logs of
-what is in ``synced/``, and retire finished tasks to ``done/`` with their results.
-Filesystem events only make a pass come sooner; the pass itself rescans everything.
+what is in ``synced/`` when they are due (``pullclock.py``: on the gate's notices, which
+``watchchannel.py`` receives, or by polling), and retire finished tasks to ``done/`` with
+their results.  Filesystem events and notices only make a pass come sooner; the pass
+itself rescans everything.
 """
 
 from __future__ import annotations
