@@ -189,7 +189,7 @@ class AreaWatch:
             return -1
 
     def complain(self, exc: OSError) -> None:
-        """Once, on the session's error output (the admin's to read in sshd's logs)."""
+        """Once, on the session's error output, which spoold logs."""
         if not self._complained:
             self._complained = True
             print(f"ailabber-gate: watch: {exc.strerror or exc}; comparing files every {SWEEP_EVERY:g} s instead",
