@@ -19,7 +19,8 @@ from benchmarks.infra import Infra, Unavailable
 from benchmarks.report import machine_info, render_table, write_docs
 
 # Cheapest and quietest first: the idle figures must not inherit another group's load.
-GROUPS = ("submit", "envs", "spool_scale", "idle", "dispatch", "freshness", "burst", "resubmit", "dashboard")
+GROUPS = ("submit", "envs", "spool_scale", "idle", "dispatch", "freshness", "burst", "resubmit", "dashboard",
+          "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

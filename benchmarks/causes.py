@@ -177,3 +177,33 @@ limits checked at submit, upload progress and queue places. Rows that got worse:
 | idle spoold: CPU | 0.017 % | 0.050 % | One more `listdir` per pass (the notice queue); at this level the figure is noise. |
 | status freshness, Slurm change -> `ailabber status` (local) | 264 ms (4.99x) | 280 ms (5.34x) | `outbox/queue.json` travels in the same rsync run as the statuses; within the spread of this row. |
 """
+
+
+#: The scale group before the gate: the full run of 2026-11-30 02:11 UTC (same machine),
+#: keys pinned with rrsync and spoold pulling every poll_interval (1 s).  Shown next to
+#: this run's figures, with keys pinned by ailabber-gate.
+SCALE_BEFORE: tuple[tuple[str, str], ...] = (
+    ("scale, 1 student: login-node CPU per active student", "116.0 ms/s (1.77 sessions/s, 65 ms each)"),
+    ("scale, 1 student: freshness, job end -> local spool (ssh)", "897 ms (p95 1.24 s)"),
+    ("scale, 1 student: workstation CPU per active student", "29.6 ms/s"),
+    ("scale, 10 students: login-node CPU per active student", "84.9 ms/s (1.59 sessions/s, 53 ms each)"),
+    ("scale, 10 students: freshness, job end -> local spool (ssh)", "985 ms (p95 1.48 s)"),
+    ("scale, 10 students: workstation CPU per active student", "21.0 ms/s"),
+    ("scale, 50 students: login-node CPU per active student",
+     "25.9 ms/s (0.50 sessions/s: the machine was saturated, load average 57.7)"),
+    ("scale, 50 students: freshness, job end -> local spool (ssh)", "11.47 s (p95 16.45 s)"),
+    ("scale, 50 students: workstation CPU per active student", "6.4 ms/s (saturated, as above)"),
+)
+
+SCALE_INTRO = """\
+## A course on one login node: before and after the gate
+
+Before: the full run of 2026-11-30 02:11 UTC, same machine, every student's key pinned
+with rrsync and spoold pulling status and logs every `poll_interval` (1 s): about 1.6
+ssh sessions per second per student with a task running, each costing the login node
+50 to 65 ms of CPU (sshd's session, rrsync's Python start, rsync). At 50 students that is
+more than the machine's two cores: every process slowed down, sessions came three times
+less often, and freshness fell to 11 s. After: this run, keys pinned with
+`ailabber-gate`, spoold pulling on notice (`docs/scaling.md` has the cost model). The
+same machine carries the workstation side too (the spoolds), so the "before" rows at 50
+students show the saturation of both."""

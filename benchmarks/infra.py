@@ -4,8 +4,9 @@
   short benchmark jobs never wait for each other;
 * Unix accounts ``ailabber-bench1..5`` and a world-usable interpreter with ailabber in it
   (``testbed/unix_users``), so remoted runs as root and each task as its student;
-* an sshd on loopback whose keys are pinned with rrsync (``testbed/sshd.Sshd``), a fresh one
-  per site so that a lingering ssh ControlMaster can never reach another site's area.
+* an sshd on loopback whose keys are pinned with rrsync or ailabber's gate
+  (``testbed/sshd.Sshd``), a fresh one per site so that a lingering ssh ControlMaster can
+  never reach another site's area.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from testbed import slurm_cluster, slurm_processes, unix_users
 from testbed import sshd as sshd_mod
 
 BENCH_USERS = tuple(f"ailabber-bench{i}" for i in range(1, 6))
+#: The simulated course of the scale group: one account per student.
+SCALE_USERS = tuple(f"ailabber-scale{i:02d}" for i in range(1, 51))
 
 
 class Unavailable(RuntimeError):
@@ -85,20 +88,24 @@ class Infra:
             raise Unavailable(self._python_error) from None
         return self._python
 
-    def users(self, n: int) -> list[str]:
+    def users(self, n: int, names: tuple[str, ...] = BENCH_USERS) -> list[str]:
+        """The first ``n`` of ``names`` as Unix accounts (made once, kept for later runs)."""
+        if n > len(names):
+            raise Unavailable(f"only {len(names)} benchmark accounts are defined, {n} asked for")
         self.student_python()
-        for name in BENCH_USERS[:n]:
+        for name in names[:n]:
             unix_users.ensure_user(name)
             if name not in self._users:
                 self._users.append(name)
-        return list(BENCH_USERS[:n])
+        return list(names[:n])
 
     # --- sshd ----------------------------------------------------------------------------
-    def new_sshd(self) -> sshd_mod.Sshd:
+    def new_sshd(self, gate: Path | None = None) -> sshd_mod.Sshd:
+        """A loopback sshd whose keys are pinned with rrsync, or with ``gate``."""
         ok, why = sshd_mod.available()
         if not ok:
             raise Unavailable(f"no sshd here: needs {why}")
-        d = sshd_mod.Sshd()
+        d = sshd_mod.Sshd(gate=gate)
         d.start()
         return d
 
@@ -164,9 +171,10 @@ class Site:
 
 def make_site(infra: Infra, prefix: str, users: list[str], *, transport: str, scheduler: str = "local",
               remoted_extra: dict[str, Any] | None = None, gpus: int = 0,
-              spoold_extra: dict[str, Any] | None = None) -> Site:
+              spoold_extra: dict[str, Any] | None = None, gate: bool = False) -> Site:
     """The deployment the admin guide describes: ``users/<name>`` made by the admin and
-    owned by the student; over ssh each student's key is pinned with rrsync to it."""
+    owned by the student; over ssh each student's key is pinned to it with rrsync, or
+    with ailabber's gate (``gate``: the ``ailabber-gate`` of the students' interpreter)."""
     py = infra.student_python()
     base = unix_users.world_dir(f"ailabber-bench-{prefix}-")
     root = base / "remote"
@@ -178,7 +186,7 @@ def make_site(infra: Infra, prefix: str, users: list[str], *, transport: str, sc
         remoted_env["SLURM_CONF"] = str(infra.slurm().conf)
     site = Site(base, root, {})
     if transport == "ssh":
-        site.sshd = infra.new_sshd()
+        site.sshd = infra.new_sshd(py.parent / "ailabber-gate" if gate else None)
     for name in users:
         area = root / "users" / name
         area.mkdir(mode=0o700)

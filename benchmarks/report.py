@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.causes import BEFORE_AFTER, CAUSES, RESHAPE_AB, SECURITY_COSTS, STUDENT_FEATURES
+from benchmarks.causes import (
+    BEFORE_AFTER,
+    CAUSES,
+    RESHAPE_AB,
+    SCALE_BEFORE,
+    SCALE_INTRO,
+    SECURITY_COSTS,
+    STUDENT_FEATURES,
+)
 from benchmarks.common import PY, REPO, Row
 
 if TYPE_CHECKING:
@@ -147,6 +155,12 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         after = "not measured" if r is None or r.value is None else fmt(r.value, r.unit) + (
             f" ({r.ratio:.3g}x)" if r.ratio is not None and "x)" in before else "")
         parts.append(f"| {figure} | {before} | {after} | {change} |")
+    parts += ["", SCALE_INTRO, "", "| figure | before (rrsync, polling) | after (ailabber-gate, this run) |",
+              "|---|---|---|"]
+    for figure, before in SCALE_BEFORE:
+        now = by_figure.get(figure)
+        after = "not measured" if now is None or now.value is None else fmt(now.value, now.unit)
+        parts.append(f"| {figure} | {before} | {after} |")
     parts += ["", SECURITY_COSTS.rstrip(), "", RESHAPE_AB.rstrip(), "", STUDENT_FEATURES.rstrip()]
     parts += ["", "## The machine", "", "| | |", "|---|---|"]
     parts += [f"| {k} | {v} |" for k, v in info.items()]

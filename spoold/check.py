@@ -1,5 +1,6 @@
-"""``ailabber-spoold --check``: can this workstation reach its remote, is the key confined,
-and is remoted alive on the other side?  Used by ``ailabber doctor``."""
+"""``ailabber-spoold --check``: can this workstation reach its remote, is the key confined
+(and does it offer change notices), and is remoted alive on the other side?  Used by
+``ailabber doctor``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ailabber.storage.home import os_user
 from ailabber.storage.remoted_beat import REMOTED_BEAT, RemotedBeat, read_beat
 from spoold.errors import TransportError
 from spoold.transport import RsyncTransport
+from spoold.watchchannel import offered
 
 
 def not_set_up(settings: SpooldSettings) -> str | None:
@@ -52,6 +54,7 @@ def run_checks(settings: SpooldSettings) -> list[Check]:
                 checks.append(Check("remote directory confined", not confined,
                                     "the key can only reach this student's directory" if not confined else
                                     "this key can read outside the student's directory: pin it with rrsync"))
+                checks.append(notices_check(transport, 3.0 * settings.connect_timeout))
             beat_file = Path(tmp) / REMOTED_BEAT
             try:
                 transport.pull_file(REMOTED_BEAT, beat_file)
@@ -65,6 +68,17 @@ def run_checks(settings: SpooldSettings) -> list[Check]:
     finally:
         transport.close()
     return checks
+
+
+def notices_check(transport: RsyncTransport, timeout: float) -> Check:
+    """Whether the key is pinned with ailabber-gate (spoold is told of changes) or with
+    plain rrsync (spoold polls: it works, at a higher cost to the login node)."""
+    argv = transport.watch_argv()
+    why = offered(argv, timeout) if argv is not None else "not over ssh"
+    if why is None:
+        return Check("change notices", True, "the key is pinned with ailabber-gate: spoold pulls when told")
+    return Check("change notices", False, f"not offered ({why}): spoold polls, which costs the login node more; "
+                 "the admin can pin the key with ailabber-gate instead of rrsync", warning=True)
 
 
 def remoted_checks(beat: RemotedBeat) -> list[Check]:

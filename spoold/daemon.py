@@ -1,8 +1,10 @@
 """spoold: sends committed tasks to the remote spool and brings their state back.
 
 One pass: act on the CLI's requests, push what is in ``new/``, pull status and logs of
-what is in ``synced/``, and retire finished tasks to ``done/`` with their results.
-Filesystem events only make a pass come sooner; the pass itself rescans everything.
+what is in ``synced/`` when they are due (``pullclock.py``: on the gate's notices, which
+``watchchannel.py`` receives, or by polling), and retire finished tasks to ``done/`` with
+their results.  Filesystem events and notices only make a pass come sooner; the pass
+itself rescans everything.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ailabber.daemonkit.spoold_settings import SpooldSettings
 from ailabber.model.pathlimits import tree_problems
 from ailabber.model.task import CANCELED, FAILED, PENDING, TaskStatus, now_iso, transition
 from ailabber.storage import fsutil, statusfile
-from ailabber.storage.remoted_beat import REMOTED_BEAT, pull_every, pulled
+from ailabber.storage.following import followed, following_dir
+from ailabber.storage.remoted_beat import REMOTED_BEAT, RemotedBeat, pull_every, pulled
 from ailabber.storage.spool import (
     DAEMON_LOCK,
     DONE,
@@ -37,14 +40,14 @@ from spoold.basis import needs_checksum, newest_accepted
 from spoold.merge import merge_remote
 from spoold.notices import Notices
 from spoold.progress import UploadProgress
+from spoold.pullclock import ADAPTIVE, POLL, WATCH, Due, PullClock
 from spoold.results import pull_results
 from spoold.retention import Retention, drop_status_mirror
 from spoold.transport import RsyncTransport, TransportError
+from spoold.watchchannel import UP, WatchChannel
 
 log = logging.getLogger("spoold")
 TMP_CLEAN_EVERY = 3600.0
-LIMITS_EVERY = 60.0
-LIMITS_EVERY_ACTIVE = 10.0     # while tasks are on the cluster: limits.json also says what they use
 RESULT_ATTEMPTS = 5
 BATCH_TASK_BYTES = 1_000_000    # tasks up to this size travel together
 BATCH_TASKS = 200
@@ -58,12 +61,14 @@ class Spoold:
         self._retry_at: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._last_tmp_clean = 0.0
-        self._pulled_at: dict[str, float] = {}     # small files of the area -> last pull
         self.last_contact: float | None = None
         self._result_failures: dict[str, int] = {}
         self.notices = Notices(self.spool, settings.notices)
         self.retention = Retention(self.spool, settings.retention)
-        self._active_at = 0.0          # when tasks were last seen on the cluster (in synced/)
+        self.wake: Callable[[], None] = lambda: None     # the loop's, once it runs: news came
+        self.clock = PullClock(settings.poll_interval, settings.remote_rescan_interval)
+        self.channel = self._channel()
+        self._pull_wait = 0.0
 
     def reconfigure(self, settings: SpooldSettings) -> None:
         """SIGHUP: new intervals, remote or key take effect from the next pass."""
@@ -73,9 +78,18 @@ class Spoold:
         self.settings = settings
         self.notices.configure(settings.notices)
         self.transport = RsyncTransport.to(settings)
+        if self.channel is not None:
+            self.channel.close()
         old.close()
-        self._pulled_at.clear()
+        self.clock = PullClock(settings.poll_interval, settings.remote_rescan_interval)
+        self.channel = self._channel()
         self.retention.reconfigure(settings.retention)
+
+    def _channel(self) -> WatchChannel | None:
+        argv = self.transport.watch_argv()
+        if argv is None:
+            return None
+        return WatchChannel(argv, lambda: self.wake(), ack_timeout=3.0 * self.settings.connect_timeout)
 
     def status_line(self) -> str:
         waiting = len(self.spool.ids_in(NEW))
@@ -86,21 +100,21 @@ class Spoold:
 
     def prepare(self) -> None:
         self.spool.ensure()
+        fsutil.ensure_dirs(following_dir(self.spool.root), mode=0o700)
         try:
             self.transport.prepare()
         except OSError as exc:
             log.warning("cannot prepare the remote directory yet: %s", exc)
 
     def watch_dirs(self) -> list[Path]:
-        return [self.spool.stage_dir(NEW), self.spool.requests_dir]
+        """new/ and requests/ (work to do), following/ (someone now waits for news)."""
+        return [self.spool.stage_dir(NEW), self.spool.requests_dir, following_dir(self.spool.root)]
 
     # --- the pass ------------------------------------------------------------------------
     def step(self) -> float:
-        self.refresh_limits()
-        self.refresh_beat()
         self.handle_requests()
         self.push_new()
-        active = self.sync_active()
+        self.sync_active()
         backlog = self.notices.step()
         now = time.time()
         if now - self._last_tmp_clean > TMP_CLEAN_EVERY:
@@ -108,9 +122,7 @@ class Spoold:
             for name in self.spool.clean_stale_tmp():
                 log.info("removed abandoned submission %s from tmp/", name)
         self.retention.maybe_run()
-        wait = self.settings.rescan_interval
-        if active:
-            wait = self.settings.poll_interval
+        wait = min(self.settings.rescan_interval, self._pull_wait)
         if self._retry_at:
             wait = min(wait, max(0.05, min(self._retry_at.values()) - now))
         if backlog:
@@ -174,31 +186,6 @@ class Spoold:
     def limits(self) -> UploadLimits:
         own = UploadLimits(self.settings.max_upload_bytes, self.settings.max_upload_files)
         return own.tighter(published(self.spool.root))
-
-    def refresh_limits(self) -> None:
-        """Pull the cluster's published limits and the use they count now and then (the
-        CLI reads them); more often while this user's tasks are on the cluster."""
-        every = LIMITS_EVERY_ACTIVE if self._active_at > time.time() - LIMITS_EVERY else LIMITS_EVERY
-        self._pull_due(LIMITS_FILE, every, keep_on_failure=True)
-
-    def refresh_beat(self) -> None:
-        """Pull remoted's heartbeat once per beat, so that ``status`` and ``whoami`` can say
-        that remoted has stopped without the CLI touching the network.  A failed pull drops
-        the copy: unreachable is not stopped, and an old copy would make the CLI blame remoted."""
-        self._pull_due(REMOTED_BEAT, pull_every(pulled(self.spool.root)), keep_on_failure=False)
-
-    def _pull_due(self, name: str, every: float, keep_on_failure: bool) -> None:
-        """One small file of the user's area into the spool, if ``every`` seconds have passed."""
-        now = time.time()
-        if now - self._pulled_at.get(name, 0.0) < every:
-            return
-        self._pulled_at[name] = now
-        try:
-            self.transport.pull_file(name, self.spool.root / name)
-        except TransportError as exc:
-            log.debug("%s pull failed: %s", name, exc)
-            if not keep_on_failure:
-                (self.spool.root / name).unlink(missing_ok=True)
 
     def push_new(self) -> None:
         """Send what is in new/: small tasks together in one batch (a burst of submissions
@@ -283,21 +270,26 @@ class Spoold:
 
     # --- status and logs -----------------------------------------------------------------
     def sync_active(self) -> list[str]:
+        """Pull what is due (``spoold/pullclock.py`` decides when), merge what came, and
+        retire the tasks that ended; the unfinished ones."""
         active = self.spool.ids_in(SYNCED)
-        if not active:
-            return []
-        self._active_at = time.time()
-        outbox = self.spool.outbox_dir
-        try:
-            self.transport.pull_status(active, outbox)
-            self.transport.pull_logs(active, outbox)
-        except TransportError as exc:
-            log.warning("status pull failed: %s", exc)
-            return active
-        self.last_contact = time.time()
-        for task_id in active:
+        now = time.monotonic()
+        self.clock.observe(active, now)
+        mode = self._mode(active, now)
+        watched = bool(followed(self.spool.root, active))
+        beat_every = pull_every(pulled(self.spool.root))
+        due = self.clock.due(mode, now, watched, beat_every)
+        pulled_now = bool(due) and self._pull(active, due, now) and due.small
+        self._pull_wait = self.clock.wait(mode, time.monotonic(), watched, beat_every)
+        # What came is merged; a finished task whose results could not be pulled is tried
+        # again at every pass, pull or not.
+        changed = []
+        for task_id in active if pulled_now else [t for t in active if t in self._result_failures]:
             task_dir = self.spool.stage_dir(SYNCED) / task_id
+            before = statusfile.read_status(task_dir)
             st = self.merge(task_id, task_dir)
+            if st is not None and before is not None and (st.state, st.reason) != (before.state, before.reason):
+                changed.append(task_id)
             if st is not None and st.terminal:
                 try:
                     self.pull_results(task_id, task_dir)
@@ -313,7 +305,40 @@ class Spoold:
                 self._result_failures.pop(task_id, None)
                 self.retire(task_id, SYNCED)
                 log.info("%s: %s; results in %s", task_id, st.state, self.spool.stage_dir(DONE) / task_id)
+        self.clock.changed(changed, time.monotonic())
         return [t for t in active if (self.spool.stage_dir(SYNCED) / t).exists()]
+
+    def _mode(self, active: list[str], now: float) -> str:
+        """How this pass learns of changes: the gate's notices (``WATCH``), else polling,
+        backing off (``ADAPTIVE``, ssh) or not (``POLL``, the local transport)."""
+        if self.channel is None:
+            return POLL
+        self.channel.keep_open(active, now)
+        reopened, news, beat = self.channel.take()
+        if reopened:
+            self.clock.everything()
+        self.clock.heard(news)
+        if beat is not None and RemotedBeat.from_dict(beat) is not None:
+            fsutil.atomic_write_json(self.spool.root / REMOTED_BEAT, beat)
+        return WATCH if self.channel.state == UP else ADAPTIVE
+
+    def _pull(self, active: list[str], due: Due, now: float) -> bool:
+        """One rsync run for everything small (and one for the logs, when due)."""
+        try:
+            if due.small:
+                also = [LIMITS_FILE, REMOTED_BEAT] if due.beat else [LIMITS_FILE]
+                self.transport.pull_status(active, self.spool.root, also)
+            if due.logs:
+                self.transport.pull_logs(active, self.spool.root)
+        except TransportError as exc:
+            log.warning("status pull failed: %s", exc)
+            if due.beat:      # unreachable is not stopped: an old copy would make the CLI blame remoted
+                (self.spool.root / REMOTED_BEAT).unlink(missing_ok=True)
+            self.clock.pulled(due, now, ok=False)
+            return False
+        self.clock.pulled(due, now)
+        self.last_contact = time.time()
+        return True
 
     def merge(self, task_id: str, task_dir: Path) -> TaskStatus | None:
         local = statusfile.read_status(task_dir)
@@ -350,8 +375,11 @@ def run(settings: SpooldSettings, reload_settings: Callable[[], SpooldSettings] 
 
     loop = DaemonLoop("spoold", settings.spool / DAEMON_LOCK, d.step, d.watch_dirs, settings.rescan_interval,
                       status=d.status_line, reload=reload, on_stop=lambda: d.transport.abort())
+    d.wake = loop.waker.poke
     try:
         return loop.run()
     finally:
+        if d.channel is not None:
+            d.channel.close()
         d.transport.close()
         d.notices.close()

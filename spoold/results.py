@@ -29,7 +29,7 @@ def pull_results(transport: RsyncTransport, spool: Spool, task_id: str, task_dir
     logs = [p for p in meta.get("logs", []) if isinstance(p, str)]
     results = [p for p in meta.get("results", []) if isinstance(p, str)]
     workdir = str(meta.get("workdir", "."))
-    transport.pull_logs([task_id], spool.outbox_dir)
+    transport.pull_logs([task_id], spool.root)
     st = statusfile.read_status(task_dir)
     out = None
     if st is not None and st.terminal and (logs or results):

@@ -31,6 +31,7 @@ from ailabber.model.remote_layout import (
     UserArea,
 )
 from ailabber.model.remote_url import LocalRemote
+from ailabber.model.watch_lines import VERB
 from ailabber.storage.home import os_user
 from ailabber.storage.manifest import manifest_files
 from spoold.errors import TransportError, classify
@@ -218,17 +219,25 @@ class RsyncTransport:
     def send_request(self, task_id: str, kind: str, request_file: Path) -> None:
         self._run([str(request_file), self._remote(f"{REQUESTS}/{task_id}.{kind}")], f"{kind} request for {task_id}")
 
-    def pull_status(self, task_ids: Sequence[str], dest: Path) -> None:
-        """status.json and events.jsonl of each task into ``dest/<id>/``, and where the
-        waiting ones stand (``queue.json``) into ``dest/`` (small: checksummed)."""
-        rels = [f"{t}/{name}" for t in task_ids for name in ("status.json", "events.jsonl")] + [QUEUE_FILE]
-        self._pull_list(rels, dest, ["--checksum"], "status pull")
+    def pull_status(self, task_ids: Sequence[str], spool_root: Path, also: Sequence[str] = ()) -> None:
+        """Everything small at once, in one rsync run (over ssh, one session: what a pull
+        costs the login node is the session, not the bytes): status.json and events.jsonl
+        of each task into ``outbox/<id>/``, where the waiting ones stand (``outbox/
+        queue.json``), and ``also`` (files at the top of the area, such as limits.json),
+        each to the same place under ``spool_root``.  Checksummed: a rewrite of the same
+        size within the same second would pass rsync's quick check.  The directories on
+        the way keep their local modes (``--no-implied-dirs``)."""
+        rels = [f"{OUTBOX}/{t}/{name}" for t in task_ids for name in ("status.json", "events.jsonl")]
+        rels += [f"{OUTBOX}/{QUEUE_FILE}", *also]
+        self._pull_list(rels, spool_root, ["--checksum", "--no-implied-dirs"], "status pull", base="")
 
-    def pull_logs(self, task_ids: Sequence[str], dest: Path) -> None:
-        """The logs directories, appending to what we already have: a growing log is not
-        copied again from the start on every pass."""
-        rels = [f"{t}/logs/" for t in task_ids]
-        self._pull_list(rels, dest, ["--append"], "log pull")
+    def pull_logs(self, task_ids: Sequence[str], spool_root: Path) -> None:
+        """The logs directories into ``outbox/<id>/logs/`` under ``spool_root``, appending
+        to what we already have: a growing log is not copied again from the start on every
+        pass.  From the top of the area, as ``pull_status``: an area whose ``outbox/`` is
+        not there yet is no error."""
+        rels = [f"{OUTBOX}/{t}/logs/" for t in task_ids]
+        self._pull_list(rels, spool_root, ["--append", "--no-implied-dirs"], "log pull", base="")
 
     def list_area(self) -> str:
         """List the top of the user's area: the cheapest proof that it is reachable."""
@@ -281,13 +290,21 @@ class RsyncTransport:
     def _workdir(task_id: str, workdir_rel: str) -> str:
         return f"{TASKS}/{task_id}/files" + ("" if workdir_rel in ("", ".") else f"/{workdir_rel}")
 
-    def _pull_list(self, rels: list[str], dest: Path, extra: list[str], what: str) -> None:
+    def _pull_list(self, rels: list[str], dest: Path, extra: list[str], what: str, base: str = OUTBOX) -> None:
         if not rels:
             return
         os.makedirs(dest, exist_ok=True)
         with _list_file("\n".join(rels) + "\n") as names:
             self._run([*extra, "--ignore-missing-args", f"--files-from={names}",
-                       self._remote(OUTBOX) + "/", f"{dest}/"], what)
+                       self._remote(base).rstrip("/") + "/", f"{dest}/"], what)
+
+    def watch_argv(self) -> list[str] | None:
+        """The command of the watch channel (``spoold/watchchannel.py``): the gate's
+        ``watch`` over the same multiplexed ssh connection; None for the local transport,
+        which polls (see ``spoold/pullclock.py``)."""
+        if not self.rsh or not self.host_prefix:
+            return None
+        return [*self.rsh, self.host_prefix.rstrip(":"), VERB]
 
     def close(self) -> None:
         """End the shared ssh connection (ControlMaster), if there is one."""

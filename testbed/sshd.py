@@ -1,7 +1,8 @@
 """A throwaway sshd on loopback (or inside a network namespace) for transport tests.
 
 Its own host key, config and authorized_keys live in a temporary directory; each student's
-key is pinned with rrsync to that student's directory, exactly as an admin would do it.
+key is pinned to that student's directory, exactly as an admin would do it: with rrsync,
+or with ailabber's gate (``ailabber-gate``: rrsync plus the ``watch`` verb) when one is given.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def keygen(path: Path, owner: str | None = None) -> str:
 
 
 class Sshd:
-    def __init__(self, listen: str = "127.0.0.1", netns: str | None = None):
+    def __init__(self, listen: str = "127.0.0.1", netns: str | None = None, gate: Path | None = None):
+        """``gate``: the ``ailabber-gate`` program keys are pinned with (None: rrsync)."""
         self.listen = listen
         self.netns = netns
+        self.gate = gate
         self.dir = Path(tempfile.mkdtemp(prefix="ailabber-sshd-"))
         os.chmod(self.dir, 0o755)
         self.port = free_port() if netns is None else 2222
@@ -57,10 +60,11 @@ class Sshd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def authorize(self, user: str, public_key: str, rrsync_dir: Path | None, jump_to: str | None = None) -> None:
-        """Pin ``public_key`` for ``user``: with ``rrsync_dir``, to rsync inside it only; with
-        ``jump_to`` (``host:port``), to forwarding a connection there and nothing else (a
-        bastion's key for ``ProxyJump`` or ``ssh -L``)."""
-        prefix = (f'command="{RRSYNC} {rrsync_dir}",restrict ' if rrsync_dir
+        """Pin ``public_key`` for ``user``: with ``rrsync_dir``, to rsync inside it only (and
+        the gate's ``watch`` of it, with a gate); with ``jump_to`` (``host:port``), to
+        forwarding a connection there and nothing else (a bastion's key for ``ProxyJump``
+        or ``ssh -L``)."""
+        prefix = (f'command="{self.gate or RRSYNC} {rrsync_dir}",restrict ' if rrsync_dir
                   else f'restrict,port-forwarding,permitopen="{jump_to}" ' if jump_to else "")
         path = self.keys_dir / user
         with open(path, "a") as fh:

@@ -18,6 +18,7 @@ from typing import Protocol
 from ailabber.cli.common import EXIT_FAIL, find_task, get_spool, holding
 from ailabber.cli.helptext import describe
 from ailabber.model.task import TaskStatus
+from ailabber.storage.following import following
 from ailabber.storage.logindex import STREAMS as INDEXED
 from ailabber.storage.logindex import StreamReader, read_from
 from ailabber.storage.spool import Spool
@@ -90,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(spool: Spool, task_id: str, st: TaskStatus, args: argparse.Namespace) -> int:
+    if args.follow and not st.terminal:
+        with following(spool.root, task_id):        # spoold pulls this task's news at once meanwhile
+            return _show(spool, task_id, st, args)
+    return _show(spool, task_id, st, args)
+
+
+def _show(spool: Spool, task_id: str, st: TaskStatus, args: argparse.Namespace) -> int:
     source = source_for(spool.outbox(task_id) / "logs", args.stream)
     out = sys.stdout.buffer
     shown = 0

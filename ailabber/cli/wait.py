@@ -16,6 +16,7 @@ from ailabber.cli.common import EXIT_FAIL, find_task, get_spool, spoold_pid
 from ailabber.cli.helptext import describe
 from ailabber.model import render
 from ailabber.model.task import COMPLETED, RUNNING
+from ailabber.storage.following import following
 from ailabber.storage.spool import DONE, RESULTS, Spool
 
 #: How long, after the end, ``wait`` lets spoold bring the results back before it points at ``fetch``.
@@ -43,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
 def follow(spool: Spool, task_id: str, timeout: float = 0, interval: float = 0.25,
            out: TextIO | None = None) -> int:
     """Show the task until it ends (or ``timeout`` seconds pass), then its end and where
-    its results are; the exit code of ``wait``."""
+    its results are; the exit code of ``wait``.  Meanwhile spoold pulls this task's news
+    at once (``storage/following.py``), not on a quiet task's back-off."""
+    with following(spool.root, task_id):
+        return _follow(spool, task_id, timeout, interval, out)
+
+
+def _follow(spool: Spool, task_id: str, timeout: float, interval: float, out: TextIO | None) -> int:
     from ailabber.model.progress import line
     from ailabber.workstation import taskview
 

@@ -98,6 +98,9 @@ class SpooldSettings(NamedTuple):
     remote: Remote                   # a local path, or ssh://[user@]host[:port]/path, parsed
     poll_interval: float = 1.0       # seconds between status pulls while tasks are active
     rescan_interval: float = 5.0     # full rescan even without filesystem events
+    # With the cluster's gate (change notices over ssh): everything pulled again this
+    # often, in case a notice was missed (spoold/pullclock.py).
+    remote_rescan_interval: float = 300.0
     identity_file: str | None = None
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10        # ssh ConnectTimeout, and rsync --timeout is 3x this
@@ -110,8 +113,8 @@ class SpooldSettings(NamedTuple):
 
 
 
-SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "identity_file", "ssh_options",
-               "connect_timeout", "max_upload_bytes", "max_upload_files", "upload_bwlimit", "retention",
+SPOOLD_KEYS = ("spool", "remote", "poll_interval", "rescan_interval", "remote_rescan_interval", "identity_file",
+               "ssh_options", "connect_timeout", "max_upload_bytes", "max_upload_files", "upload_bwlimit", "retention",
                *NOTICE_KEYS)
 
 
@@ -166,6 +169,7 @@ def load_spoold_settings(path: Path | None) -> SpooldSettings:
         remote=remote,
         poll_interval=number(path, data, "poll_interval", 1.0, 0.05, 3600),
         rescan_interval=number(path, data, "rescan_interval", 5.0, 0.1, 3600),
+        remote_rescan_interval=number(path, data, "remote_rescan_interval", 300.0, 1.0, 86400),
         identity_file=ident,
         ssh_options=tuple(opts),
         connect_timeout=limits["connect_timeout"] or 10,

@@ -32,3 +32,11 @@ def student_python(pytestconfig: pytest.Config) -> Iterator[Path]:
     shutil.rmtree(py.parent.parent.parent, ignore_errors=True)
 
 
+
+
+@pytest.fixture(params=["rrsync", "gate"])
+def pin(request: pytest.FixtureRequest, student_python: Path) -> Path | None:
+    """What the students' keys are pinned to: rrsync itself (spoold then polls), or
+    ailabber's gate, the ``ailabber-gate`` of the students' interpreter (rrsync plus the
+    ``watch`` verb: spoold pulls on notice).  The same confinement tests hold for both."""
+    return None if request.param == "rrsync" else student_python.parent / "ailabber-gate"

@@ -51,11 +51,12 @@ def make_ssh_setup(py: Path, sshd: Sshd, base: Path, remoted_extra: dict[str, ob
 
 @contextmanager
 def ssh_site(pytestconfig: pytest.Config, py: Path, prefix: str,
-             remoted_extra: dict[str, object] | None = None) -> Iterator[SshSetup]:
-    """A loopback sshd and the students' pipelines behind it, all stopped and removed after."""
+             remoted_extra: dict[str, object] | None = None, gate: Path | None = None) -> Iterator[SshSetup]:
+    """A loopback sshd and the students' pipelines behind it, all stopped and removed after;
+    keys pinned with ``gate`` (None: rrsync)."""
     ok, why = available()
     require(pytestconfig, ok, why)
-    sshd = Sshd()
+    sshd = Sshd(gate=gate)
     sshd.start()
     base = world_dir(prefix)
     setup: SshSetup | None = None
@@ -70,8 +71,8 @@ def ssh_site(pytestconfig: pytest.Config, py: Path, prefix: str,
 
 
 @pytest.fixture
-def ssh_setup(pytestconfig: pytest.Config, student_python: Path) -> Iterator[SshSetup]:
-    with ssh_site(pytestconfig, student_python, "ailabber-ssh-") as setup:
+def ssh_setup(pytestconfig: pytest.Config, student_python: Path, pin: Path | None) -> Iterator[SshSetup]:
+    with ssh_site(pytestconfig, student_python, "ailabber-ssh-", gate=pin) as setup:
         yield setup
 
 
@@ -240,9 +241,9 @@ def test_link_cut_during_a_large_upload_resumes_and_runs_once(pytestconfig: pyte
 
 
 def test_size_limits_are_checked_at_submit_and_by_remoted(pytestconfig: pytest.Config,
-                                                          student_python: Path) -> None:
+                                                          student_python: Path, pin: Path | None) -> None:
     limits_extra: dict[str, object] = {"limits": {"max_upload_bytes": 3_000_000, "max_upload_files": 50}}
-    with ssh_site(pytestconfig, student_python, "ailabber-limits-", limits_extra) as setup:
+    with ssh_site(pytestconfig, student_python, "ailabber-limits-", limits_extra, gate=pin) as setup:
         base, sshd, alice = setup.base, setup.sshd, setup.pipes[STUDENTS[0]]
         alice.start("remoted")
         alice.start("spoold")
@@ -320,7 +321,8 @@ def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) ->
     assert all(f"tick{i}\n" in r.stdout for i in range(1, 13))
 
 
-def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path) -> None:
+def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path,
+                                                      pin: Path | None) -> None:
     """All students log in as one service account; each key is pinned to that student's
     directory; tasks still run as the student."""
     from testbed.unix_users import ensure_user
@@ -329,7 +331,7 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
     require(pytestconfig, ok, why)
     svc = "ailabber-svc"
     ensure_user(svc)
-    sshd = Sshd()
+    sshd = Sshd(gate=pin)
     sshd.start()
     base = world_dir("ailabber-svc-")
     root = shared_root(base)
@@ -363,7 +365,7 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
 
 
 def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
-        pytestconfig: pytest.Config, student_python: Path) -> None:
+        pytestconfig: pytest.Config, student_python: Path, pin: Path | None) -> None:
     """One Unix user runs two spoolds (two homes) whose keys are pinned to two different
     directories of the same service account on the same host.  The second spoold starts
     while the first one's multiplexed connection is still open: its task must still go
@@ -374,7 +376,7 @@ def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
     require(pytestconfig, ok, why)
     svc = "ailabber-svc"
     ensure_user(svc)
-    sshd = Sshd()
+    sshd = Sshd(gate=pin)
     sshd.start()
     base = world_dir("ailabber-twokeys-")
     root = shared_root(base)
@@ -417,13 +419,13 @@ def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
 
 
 def test_one_student_on_two_workstations_shares_one_directory_without_collisions(
-        pytestconfig: pytest.Config, student_python: Path) -> None:
+        pytestconfig: pytest.Config, student_python: Path, pin: Path | None) -> None:
     """A student works from two workstations (two homes, two keys, both pinned to her one
     directory): tasks submitted from both at once all run once, each workstation sees and
     cancels only its own, and a cancel on one leaves the other's tasks alone."""
     ok, why = available()
     require(pytestconfig, ok, why)
-    sshd = Sshd()
+    sshd = Sshd(gate=pin)
     sshd.start()
     base = world_dir("ailabber-twohomes-")
     root = shared_root(base)

@@ -1,7 +1,7 @@
 """The accept and launch races again, with both students on the ssh transport.
 
-A real sshd on loopback; each student's key pinned with rrsync to her own area, as the
-admin guide says.  Both students submit with the real CLI and their own spoold (running
+A real sshd on loopback; each student's key pinned to her own area, as the admin guide
+says: with rrsync, and again with ailabber's gate (rrsync plus ``watch``).  Both students submit with the real CLI and their own spoold (running
 as them) over ssh; remoted runs as root.  The attacker races in two ways at once, as she
 could from one machine: her swap loop on the cluster's filesystem as her uid (the run
 directory of each task for a symlink to a root-owned directory or the victim's run
@@ -32,7 +32,7 @@ from testbed.pipeline import Pipeline, owned_project, student_pipeline
 from testbed.sshd import Sshd, available, keygen
 from testbed.unix_users import chown_tree
 from tests.conftest import require
-from tests.integration.conftest import student_python  # noqa: F401
+from tests.integration.conftest import pin, student_python  # noqa: F401
 from tests.security.hostile_site import (
     ATTACKER,
     VICTIM,
@@ -74,10 +74,11 @@ class SshSite:
 
 
 @pytest.fixture
-def ssh_site(pytestconfig: pytest.Config, student_python: Path) -> Iterator[SshSite]:  # noqa: F811
+def ssh_site(pytestconfig: pytest.Config, student_python: Path,  # noqa: F811
+             pin: Path | None) -> Iterator[SshSite]:  # noqa: F811
     ok, why = available()
     require(pytestconfig, ok, why)
-    sshd = Sshd()
+    sshd = Sshd(gate=pin)
     sshd.start()
     site = Site(student_python, "ailabber-sec-ssh-")
     s: SshSite | None = None
