@@ -113,8 +113,8 @@ class Spoold:
     # --- the pass ------------------------------------------------------------------------
     def step(self) -> float:
         self.handle_requests()
+        self.sync_active()          # first: its pull brings limits.json, which push_new applies
         self.push_new()
-        self.sync_active()
         backlog = self.notices.step()
         now = time.time()
         if now - self._last_tmp_clean > TMP_CLEAN_EVERY:
