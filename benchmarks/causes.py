@@ -170,7 +170,7 @@ limits checked at submit, upload progress and queue places. Rows that got worse:
 
 | figure | before | after | why |
 |---|---|---|---|
-| submit, small project (50 files, 1 MB) | 99 ms (5.99x) | 115 ms (6.77x) | Not yet accepted: the submit path imports 15 more of ailabber's modules (the gitignore reader and matcher, upload warnings, names, job limits, the placeholder check, shared snapshot files, and spoold.yaml's notice and retention settings, whose records are NamedTuples built at import). An A/B in alternation with the code before these features (25 submits each, bytecode cached, twice) gave 94 and 97 ms before, 105 and 111 ms after; building only the named verb's sub-parser took back about 1 ms. The notice and retention settings (about 4 ms of it) are to be parsed only where spoold.yaml sets them. |
+| submit, small project (50 files, 1 MB) | 99 ms (5.99x) | 115 ms (6.77x) | Taken back since (see the next section): the full run of 2026-11-30 03:34 UTC gave 74 ms (5.77x). The submit path no longer imports remoted's settings, the retention planning, the job limits (unless limits.json exists) or the glob compiler (unless the config names logs or results), and the CLI's garbage collector runs after 100,000 allocations instead of 700 (start-up creates tens of thousands of objects that live as long as the command, and about 5 ms of a small submit went to scanning them). An A/B in alternation with the code before the students' features (200 pairs, bytecode cached, AILABBER_FSYNC=0) gave a median difference of +0.6 ms (quartiles -3.2 and +6.8 ms): none. |
 | submit, large project, fsync on (default) | 1.31 s (1.54x) | 964 ms (1.75x) | Faster in time; the ratio grew because this run's floor (`cp -a`) was faster (849 to 552 ms). Each submit now also records where each file came from (`sources.json`: one `stat` per file, which lets the next submit share unchanged files) and looks at the plan for likely mistakes (about 4 ms for 5,000 entries). |
 | `ailabber status ID`, 10,000 tasks in the spool | 123 ms | 140 ms | The same start-up growth as submit, and `status` now reads `outbox/queue.json` and the notice record; within its 0.15 s target. |
 | spoold start-up + first pass, 10,000 tasks | 168 ms | 320 ms | spoold's retention runs at start-up: it lists `done/` and reads the status of every task old enough to go (here: all 10,000 are finished); within its 3 s target. |
@@ -207,3 +207,23 @@ less often, and freshness fell to 11 s. After: this run, keys pinned with
 `ailabber-gate`, spoold pulling on notice (`docs/scaling.md` has the cost model). The
 same machine carries the workstation side too (the spoolds), so the "before" rows at 50
 students show the saturation of both."""
+
+
+STAFF_AND_SCALE = """\
+## What the staff's features and the change notices cost
+
+Before: the full run of 2026-11-29 23:51 UTC. After: the full run of 2026-11-30 03:34
+UTC, same machine, after `ailabber admin` (staff requests remoted reads every pass, holds,
+per-student limits, records that keep their history and are shared with the staff's
+group, cluster retention), the dashboards, and the change notices (`ailabber-gate`,
+spoold's pull clock). Rows that got worse:
+
+| figure | before | after | why |
+|---|---|---|---|
+| submit, large project, fsync on (default) | 964 ms (1.75x) | 715 ms (2.26x) | Faster in time; the floor (`cp -a`) was faster still in this run (552 to 316 ms). Nothing on this path changed. |
+| remoted start-up + first pass, 10,000 done records | 182 ms | 232 ms | At start remoted hands `state/` and every student's record directories to the staff's group (one `chmod`/`chown` each) and lists `done/` for the cluster's retention (ids only: a record is read only when its id dates it before the cutoff; before that change the row was 589 ms). Within its 3 s target. |
+| idle remoted: CPU | 0.033 % | 0.100 % | One more directory watched and listed per pass (`admin/requests/`); at this level the figure is noise. |
+| burst, tasks/s until all have a job id (local transport) | 0.463x | 0.293x (0.400x in a burst-only run right after) | Not profiled yet. Likely: spoold pulls before every push pass again (a restarted spoold must learn the cluster's limits before it sends), so during a burst uploads wait behind the statuses of every task already sent; and remoted now reads the staff's requests and looks up each student's limits every pass. To profile next. |
+| burst, tasks/s until all have a job id (ssh) | 0.257x | 0.175x (0.196x in a burst-only run) | The same, and this group still pins the students' keys with plain rrsync, so spoold runs its polling fallback: each pull is an rsync session, and rrsync lets one session at a time into a student's directory, so pulls and uploads wait for each other. The recommended pinning is the gate (see the section on a course on one login node); this group is to measure it next. |
+| resubmission over ssh, one file changed: upload time | 0.102x | 0.108x | Within the spread of this row (0.121x to 0.138x in earlier runs). |
+"""

@@ -19,6 +19,7 @@ from benchmarks.causes import (
     SCALE_BEFORE,
     SCALE_INTRO,
     SECURITY_COSTS,
+    STAFF_AND_SCALE,
     STUDENT_FEATURES,
 )
 from benchmarks.common import PY, REPO, Row
@@ -161,7 +162,8 @@ def write_docs(rows: Sequence[Row], info: dict[str, str], *, quick: bool, second
         now = by_figure.get(figure)
         after = "not measured" if now is None or now.value is None else fmt(now.value, now.unit)
         parts.append(f"| {figure} | {before} | {after} |")
-    parts += ["", SECURITY_COSTS.rstrip(), "", RESHAPE_AB.rstrip(), "", STUDENT_FEATURES.rstrip()]
+    parts += ["", SECURITY_COSTS.rstrip(), "", RESHAPE_AB.rstrip(), "", STUDENT_FEATURES.rstrip(), "",
+              STAFF_AND_SCALE.rstrip()]
     parts += ["", "## The machine", "", "| | |", "|---|---|"]
     parts += [f"| {k} | {v} |" for k, v in info.items()]
     parts += ["", REPRODUCE]
