@@ -39,6 +39,7 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.ids import is_task_id
 from ailabber.model.remote_layout import ADMIN, ADMIN_REPLIES, ADMIN_REQUESTS, AUDIT_LOG
 from ailabber.model.task import now_iso
+from ailabber.storage import fsutil
 from ailabber.storage.safedir import SafeDir
 from remoted.admin.access import is_staff, staff_gid, user_name
 from remoted.admin.requests import DONE as REPLY_DONE
@@ -135,7 +136,7 @@ class StaffRequests:
                 group = self.settings.admin_group
                 why = f"{user_name(st.st_uid)} is not course staff (" + (
                     f"root or a member of {group})" if group else "only root is: remoted.yaml names no admin_group)")
-            data = b"" if why else _read(fd, MAX_REQUEST_BYTES)
+            data = b"" if why else fsutil.read_fd(fd, MAX_REQUEST_BYTES, st.st_size)
         finally:
             os.close(fd)
         if why:
@@ -203,18 +204,6 @@ def _not_a_request(st: os.stat_result) -> str | None:
     if st.st_size > MAX_REQUEST_BYTES:
         return f"larger than {MAX_REQUEST_BYTES} bytes"
     return None
-
-
-def _read(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit + 1
-    while left > 0:
-        chunk = os.read(fd, left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _staff_dir(parent: SafeDir, name: str, mode: int, gid: int | None) -> SafeDir:

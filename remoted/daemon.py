@@ -31,8 +31,8 @@ from ailabber.daemonkit.remoted_settings import RemotedSettings
 from ailabber.model.joblimits import JobLimits
 from ailabber.model.remote_layout import DAEMON_LOCK, USERS
 from ailabber.storage import fsutil
-from remoted.admin.access import staff_gid
 from ailabber.storage.upload_limits import UploadLimits
+from remoted.admin.access import staff_gid
 from remoted.admin_acts import Acts
 from remoted.admin_requests import StaffRequests
 from remoted.cancel import handle_cancel_requests

@@ -286,8 +286,7 @@ class Spoold:
         changed = []
         for task_id in active if pulled_now else [t for t in active if t in self._result_failures]:
             task_dir = self.spool.stage_dir(SYNCED) / task_id
-            before = statusfile.read_status(task_dir)
-            st = self.merge(task_id, task_dir)
+            before, st = self.merge(task_id, task_dir)
             if st is not None and before is not None and (st.state, st.reason) != (before.state, before.reason):
                 changed.append(task_id)
             if st is not None and st.terminal:
@@ -340,19 +339,20 @@ class Spoold:
         self.last_contact = time.time()
         return True
 
-    def merge(self, task_id: str, task_dir: Path) -> TaskStatus | None:
+    def merge(self, task_id: str, task_dir: Path) -> tuple[TaskStatus | None, TaskStatus | None]:
+        """The task's local status before and after taking in what was pulled."""
         local = statusfile.read_status(task_dir)
         remote = statusfile.read_status(self.spool.outbox(task_id))
         if local is None or remote is None:
-            return local
+            return local, local
         merged = merge_remote(local, remote, statusfile.read_events(self.spool.outbox(task_id)))
         if merged is None:
-            return local
+            return local, local
         new, events = merged
         for e in events:
             fsutil.append_json_line(task_dir / statusfile.EVENTS, e)
         statusfile.record(task_dir, new, None)
-        return new
+        return local, new
 
     def pull_results(self, task_id: str, task_dir: Path) -> None:
         pull_results(self.transport, self.spool, task_id, task_dir)

@@ -18,6 +18,7 @@ from ailabber.cli.helptext import describe
 from ailabber.storage.spool import Spool
 from ailabber.web import server
 
+
 def configure(p: argparse.ArgumentParser) -> None:
     describe(p, """\
 Show your tasks in a web browser: their states and timelines, each task's log as it

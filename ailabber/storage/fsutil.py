@@ -133,6 +133,22 @@ class NotARegularFile(OSError):
     pass
 
 
+def read_fd(fd: int, limit: int, size: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file open on ``fd`` (whose ``fstat`` said
+    ``size``): one byte more than allowed is enough for the caller to refuse the file, and
+    a file that grew after the ``fstat`` is never read whole."""
+    chunks = []
+    left = limit + 1
+    while left > 0:
+        want = min(left, max(size + 1, 4096), 1 << 20)
+        chunk = os.read(fd, want)
+        chunks.append(chunk)
+        left -= len(chunk)
+        if len(chunk) < want:
+            break   # a short read of a regular file is its end: no second read to learn it
+    return b"".join(chunks)
+
+
 def read_small(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> bytes:
     """Read a regular file of at most ``limit`` bytes without following a symlink and
     without blocking on a FIFO: files in users' directories may be anything."""
@@ -143,16 +159,7 @@ def read_small(path: str | os.PathLike[str], limit: int = MAX_JSON_BYTES) -> byt
             raise NotARegularFile(f"{path} is not a regular file")
         if st.st_size > limit:
             raise NotARegularFile(f"{path} is larger than {limit} bytes")
-        chunks = []
-        left = limit + 1
-        while left > 0:
-            want = min(left, max(st.st_size + 1, 4096), 1 << 20)
-            chunk = os.read(fd, want)
-            chunks.append(chunk)
-            left -= len(chunk)
-            if len(chunk) < want:
-                break   # a short read of a regular file is its end: no second read to learn it
-        data = b"".join(chunks)
+        data = read_fd(fd, limit, st.st_size)
         if len(data) > limit:
             raise NotARegularFile(f"{path} is larger than {limit} bytes")
         return data

@@ -216,15 +216,7 @@ class SafeDir:
                 raise UnsafePath(0, f"{self.path / name} is owned by uid {st.st_uid}, not {owner}")
             if st.st_size > max_bytes:
                 raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            left = max_bytes + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 16))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
-            data = b"".join(chunks)
+            data = fsutil.read_fd(fd, max_bytes, st.st_size)
             if len(data) > max_bytes:
                 raise UnsafePath(0, f"{self.path / name} is larger than {max_bytes} bytes")
             return data

@@ -15,6 +15,7 @@ import pwd
 
 from ailabber.daemonkit.remoted_settings import RemotedSettings
 
+
 class Refused(Exception):
     """One line: who was refused, and who may."""
 

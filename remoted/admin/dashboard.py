@@ -23,9 +23,9 @@ from ailabber.web import html
 from ailabber.web.charts import Bar, bar_chart
 from ailabber.web.html import Cell, Markup, esc, section, tag
 from ailabber.web.server import Query, Reply, text_reply
+from remoted.admin.accounting import StudentUsage, Window, usage, week_start
 from remoted.admin.course import TaskRow, course_rows
 from remoted.admin.overview import Overview, overview
-from remoted.admin.accounting import StudentUsage, Window, usage, week_start
 
 HEARTBEAT = "heartbeat.json"
 

@@ -321,10 +321,9 @@ def test_logs_follow_a_running_job_over_ssh_by_appending(ssh_setup: SshSetup) ->
     assert all(f"tick{i}\n" in r.stdout for i in range(1, 13))
 
 
-def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path,
-                                                      pin: Path | None) -> None:
-    """All students log in as one service account; each key is pinned to that student's
-    directory; tasks still run as the student."""
+def _service_account_sshd(pytestconfig: pytest.Config, pin: Path | None) -> tuple[str, Sshd]:
+    """The service account every student's key logs in as, and a started sshd (keys
+    pinned with ``pin``: rrsync or the gate)."""
     from testbed.unix_users import ensure_user
 
     ok, why = available()
@@ -333,13 +332,27 @@ def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Confi
     ensure_user(svc)
     sshd = Sshd(gate=pin)
     sshd.start()
+    return svc, sshd
+
+
+def _service_account_area(root: Path, student: str, svc: str) -> Path:
+    """``users/<student>``, the service account's; students' jobs may pass through, not list."""
+    area = root / "users" / student
+    area.mkdir()
+    chown_tree(area, svc)
+    os.chmod(area, 0o711)
+    return area
+
+
+def test_service_account_with_keys_pinned_per_student(pytestconfig: pytest.Config, student_python: Path,
+                                                      pin: Path | None) -> None:
+    """All students log in as one service account; each key is pinned to that student's
+    directory; tasks still run as the student."""
+    svc, sshd = _service_account_sshd(pytestconfig, pin)
     base = world_dir("ailabber-svc-")
     root = shared_root(base)
     alice = STUDENTS[0]
-    area = root / "users" / alice
-    area.mkdir()
-    chown_tree(area, svc)
-    os.chmod(area, 0o711)     # the service account's; students' jobs may pass through, not list
+    area = _service_account_area(root, alice, svc)
     keydir = base / "keys"
     keydir.mkdir(mode=0o700)
     chown_tree(keydir, alice)
@@ -370,14 +383,7 @@ def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
     directories of the same service account on the same host.  The second spoold starts
     while the first one's multiplexed connection is still open: its task must still go
     through its own key, into its own directory (and so run as that directory's student)."""
-    from testbed.unix_users import ensure_user
-
-    ok, why = available()
-    require(pytestconfig, ok, why)
-    svc = "ailabber-svc"
-    ensure_user(svc)
-    sshd = Sshd(gate=pin)
-    sshd.start()
+    svc, sshd = _service_account_sshd(pytestconfig, pin)
     base = world_dir("ailabber-twokeys-")
     root = shared_root(base)
     client = STUDENTS[0]
@@ -385,10 +391,7 @@ def test_two_spoolds_of_one_user_with_different_keys_never_share_a_connection(
     keydir.mkdir(mode=0o700)
     keys: dict[str, Path] = {}
     for student in STUDENTS:
-        area = root / "users" / student
-        area.mkdir()
-        chown_tree(area, svc)
-        os.chmod(area, 0o711)
+        area = _service_account_area(root, student, svc)
         keys[student] = keydir / f"id-{student}"
         sshd.authorize(svc, keygen(keys[student], owner=client), rrsync_dir=area)
     chown_tree(keydir, client)

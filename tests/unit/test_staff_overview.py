@@ -11,9 +11,9 @@ from pathlib import Path
 from ailabber.daemonkit.remoted_settings import UserLimits
 from ailabber.model.remote_layout import UserArea
 from ailabber.model.task import TaskStatus, now_iso, transition
+from remoted.admin.accounting import Window, usage, week_start
 from remoted.admin.course import TaskRow, course_rows
 from remoted.admin.overview import held, overview
-from remoted.admin.accounting import Window, usage, week_start
 from remoted.jobspec import JobSpec
 from remoted.records import FINISHED, LAUNCHED, TaskRecord
 from remoted.schedulers.base import JobHandle
